@@ -1,0 +1,29 @@
+# gait_estimator: one entry point for setup, tests, benchmarks and the demo.
+SHELL := /bin/bash
+VENV := .venv
+PY := $(VENV)/bin/python
+export ROS_LOG_DIR := $(CURDIR)/build/ros_log
+export PYTHONDONTWRITEBYTECODE := 1
+
+.PHONY: setup lint test test-fast bench demo model clean
+
+setup:  ## idempotent: venv, ROS 2 Jazzy wheels, torch==2.13.0, messages, package
+	@bash scripts/setup_env.sh
+
+lint: setup
+	$(VENV)/bin/ruff check gait_estimator benchmarks scripts
+
+test: setup lint  ## setup + lint + the whole test suite
+	$(PY) -m pytest
+
+test-fast: setup
+	$(PY) -m pytest -m "not slow"
+
+bench: setup  ## every benchmark script prints its measured figures and ratios
+	@set -e; for b in benchmarks/bench_*.py; do echo "== $$b"; $(PY) $$b; done
+
+demo: setup  ## the main job on the embedded default: simulated IMUs, shipped model
+	$(PY) -m gait_estimator.cli.main demo
+
+clean:
+	rm -rf build $(VENV)

@@ -1,0 +1,56 @@
+"""Test-session isolation: a ROS_DOMAIN_ID of its own and localhost-only discovery.
+
+The domain is chosen before any test imports rclpy and is held with a lock file, so parallel
+pytest sessions on one machine (two CI jobs, a developer and CI) never cross-talk. Child
+processes started by tests inherit the environment.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import random
+from pathlib import Path
+
+import pytest
+
+_LOCK_DIR = Path(os.environ.get("TMPDIR", "/tmp")) / "gait_estimator_ros_domains"
+_held_lock = None  # keeps the lock file open (and so locked) for the whole session
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+SHARED_DATA = REPO_ROOT.parent / "shared" / "data"
+
+
+def _claim_domain_id() -> int:
+    global _held_lock
+    _LOCK_DIR.mkdir(parents=True, exist_ok=True)
+    candidates = list(range(1, 102))
+    random.SystemRandom().shuffle(candidates)
+    for domain in candidates:
+        handle = open(_LOCK_DIR / f"{domain}.lock", "w")  # noqa: SIM115 - held for the session
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            handle.close()
+            continue
+        _held_lock = handle
+        return domain
+    raise RuntimeError(f"no free ROS_DOMAIN_ID in 1..101 (locks in {_LOCK_DIR})")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    os.environ["ROS_DOMAIN_ID"] = str(_claim_domain_id())
+    os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
+    os.environ.setdefault("ROS_LOG_DIR", str(REPO_ROOT / "build" / "ros_log"))
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    return f"ROS_DOMAIN_ID={os.environ['ROS_DOMAIN_ID']} ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST"
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    """../shared/data beside the repository; fails (never skips) when it is missing."""
+    if not (SHARED_DATA / "README.md").is_file():
+        pytest.fail(f"reference data not found at {SHARED_DATA}: tests need ../shared/data beside the repo")
+    return SHARED_DATA
