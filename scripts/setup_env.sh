@@ -35,7 +35,7 @@ else
   echo "[setup] requirements: up to date"
 fi
 
-msgs_hash=$(hash_of gait_estimator_msgs/CMakeLists.txt gait_estimator_msgs/package.xml gait_estimator_msgs/msg/*.msg)
+msgs_hash=$(hash_of gait_estimator_msgs/CMakeLists.txt gait_estimator_msgs/package.xml gait_estimator_msgs/cmake/*.cmake gait_estimator_msgs/msg/*.msg)
 if ! stamp_ok msgs "$msgs_hash-$req_hash" || ! "$venv/bin/python" -c "import gait_estimator_msgs.msg" 2>/dev/null; then
   echo "[setup] building gait_estimator_msgs with CMake into $venv"
   rm -rf "$build/gait_estimator_msgs"

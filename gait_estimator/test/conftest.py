@@ -27,7 +27,7 @@ def _claim_domain_id() -> int:
     candidates = list(range(1, 102))
     random.SystemRandom().shuffle(candidates)
     for domain in candidates:
-        handle = open(_LOCK_DIR / f"{domain}.lock", "w")  # noqa: SIM115 - held for the session
+        handle = open(_LOCK_DIR / f"{domain}.lock", "w")
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
@@ -42,6 +42,13 @@ def pytest_configure(config: pytest.Config) -> None:
     os.environ["ROS_DOMAIN_ID"] = str(_claim_domain_id())
     os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
     os.environ.setdefault("ROS_LOG_DIR", str(REPO_ROOT / "build" / "ros_log"))
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    global _held_lock
+    if _held_lock is not None:
+        _held_lock.close()
+        _held_lock = None
 
 
 def pytest_report_header(config: pytest.Config) -> str:
