@@ -11,7 +11,7 @@ setup:  ## idempotent: venv, ROS 2 Jazzy wheels, torch==2.13.0, messages, packag
 	@bash scripts/setup_env.sh
 
 lint: setup
-	$(VENV)/bin/ruff check gait_estimator benchmarks scripts
+	$(VENV)/bin/ruff check .
 
 test: setup lint  ## setup + lint + the whole test suite
 	$(PY) -m pytest

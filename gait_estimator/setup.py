@@ -28,6 +28,7 @@ setup(
     entry_points={
         "console_scripts": [
             "gait-estimator = gait_estimator.cli.main:main",
+            "bag_player = gait_estimator.nodes.bag_player:main",
         ],
     },
 )
