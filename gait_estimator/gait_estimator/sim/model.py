@@ -1,0 +1,539 @@
+"""Planar (sagittal) multibody gait model: timing, kinematics, ground reactions, inverse dynamics.
+
+World frame REP 103 (x forward, y left, z up); the model lives in the x-z plane and every
+planar angle is counter-clockwise seen from the subject's right side, i.e. a rotation about
+world -y (so flexion of the thigh, extension of the knee and dorsiflexion of the ankle are
+positive, as in OpenSim gait2392).
+
+Pipeline of :func:`simulate_kinematics` and :func:`inverse_dynamics`:
+
+1. Stride timing: a smooth phase phi(t) (cubic spline through stride boundaries) with
+   stride-to-stride variability and slow speed drift; stride length follows from the
+   subject's leg geometry and the speed-dependent joint angle templates, cadence = v / SL.
+2. Joint angles: normative templates (Winter by cadence, Bovi by speed class) blended per
+   subject and speed, with per-subject offsets/scales, left/right asymmetry and smooth
+   stride-to-stride perturbations.
+3. Pelvis (hip joint centre) trajectory from the stance leg: the stance foot rolls without
+   slipping on a convex sole (heel -> flat -> metatarsal heads); during double support the two
+   stance-leg solutions are blended with the load-transfer weight.
+4. All position-level signals are cubic splines in time; velocities and accelerations are the
+   exact spline derivatives, so the IMU accelerations are d^2/dt^2 of the very trajectories
+   the inverse dynamics use.
+5. Total ground reaction force = sum m_i (a_i - g) (consistent with the whole-body CoM
+   motion), shared between the feet by the load-transfer weight; centre of pressure at the
+   rolling contact point, shifted (within the foot) so that whole-body angular momentum
+   balance holds; bottom-up Newton-Euler for ankle, knee and hip moments.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.interpolate import CubicSpline
+from scipy.signal import butter, sosfiltfilt
+
+from gait_estimator.conventions import GRAVITY
+from gait_estimator.sim import normative as nv
+
+SIDES = ("r", "l")
+G_VEC = np.array([0.0, -GRAVITY])  # planar (x, z)
+
+
+def rot(theta: np.ndarray, v: np.ndarray) -> np.ndarray:
+    """Rotate planar local vectors ``v`` [..., 2] by ``theta`` (CCW) -> [..., 2]."""
+    c, s = np.cos(theta), np.sin(theta)
+    return np.stack([c * v[..., 0] - s * v[..., 1], s * v[..., 0] + c * v[..., 1]], axis=-1)
+
+
+def perp(r: np.ndarray) -> np.ndarray:
+    """CCW 90 degree rotation of planar vectors (x, z) -> (-z, x)."""
+    return np.stack([-r[..., 1], r[..., 0]], axis=-1)
+
+
+def cross2(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Planar cross product a x b (CCW positive)."""
+    return a[..., 0] * b[..., 1] - a[..., 1] * b[..., 0]
+
+
+def smoothstep(p: np.ndarray) -> np.ndarray:
+    p = np.clip(p, 0.0, 1.0)
+    return p * p * p * (10.0 - 15.0 * p + 6.0 * p * p)
+
+
+def toe_off_fraction(speed_norm):
+    """Ipsilateral foot-off (fraction of stride) vs v/H, fitted to Bovi's adult speed classes."""
+    return np.clip(0.633 - 0.10 * (np.asarray(speed_norm) - 0.70), 0.56, 0.68)
+
+
+def stride_length_law(speed_norm):
+    """Stride length / height vs v/H (fitted to Bovi's adult speed classes)."""
+    return 0.92 * np.asarray(speed_norm) ** 0.44
+
+
+# --------------------------------------------------------------------------------------
+# Foot sole (rolling contact)
+# --------------------------------------------------------------------------------------
+@dataclass
+class Sole:
+    """Two-pivot foot: the stance foot pivots about the heel while it is dorsiflexed relative to
+    the ground (foot angle > 0) and about the metatarsal heads once the heel is off (< 0).
+
+    Both pivots give the same foot pose when the foot is flat, so the ankle position is
+    continuous; blending the two solutions over a small angle ``width`` (rad) makes it smooth.
+    Positions are in the foot frame (origin at the ankle joint).
+    """
+
+    heel_back: float
+    ball_front: float
+    ankle_height: float
+    width: float = np.radians(2.0)
+
+    @property
+    def heel(self) -> np.ndarray:
+        return np.array([-self.heel_back, -self.ankle_height])
+
+    @property
+    def ball(self) -> np.ndarray:
+        return np.array([self.ball_front, -self.ankle_height])
+
+    def ball_weight(self, theta):
+        return 1.0 / (1.0 + np.exp(np.clip(theta / self.width, -50, 50)))
+
+    def ankle_from_heel(self, theta):
+        """Ankle position relative to the flat-foot heel contact (ground) point [..., 2]."""
+        th = np.asarray(theta)
+        a_heel = -rot(th, np.broadcast_to(self.heel, th.shape + (2,)))
+        a_ball = np.array([self.heel_back + self.ball_front, 0.0]) - rot(
+            th, np.broadcast_to(self.ball, th.shape + (2,)))
+        w = self.ball_weight(th)[..., None]
+        return (1 - w) * a_heel + w * a_ball
+
+
+# --------------------------------------------------------------------------------------
+# Angle model
+# --------------------------------------------------------------------------------------
+class AngleModel:
+    """Joint angles (rad) of one subject as smooth functions of time."""
+
+    def __init__(self, subject: dict, templates, phase_spline: CubicSpline, speed_spline,
+                 noise_splines: dict, asym_timing: float) -> None:
+        self.subject = subject
+        self.templates = templates
+        self.coeffs = np.stack([t.coeffs for t in templates])  # [T, 4, 2K+1]
+        self.phase = phase_spline
+        self.speed = speed_spline
+        self.noise = noise_splines
+        self.asym_timing = asym_timing
+        g = subject["gait"]
+        self.w_winter = g["winter_weight"]
+        self.offset = np.radians(np.array(g["offset_deg"]))
+        self.scale = np.array(g["scale"])
+        self.asym_scale = np.array(g["asym_scale"])
+        self.asym_offset = np.radians(np.array(g["asym_offset_deg"]))
+        self.tilt = np.radians(g["pelvis_tilt_deg"])
+        self.lean = np.radians(g["trunk_lean_deg"])
+        self.height = subject["height_m"]
+        self.means = np.radians(self.coeffs[:, :, 0])  # [T, 4]
+
+    def weights(self, speed_norm: np.ndarray) -> np.ndarray:
+        return (self.w_winter * nv.family_weights(self.templates, "winter", speed_norm)
+                + (1 - self.w_winter) * nv.family_weights(self.templates, "bovi", speed_norm))
+
+    def curves_phase(self, phase: np.ndarray, speed_norm: np.ndarray) -> np.ndarray:
+        """Blended template curves [N, 4] (rad) at ``phase`` (cycles)."""
+        w = self.weights(speed_norm)  # [N, T]
+        k = (self.coeffs.shape[-1] - 1) // 2
+        arg = 2 * np.pi * np.multiply.outer(np.mod(phase, 1.0), np.arange(1, k + 1))
+        basis = np.concatenate([np.ones((phase.size, 1)), np.cos(arg), np.sin(arg)], axis=1)
+        n_t, n_c, n_f = self.coeffs.shape
+        per_t = basis @ self.coeffs.reshape(n_t * n_c, n_f).T  # [N, T*4]
+        per_t = per_t.reshape(phase.size, n_t, n_c)
+        return np.radians(np.einsum("nt,ntc->nc", w, per_t))
+
+    def side_angles(self, phase: np.ndarray, speed_norm: np.ndarray, side: str,
+                    noise: np.ndarray | None = None) -> dict[str, np.ndarray]:
+        """Absolute thigh/shank/foot angles and pelvis tilt for one side at its own phase."""
+        cur = self.curves_phase(phase, speed_norm)
+        mean = np.einsum("nt,tc->nc", self.weights(speed_norm), self.means)
+        scale = self.scale.copy()
+        offset = self.offset.copy()
+        if side == "l":
+            scale = scale * (1 + self.asym_scale)
+            offset = offset + self.asym_offset
+        jnt = mean[:, :3] + (cur[:, :3] - mean[:, :3]) * scale + offset
+        if noise is not None:
+            jnt = mean[:, :3] + (jnt - mean[:, :3]) * (1 + noise[:, 3:6]) + noise[:, :3]
+        thigh = jnt[:, 0]
+        shank = thigh - jnt[:, 1]
+        foot = shank + jnt[:, 2]
+        return {"thigh": thigh, "shank": shank, "foot": foot, "pelvis_dev": cur[:, 3]}
+
+    def angles(self, t: np.ndarray) -> dict[str, np.ndarray]:
+        """All planar angles at times ``t`` (s): thigh_r, shank_r, foot_r, ..., pelvis, hat."""
+        phi_r = self.phase(t)
+        phi_l = phi_r - 0.5 - self.asym_timing
+        sn = self.speed(t) / self.height
+        out: dict[str, np.ndarray] = {"phase_r": phi_r, "phase_l": phi_l, "speed_norm": sn}
+        for side, phi in (("r", phi_r), ("l", phi_l)):
+            nz = np.stack([self.noise[side][i](t) for i in range(6)], axis=-1)
+            a = self.side_angles(phi, sn, side, nz)
+            for key in ("thigh", "shank", "foot"):
+                out[f"{key}_{side}"] = a[key]
+            if side == "r":
+                out["pelvis"] = self.tilt + a["pelvis_dev"]
+        out["hat"] = self.lean + 0.5 * (out["pelvis"] - self.tilt)
+        return out
+
+
+# --------------------------------------------------------------------------------------
+# Timeline and kinematics
+# --------------------------------------------------------------------------------------
+@dataclass
+class Kinematics:
+    t: np.ndarray  # [N] s
+    angles: dict  # name -> [N] rad (planar)
+    omega: dict
+    alpha: dict
+    hip: np.ndarray  # [N, 2] hip joint centre position
+    hip_v: np.ndarray
+    hip_a: np.ndarray
+    load_r: np.ndarray  # right-foot load share in [0, 1]
+    phase_r: np.ndarray
+    phase_l: np.ndarray
+    speed: np.ndarray  # commanded speed v(t), m/s
+    events: dict  # name -> event times (s)
+    sole: Sole
+    toe_off: np.ndarray  # [N] toe-off fraction
+
+
+def _smooth_noise(rng, knots_t, sd, n_series):
+    """Cubic splines through N(0, sd) values at stride knots (one per series)."""
+    vals = rng.normal(0.0, 1.0, (len(knots_t), n_series)) * np.asarray(sd)
+    return [CubicSpline(knots_t, vals[:, i]) for i in range(n_series)]
+
+
+def _leg_hip(ang: dict, side: str, seg: dict, sole: Sole) -> np.ndarray:
+    """Hip position minus x_ref for a rolling stance foot of ``side`` ([N, 2])."""
+    th, sh, ft = ang[f"thigh_{side}"], ang[f"shank_{side}"], ang[f"foot_{side}"]
+    ankle = sole.ankle_from_heel(ft)
+    zeros = np.zeros_like(th)
+    knee = ankle - rot(sh, np.stack([zeros, zeros - seg["shank"]["length"]], -1))
+    return knee - rot(th, np.stack([zeros, zeros - seg["thigh"]["length"]], -1))
+
+
+def _com_offset(ang: dict, seg: dict) -> np.ndarray:
+    """Whole-body CoM minus hip joint centre [N, 2] for the planar angles ``ang``."""
+    total = 0.0
+    acc = np.zeros((ang["pelvis"].size, 2))
+    zero = np.zeros_like(ang["pelvis"])
+
+    def add(m, p):
+        nonlocal total, acc
+        total += m
+        acc = acc + m * p
+
+    pel = np.stack([zero, zero + seg["pelvis"]["com_height"]], -1)
+    add(seg["pelvis"]["mass"], rot(ang["pelvis"], pel))
+    add(seg["hat"]["mass"], rot(ang["hat"], np.stack([zero, zero + seg["hat"]["com_height"]], -1)))
+    foot = seg["foot"]
+    for side in SIDES:
+        lt, ls = seg["thigh"]["length"], seg["shank"]["length"]
+        knee = rot(ang[f"thigh_{side}"], np.stack([zero, zero - lt], -1))
+        ankle = knee + rot(ang[f"shank_{side}"], np.stack([zero, zero - ls], -1))
+        thc = np.stack([zero, zero - seg["thigh"]["com"] * lt], -1)
+        add(seg["thigh"]["mass"], rot(ang[f"thigh_{side}"], thc))
+        add(seg["shank"]["mass"], knee + rot(ang[f"shank_{side}"],
+                                             np.stack([zero, zero - seg["shank"]["com"] * ls], -1)))
+        fc = np.array([-foot["heel_back"] + foot["com"] * foot["length"], -0.5 * foot["ankle_height"]])
+        add(foot["mass"], ankle + rot(ang[f"foot_{side}"], np.broadcast_to(fc, knee.shape)))
+    return acc / total
+
+
+def _load_share(phase_r, phase_l, to_frac, asym):
+    fr, fl = np.mod(phase_r, 1.0), np.mod(phase_l, 1.0)
+    d_r = to_frac - 0.5 + asym
+    d_l = to_frac - 0.5 - asym
+    lam = np.where(fr < to_frac, 1.0, 0.0)
+    lam = np.where(fl < d_l, 1.0 - smoothstep(fl / d_l), lam)
+    lam = np.where(fr < d_r, smoothstep(fr / d_r), lam)
+    return lam
+
+
+def simulate_kinematics(subject: dict, duration_s: float, speed_mps: float, rate_hz: float,
+                        rng: np.random.Generator, templates=None, speed_drift: float = 0.04,
+                        hip_filter_hz: float | None = 8.0) -> Kinematics:
+    """Timing, joint angles and hip trajectory for ``duration_s`` seconds at ``rate_hz``."""
+    templates = templates or nv.load_templates()
+    seg = subject["segments"]
+    g = subject["gait"]
+    height = subject["height_m"]
+    sole = Sole(seg["foot"]["heel_back"], seg["foot"]["ball_front"], seg["foot"]["ankle_height"])
+
+    # Slow speed drift: sum of a few random sinusoids (periods 20-120 s), relative SD ~ drift.
+    pre = 4.0  # seconds simulated before t = 0 (both feet have a stance history)
+    n_comp = 4
+    periods = rng.uniform(20.0, 120.0, n_comp)
+    amps = rng.normal(0.0, speed_drift / np.sqrt(n_comp / 2), n_comp)
+    phases0 = rng.uniform(0, 2 * np.pi, n_comp)
+
+    def speed_at(tt):
+        tt = np.asarray(tt, dtype=float)
+        rel = np.sum(amps * np.sin(2 * np.pi * np.multiply.outer(tt, 1 / periods) + phases0), axis=-1)
+        return speed_mps * (1.0 + rel)
+
+    # Geometric stride length of this subject vs speed (from the rolling stance legs).
+    sn_grid = np.linspace(0.2, 1.4, 13)
+    tmp_model = AngleModel(subject, templates, None, None, None, g["asym_timing"])
+    sl_grid = np.array([_geometric_stride(tmp_model, s, seg, sole, g["asym_timing"]) for s in sn_grid])
+
+    # Stride boundaries.
+    t_k = [-pre]
+    while t_k[-1] < duration_s + 4.0:
+        v = float(speed_at(t_k[-1]))
+        sl = float(np.interp(v / height, sn_grid, sl_grid)) * g["stride_length_factor"]
+        dur = sl / v * (1.0 + g["stride_cv"] * float(np.clip(rng.normal(), -3, 3)))
+        t_k.append(t_k[-1] + dur)
+    t_k = np.array(t_k)
+    phase = CubicSpline(t_k, np.arange(len(t_k), dtype=float))
+    # Stride-wise angle perturbations: offsets (rad) and amplitude scales, both sides.
+    noise = {side: _smooth_noise(rng, t_k, [np.radians(1.2), np.radians(1.2), np.radians(1.0),
+                                            0.03, 0.03, 0.04], 6) for side in SIDES}
+    # Stride length factor applies to the geometry through the hip amplitude: approximate it
+    # by scaling the thigh amplitude; cadence already accounts for it via sl.
+    model = AngleModel(subject, templates, phase, speed_at, noise, g["asym_timing"])
+
+    n = int(round(duration_s * rate_hz))
+    n_pre = int(round(pre * rate_hz))
+    t = (np.arange(-n_pre, n + 4) / rate_hz).astype(float)
+    ang = model.angles(t)
+    to_frac = toe_off_fraction(ang["speed_norm"])
+
+    # Pelvis from whole-body CoM dynamics: CoM acceleration = sum of the two feet's
+    # normative GRF patterns (time-warped to each stance) / m - g.
+    grf_t = nv.load_grf_templates()
+    prog = {}
+    fz = np.zeros(t.size)
+    fx = np.zeros(t.size)
+    for side in SIDES:
+        fr = np.mod(ang[f"phase_{side}"], 1.0)
+        prog[side] = np.where(fr < to_frac, fr / to_frac, -1.0)
+        z, x = nv.grf_at(grf_t, prog[side], ang["speed_norm"])
+        fz += z
+        fx += x
+    dt = 1.0 / rate_hz
+    stride_hz = float(1.0 / np.mean(np.diff(t_k)))
+    sos_lo = butter(2, 0.35 * stride_hz, fs=rate_hz, output="sos")
+    az = fz - GRAVITY
+    az = az - sosfiltfilt(sos_lo, az)  # zero mean over every stride: sum Fz = body weight
+    ax = fx - sosfiltfilt(sos_lo, fx)
+    vz = np.cumsum(az) * dt
+    vz = vz - sosfiltfilt(sos_lo, vz)
+    com_z = np.cumsum(vz) * dt
+    com_z = com_z - sosfiltfilt(sos_lo, com_z)
+    vx = np.cumsum(ax) * dt
+    vx = vx - sosfiltfilt(sos_lo, vx)
+    com_x = np.cumsum(speed_at(t) + vx) * dt
+    # CoM relative to the hip joint centre from the segment configuration.
+    rel = _com_offset(ang, seg)
+    hip = np.stack([com_x, com_z], axis=-1) - rel
+    # Height: the stance feet's soles touch the ground on average in mid-stance.
+    sole_z = {}
+    for side in SIDES:
+        th, sh, ft = ang[f"thigh_{side}"], ang[f"shank_{side}"], ang[f"foot_{side}"]
+        knee_z = -seg["thigh"]["length"] * np.cos(th)
+        ankle_z = knee_z - seg["shank"]["length"] * np.cos(sh)
+        low = np.minimum(rot(ft, np.broadcast_to(sole.heel, ft.shape + (2,)))[:, 1],
+                         rot(ft, np.broadcast_to(sole.ball, ft.shape + (2,)))[:, 1])
+        sole_z[side] = hip[:, 1] + ankle_z + low
+    mid = {s: (prog[s] > 0.15) & (prog[s] < 0.6) for s in SIDES}
+    lift = -np.mean(np.concatenate([sole_z[s][mid[s]] for s in SIDES]))
+    hip[:, 1] += lift
+    lam = np.where(fz > 0, 0.0, 0.5)
+    z_r, _ = nv.grf_at(grf_t, prog["r"], ang["speed_norm"])
+    lam = np.where(fz > 1e-9, z_r / np.maximum(fz, 1e-9), lam)
+    phi_r, phi_l = ang["phase_r"], ang["phase_l"]
+    hs_r = np.interp(np.arange(np.ceil(phi_r[0]), np.floor(phi_r[-1]) + 1), phi_r, t)
+    hs_l = np.interp(np.arange(np.ceil(phi_l[0]), np.floor(phi_l[-1]) + 1), phi_l, t)
+
+    # Splines for derivatives (exact derivatives of the position-level signals).
+    names = ["thigh_r", "shank_r", "foot_r", "thigh_l", "shank_l", "foot_l", "pelvis", "hat"]
+    stack = np.stack([ang[k] for k in names] + [hip[:, 0], hip[:, 1]], axis=-1)
+    spl = CubicSpline(t, stack, axis=0)
+    d1, d2 = spl(t, 1), spl(t, 2)
+    sl = slice(n_pre, n_pre + n)
+    angles = {k: stack[sl, i] for i, k in enumerate(names)}
+    omega = {k: d1[sl, i] for i, k in enumerate(names)}
+    alpha = {k: d2[sl, i] for i, k in enumerate(names)}
+    events = {
+        "heel_strike_r": hs_r[(hs_r >= 0) & (hs_r < duration_s)],
+        "heel_strike_l": hs_l[(hs_l >= 0) & (hs_l < duration_s)],
+    }
+    for side, phi in (("r", ang["phase_r"]), ("l", ang["phase_l"])):
+        k0, k1 = np.ceil(phi[0]), np.floor(phi[-1])
+        targets = np.arange(k0 - 1, k1 + 1)
+        to_t = np.interp(targets + np.interp(targets, phi, to_frac), phi, t)
+        events[f"toe_off_{side}"] = to_t[(to_t >= 0) & (to_t < duration_s)]
+    return Kinematics(
+        t=t[sl], angles=angles, omega=omega, alpha=alpha,
+        hip=stack[sl, -2:], hip_v=d1[sl, -2:], hip_a=d2[sl, -2:],
+        load_r=lam[sl], phase_r=ang["phase_r"][sl], phase_l=ang["phase_l"][sl],
+        speed=speed_at(t[sl]), events=events, sole=sole, toe_off=to_frac[sl],
+    )
+
+
+def _geometric_stride(model: AngleModel, speed_norm: float, seg: dict, sole: Sole, asym: float) -> float:
+    """Hip progression over one stride (two rolling stance phases) at a fixed speed, m."""
+    sn = np.full(2, speed_norm)
+    out = 0.0
+    for side, ph_end in (("r", 0.5 + asym), ("l", 0.5 - asym)):
+        ph = np.array([0.0, ph_end])
+        a = model.side_angles(ph, sn, side)
+        a_side = {f"{k}_{side}": a[k] for k in ("thigh", "shank", "foot")}
+        h = _leg_hip(a_side, side, seg, sole)
+        out += h[1, 0] - h[0, 0]
+    return float(out)
+
+
+# --------------------------------------------------------------------------------------
+# Segment kinematics, ground reactions and inverse dynamics
+# --------------------------------------------------------------------------------------
+@dataclass
+class Body:
+    """Per-segment planar kinematics: origin/COM positions, velocities, accelerations."""
+
+    seg: dict
+    origin: dict  # name -> (p, v, a) of the segment origin (joint)
+    theta: dict
+    omega: dict
+    alpha: dict
+    com: dict  # name -> (p, v, a) of the COM
+    com_local: dict  # name -> local COM (2,)
+
+
+def _point(origin, th, om, al, local):
+    """p, v, a of a point fixed at ``local`` [2] or [N, 2] in a segment frame."""
+    p0, v0, a0 = origin
+    r = rot(th, np.broadcast_to(local, p0.shape))
+    p = p0 + r
+    v = v0 + om[:, None] * perp(r)
+    a = a0 + al[:, None] * perp(r) - (om**2)[:, None] * r
+    return p, v, a
+
+
+def build_body(kin: Kinematics, seg: dict) -> Body:
+    hip = (kin.hip, kin.hip_v, kin.hip_a)
+    origin, com, com_local = {}, {}, {}
+    th, om, al = {}, {}, {}
+    for name, key in (("pelvis", "pelvis"), ("hat", "hat")):
+        th[name], om[name], al[name] = kin.angles[key], kin.omega[key], kin.alpha[key]
+        origin[name] = hip
+        com_local[name] = np.array([0.0, seg[name]["com_height"]])
+    foot = seg["foot"]
+    for side in SIDES:
+        for part in ("thigh", "shank", "foot"):
+            k = f"{part}_{side}"
+            th[k], om[k], al[k] = kin.angles[k], kin.omega[k], kin.alpha[k]
+        origin[f"thigh_{side}"] = hip
+        lt, ls = seg["thigh"]["length"], seg["shank"]["length"]
+        origin[f"shank_{side}"] = _point(hip, th[f"thigh_{side}"], om[f"thigh_{side}"],
+                                         al[f"thigh_{side}"], np.array([0.0, -lt]))
+        origin[f"foot_{side}"] = _point(origin[f"shank_{side}"], th[f"shank_{side}"],
+                                        om[f"shank_{side}"], al[f"shank_{side}"], np.array([0.0, -ls]))
+        com_local[f"thigh_{side}"] = np.array([0.0, -seg["thigh"]["com"] * lt])
+        com_local[f"shank_{side}"] = np.array([0.0, -seg["shank"]["com"] * ls])
+        com_local[f"foot_{side}"] = np.array([
+            -foot["heel_back"] + foot["com"] * foot["length"], -0.5 * foot["ankle_height"]])
+    for k in th:
+        com[k] = _point(origin[k], th[k], om[k], al[k], com_local[k])
+    return Body(seg=seg, origin=origin, theta=th, omega=om, alpha=al, com=com, com_local=com_local)
+
+
+def _mass(seg, name):
+    return seg[name.split("_")[0]]["mass"]
+
+
+def _inertia(seg, name):
+    return seg[name.split("_")[0]]["inertia"]
+
+
+def ground_reactions(body: Body, kin: Kinematics) -> tuple[np.ndarray, dict, dict]:
+    """Total GRF [N, 2] = sum m (a - g), split per foot; template COP heel -> toe (z = 0)."""
+    seg = body.seg
+    total = sum(_mass(seg, k) * (body.com[k][2] - G_VEC) for k in body.com)
+    grf = {"r": kin.load_r[:, None] * total, "l": (1.0 - kin.load_r)[:, None] * total}
+    cop = {}
+    foot = seg["foot"]
+    for side, phase in (("r", kin.phase_r), ("l", kin.phase_l)):
+        prog = np.clip(np.mod(phase, 1.0) / kin.toe_off, 0.0, 1.0)
+        x_loc = -foot["heel_back"] + (foot["heel_back"] + foot["ball_front"] + 0.08 * foot["length"]) * prog
+        loc = np.stack([x_loc, np.full_like(x_loc, -foot["ankle_height"])], axis=-1)
+        p = body.origin[f"foot_{side}"][0] + rot(body.theta[f"foot_{side}"], loc)
+        cop[side] = np.stack([p[:, 0], np.zeros_like(p[:, 0])], axis=-1)
+    return total, grf, cop
+
+
+def newton_euler(body: Body, grf: dict, cop: dict) -> dict:
+    """Bottom-up inverse dynamics per leg; returns joint moments (N m) and hip forces."""
+    seg = body.seg
+    out = {}
+    for side in SIDES:
+        f_dist = grf[side]  # force acting on the current segment at its distal end
+        p_dist = cop[side]
+        m_dist = np.zeros(f_dist.shape[0])
+        for part, joint in (("foot", "ankle"), ("shank", "knee"), ("thigh", "hip")):
+            k = f"{part}_{side}"
+            m, inertia = _mass(seg, k), _inertia(seg, k)
+            pc, _, ac = body.com[k]
+            p_prox = body.origin[k][0]
+            f_prox = m * (ac - G_VEC) - f_dist
+            m_prox = (inertia * body.alpha[k] - m_dist - cross2(p_dist - pc, f_dist)
+                      - cross2(p_prox - pc, f_prox))
+            out[f"{joint}_{side}"] = m_prox
+            out[f"force_{joint}_{side}"] = f_prox
+            # next segment up: reaction at its distal end
+            f_dist, p_dist, m_dist = -f_prox, p_prox, -m_prox
+    return out
+
+
+def pelvis_residual(body: Body, nm: dict) -> tuple[np.ndarray, np.ndarray]:
+    """Top-down vs bottom-up mismatch on pelvis + HAT: force [N, 2] (N), moment [N] (N m)."""
+    seg = body.seg
+    hip_p = body.origin["pelvis"][0]
+    res_f = nm["force_hip_r"] + nm["force_hip_l"]
+    res_m = nm["hip_r"] + nm["hip_l"]
+    for k in ("pelvis", "hat"):
+        m = _mass(seg, k)
+        pc, _, ac = body.com[k]
+        res_f = res_f + m * (ac - G_VEC)
+        res_m = res_m + _inertia(seg, k) * body.alpha[k] + cross2(pc - hip_p, m * (ac - G_VEC))
+    return res_f, res_m
+
+
+def inverse_dynamics(body: Body, kin: Kinematics, balance_cop: bool = True, max_shift: float = 0.05) -> dict:
+    """GRF, COP, joint moments (N m, OpenSim signs) and pelvis residuals."""
+    total, grf, cop = ground_reactions(body, kin)
+    nm = newton_euler(body, grf, cop)
+    res_f, res_m = pelvis_residual(body, nm)
+    if balance_cop:
+        # The residual is linear in a common COP shift dx: d(res)/d(dx) from one probe.
+        probe = {s: cop[s] + np.array([0.01, 0.0]) for s in SIDES}
+        _, res_probe = pelvis_residual(body, newton_euler(body, grf, probe))
+        gain = (res_probe - res_m) / 0.01
+        ok = np.abs(gain) > 1e-6 * np.abs(gain).max()
+        dx = np.where(ok, -res_m / np.where(ok, gain, 1.0), 0.0)
+        foot = body.seg["foot"]
+        for s in SIDES:
+            ft = body.theta[f"foot_{s}"]
+            ank = body.origin[f"foot_{s}"][0]
+            heel = (ank + rot(ft, np.broadcast_to(np.array([-foot["heel_back"], -foot["ankle_height"]]),
+                                                   ank.shape)))[:, 0]
+            toe = (ank + rot(ft, np.broadcast_to(np.array([foot["ball_front"] + 0.2 * foot["length"],
+                                                           -foot["ankle_height"]]), ank.shape)))[:, 0]
+            x = cop[s][:, 0] + np.clip(dx, -max_shift, max_shift)
+            x = np.clip(x, np.minimum(heel, toe), np.maximum(heel, toe))
+            cop[s] = np.stack([x, cop[s][:, 1]], axis=-1)
+        nm = newton_euler(body, grf, cop)
+        res_f, res_m = pelvis_residual(body, nm)
+    return {"grf_total": total, "grf": grf, "cop": cop, "moments": nm,
+            "residual_force": res_f, "residual_moment": res_m}

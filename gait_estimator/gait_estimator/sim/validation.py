@@ -1,0 +1,92 @@
+"""Checks of the simulator against reference data (Winter, Bovi, Dorschky 2019 P01)."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import numpy as np
+
+from gait_estimator.sim import anthropometry as an
+from gait_estimator.sim.imu import ImuConfig, ImuErrorModel
+from gait_estimator.sim.normative import default_data_root
+
+DORSCHKY_SEGMENT = {"pelvis": "pelvis", "femur_r": "thigh_r", "femur_l": "thigh_l", "tibia_r": "shank_r",
+                    "tibia_l": "shank_l", "foot_r": "foot_r", "foot_l": "foot_l"}
+
+
+def cycle_mean(x: np.ndarray, hs: np.ndarray, n: int = 100) -> np.ndarray:
+    """Mean over cycles between consecutive heel strikes (sample indices), ``n`` points each."""
+    x = np.asarray(x, dtype=float)
+    idx = np.arange(x.shape[0])
+    cyc = []
+    for a, b in zip(hs[:-1], hs[1:], strict=False):
+        tt = np.linspace(a, b, n + 1)[:-1]
+        cyc.append(np.stack([np.interp(tt, idx, x[:, j]) for j in range(x.shape[1])], -1) if x.ndim == 2
+                   else np.interp(tt, idx, x))
+    return np.mean(cyc, axis=0)
+
+
+def pearson(a, b) -> float:
+    """Pearson r; NaN when either series is constant (e.g. an out-of-plane channel, noise off)."""
+    a, b = np.asarray(a, float), np.asarray(b, float)
+    a, b = a - a.mean(), b - b.mean()
+    den = float(np.sqrt(np.sum(a * a) * np.sum(b * b)))
+    return float(np.sum(a * b) / den) if den > 1e-12 else float("nan")
+
+
+def osim_to_rep103(v) -> np.ndarray:
+    """OpenSim segment frame (x fwd, y up, z right) -> simulator segment frame (x fwd, y left, z up)."""
+    x, y, z = v
+    return np.array([x, -z, y], dtype=float)
+
+
+def load_dorschky(name: str = "P01_walking", root: Path | None = None):
+    base = (root or default_data_root()) / "real" / "dorschky2019_imu2d"
+    meta = json.loads((base / f"{name}_meta.json").read_text(encoding="utf-8"))
+    with open(base / f"{name}_mean.csv", newline="", encoding="utf-8") as fh:
+        rows = list(csv.DictReader(fh))
+    data = {k: np.array([float(r[k]) if r[k] not in ("", None) else np.nan for r in rows])
+            for k in rows[0] if k != "sample"}
+    return meta, data
+
+
+def dorschky_subject(meta: dict, seed: int = 0) -> dict:
+    rng = np.random.default_rng(seed)
+    s = an.sample_subject(rng, meta.get("participant", "P01"))
+    s["sex"] = "male"
+    s["height_m"], s["mass_kg"] = float(meta["height_m"]), float(meta["mass_kg"])
+    s["segments"] = an.segment_parameters("male", s["mass_kg"], s["height_m"], s["length_scale"])
+    return s
+
+
+def dorschky_imu_config(meta: dict, rate_hz: float = 100.0) -> ImuConfig:
+    pos = {}
+    for col in meta["columns"]:
+        if col.get("type") in ("acc", "gyro"):
+            pos[DORSCHKY_SEGMENT[col["segment"]]] = tuple(osim_to_rep103(col["sensor_position_in_segment_m"]))
+    return ImuConfig(rate_hz=rate_hz, positions=pos, random_misalignment_deg=0.0,
+                     errors=ImuErrorModel(enabled=False))
+
+
+def sim_channel(trial, column: str, meta_col: dict, hs: np.ndarray) -> np.ndarray:
+    """Cycle mean of a simulated channel mapped onto a Dorschky column's axis."""
+    loc = DORSCHKY_SEGMENT[meta_col["segment"]]
+    kind = meta_col["type"]
+    axis = osim_to_rep103(meta_col["axis_direction_in_segment"])
+    sig = trial.imu[loc][kind].astype(float) @ axis
+    return cycle_mean(sig, hs)
+
+
+def compare_dorschky(trial, meta: dict, data: dict) -> dict[str, float]:
+    """Pearson r per IMU column between simulated and real P01 cycle means."""
+    hs = trial.events["heel_strike_r"]
+    out = {}
+    for col in meta["columns"]:
+        if col.get("type") not in ("acc", "gyro"):
+            continue
+        real = data[col["column"]][:100]
+        sim = sim_channel(trial, col["column"], col, hs)
+        out[col["column"]] = pearson(sim, real)
+    return out
