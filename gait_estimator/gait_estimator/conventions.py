@@ -9,7 +9,9 @@ a positive torque acts to increase the coordinate.
 - ``ankle_angle_*``: + dorsiflexion; the plantarflexor moment of push-off is negative.
 
 Winter (2009) reports extensor (hip, knee) and plantarflexor (ankle) moments as positive,
-so ``WINTER_TO_OPENSIM_SIGN`` maps his curves onto ours.
+so ``WINTER_TO_OPENSIM_SIGN`` maps his moment curves onto ours (hip -, knee +, ankle -). His
+angles (hip flexion +, knee flexion +, ankle dorsiflexion +) map with
+``WINTER_ANGLE_TO_OPENSIM_SIGN`` (hip +, knee -, ankle +).
 
 Frames: REP 103 (x forward, y left, z up) for the world; each IMU frame is attached to its
 segment. Quaternions: ROS messages x,y,z,w; transforms3d w,x,y,z; scipy x,y,z,w. Convert only
@@ -48,8 +50,10 @@ JOINTS_R: Final[tuple[str, ...]] = ("hip_flexion_r", "knee_angle_r", "ankle_angl
 JOINTS_L: Final[tuple[str, ...]] = ("hip_flexion_l", "knee_angle_l", "ankle_angle_l")
 JOINTS: Final[tuple[str, ...]] = JOINTS_R + JOINTS_L
 
-# Multiply a Winter (2009) moment or angle by this to get the OpenSim convention.
+# Multiply a Winter (2009) moment by this to get the OpenSim convention (moments only).
 WINTER_TO_OPENSIM_SIGN: Final[dict[str, float]] = {"hip": -1.0, "knee": 1.0, "ankle": -1.0}
+# Multiply a Winter (2009) joint angle by this to get the OpenSim coordinate.
+WINTER_ANGLE_TO_OPENSIM_SIGN: Final[dict[str, float]] = {"hip": 1.0, "knee": -1.0, "ankle": 1.0}
 
 
 def channel_name(location: str, signal: str) -> str:

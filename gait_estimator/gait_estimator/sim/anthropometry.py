@@ -1,7 +1,8 @@
 """Subjects: sex, age, mass and height from adult distributions; segment parameters after
 de Leva (1996, adjusted Zatsiorsky-Seluyanov tables) with a few Winter (2009) proportions.
 
-Segments of the planar model: HAT (head, arms, upper and middle trunk), pelvis (de Leva's
+Segments of the planar model: HAT (head, upper and middle trunk), two arms (swinging
+against the ipsilateral leg, so whole-body angular momentum stays small), pelvis (de Leva's
 lower trunk), thigh, shank and foot on each side. Lengths scale with height, masses with body
 mass; every subject gets its own small random deviation of each length (a few per cent).
 """
@@ -58,9 +59,17 @@ def segment_parameters(sex: str, mass_kg: float, height_m: float, length_scale=N
             "com": com,  # fraction of length from proximal (foot: from the heel)
             "inertia": frac * mass_kg * (rog * length) ** 2,
         }
-    arms = 2 * (t["upper_arm"] + t["forearm"] + t["hand"])
-    hat_frac = t["head"] + t["upper_trunk"] + t["mid_trunk"] + arms
+    arm_frac = t["upper_arm"] + t["forearm"] + t["hand"]
+    hat_frac = t["head"] + t["upper_trunk"] + t["mid_trunk"]  # arms: own segments (swing)
     trunk_len = 0.288 * height_m * ls["trunk"]  # hip joint to shoulder (Winter 2009)
+    arm_len = 0.44 * height_m  # shoulder to fingertip, elbow slightly flexed (Winter 2009)
+    seg["arm"] = {
+        "mass": arm_frac * mass_kg,
+        "length": arm_len,
+        "com": 0.40,  # fraction of length from the shoulder
+        "inertia": arm_frac * mass_kg * (0.30 * arm_len) ** 2,
+        "shoulder_height": trunk_len,
+    }
     seg["hat"] = {
         "mass": hat_frac * mass_kg,
         "length": trunk_len,

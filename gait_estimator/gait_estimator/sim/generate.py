@@ -37,7 +37,7 @@ def simulate_trial(subject: dict, duration_s: float, speed_mps: float, rate_hz: 
     rng = np.random.default_rng(seed)
     kin = md.simulate_kinematics(subject, duration_s, speed_mps, rate_hz, rng)
     body = md.build_body(kin, subject["segments"])
-    idd = md.inverse_dynamics(body, kin, balance_cop=balance_cop, max_shift=0.02)
+    idd = md.inverse_dynamics(body, kin, balance_cop=balance_cop)
     n = kin.t.size
     time_ns = np.round(np.arange(n) * (1e9 / rate_hz)).astype(np.int64)
     imu = simulate_imus(body, subject["segments"], cfg, time_ns, rng)

@@ -13,16 +13,23 @@ Pipeline of :func:`simulate_kinematics` and :func:`inverse_dynamics`:
 2. Joint angles: normative templates (Winter by cadence, Bovi by speed class) blended per
    subject and speed, with per-subject offsets/scales, left/right asymmetry and smooth
    stride-to-stride perturbations.
-3. Pelvis (hip joint centre) trajectory from the stance leg: the stance foot rolls without
-   slipping on a convex sole (heel -> flat -> metatarsal heads); during double support the two
-   stance-leg solutions are blended with the load-transfer weight.
+3. Pelvis (hip joint centre) trajectory: mean progression from the stance-leg geometry (the
+   stance foot rolls heel -> flat -> metatarsal heads); its fluctuation is a weighted sum of
+   the stance-leg (no-slip) fluctuation (``chain_weight``) and the CoM fluctuation implied by
+   the normative GRF of both feet (``grf_weight``), low-pass filtered zero-phase. The default
+   uses the GRF CoM only: the template angles with rigid segments give a hip velocity swing
+   about twice the real one (±7 N/kg forward accelerations), so the stance foot slides a little.
 4. All position-level signals are cubic splines in time; velocities and accelerations are the
    exact spline derivatives, so the IMU accelerations are d^2/dt^2 of the very trajectories
-   the inverse dynamics use.
-5. Total ground reaction force = sum m_i (a_i - g) (consistent with the whole-body CoM
-   motion), shared between the feet by the load-transfer weight; centre of pressure at the
-   rolling contact point, shifted (within the foot) so that whole-body angular momentum
-   balance holds; bottom-up Newton-Euler for ankle, knee and hip moments.
+   the inverse dynamics use. Two arms swing against the ipsilateral thigh.
+5. Total ground reaction force = sum m_i (a_i - g) over all segments (vertical GRF averages to
+   body weight over a stride by construction). In double support the load share is the one
+   that satisfies whole-body angular momentum balance (within a band around a smooth
+   hand-over); horizontal force split so each foot's force points at the CoM; COP from a
+   heel-to-toe template, shifted by at most ``COP_MAX_SHIFT`` towards angular momentum balance
+   and clipped to the foot. Where the shift is clipped the top-down/bottom-up pelvis moment
+   residual is non-zero (reported in ``extras["residual_moment_nm"]``). Bottom-up Newton-Euler
+   gives ankle, knee and hip moments.
 """
 
 from __future__ import annotations
@@ -37,6 +44,18 @@ from gait_estimator.conventions import GRAVITY
 from gait_estimator.sim import normative as nv
 
 SIDES = ("r", "l")
+# Pelvis path: zero-phase low-pass at HIP_FILTER x stride frequency; weights of the stance-leg
+# (no-slip) fluctuation and of the normative-GRF CoM fluctuation (see simulate_kinematics).
+HIP_FILTER = 2.5
+CHAIN_WEIGHT = 0.0
+GRF_WEIGHT = 1.0
+# Double support: the load share may deviate from the smooth hand-over by up to LOAD_BAND
+# (times sin(pi p)) to satisfy whole-body angular momentum balance.
+LOAD_BAND = 1.0
+# Single support: the COP may move at most COP_MAX_SHIFT (m) from its heel-to-toe template.
+COP_MAX_SHIFT = 0.04
+# Arm swing against the ipsilateral thigh (rad per rad).
+ARM_GAIN = 0.7
 G_VEC = np.array([0.0, -GRAVITY])  # planar (x, z)
 
 
@@ -183,6 +202,10 @@ class AngleModel:
             if side == "r":
                 out["pelvis"] = self.tilt + a["pelvis_dev"]
         out["hat"] = self.lean + 0.5 * (out["pelvis"] - self.tilt)
+        # Arm swing against the ipsilateral thigh (shoulder flexion when the thigh extends).
+        for side in SIDES:
+            th = out[f"thigh_{side}"]
+            out[f"arm_{side}"] = out["hat"] + np.radians(8.0) - ARM_GAIN * (th - np.radians(5.0))
         return out
 
 
@@ -205,6 +228,7 @@ class Kinematics:
     events: dict  # name -> event times (s)
     sole: Sole
     toe_off: np.ndarray  # [N] toe-off fraction
+    ds_envelope: np.ndarray | None = None  # [N] sin(pi p) in double support, 0 elsewhere
 
 
 def _smooth_noise(rng, knots_t, sd, n_series):
@@ -236,6 +260,11 @@ def _com_offset(ang: dict, seg: dict) -> np.ndarray:
     pel = np.stack([zero, zero + seg["pelvis"]["com_height"]], -1)
     add(seg["pelvis"]["mass"], rot(ang["pelvis"], pel))
     add(seg["hat"]["mass"], rot(ang["hat"], np.stack([zero, zero + seg["hat"]["com_height"]], -1)))
+    if "arm" in seg:
+        sh = rot(ang["hat"], np.stack([zero, zero + seg["arm"]["shoulder_height"]], -1))
+        for side in SIDES:
+            arm_c = np.stack([zero, zero - seg["arm"]["com"] * seg["arm"]["length"]], -1)
+            add(seg["arm"]["mass"], sh + rot(ang[f"arm_{side}"], arm_c))
     foot = seg["foot"]
     for side in SIDES:
         lt, ls = seg["thigh"]["length"], seg["shank"]["length"]
@@ -250,19 +279,26 @@ def _com_offset(ang: dict, seg: dict) -> np.ndarray:
     return acc / total
 
 
-def _load_share(phase_r, phase_l, to_frac, asym):
+def _load_share(phase_r, phase_l, to_frac, asym, envelope: bool = False):
+    """Right-foot load share (smooth hand-over in double support); with ``envelope`` also the
+    double-support envelope sin(pi p) (p: progress through double support, 0 elsewhere)."""
     fr, fl = np.mod(phase_r, 1.0), np.mod(phase_l, 1.0)
     d_r = to_frac - 0.5 + asym
     d_l = to_frac - 0.5 - asym
     lam = np.where(fr < to_frac, 1.0, 0.0)
     lam = np.where(fl < d_l, 1.0 - smoothstep(fl / d_l), lam)
     lam = np.where(fr < d_r, smoothstep(fr / d_r), lam)
-    return lam
+    if not envelope:
+        return lam
+    env = np.where(fl < d_l, np.sin(np.pi * np.clip(fl / d_l, 0, 1)), 0.0)
+    env = np.where(fr < d_r, np.sin(np.pi * np.clip(fr / d_r, 0, 1)), env)
+    return lam, env
 
 
 def simulate_kinematics(subject: dict, duration_s: float, speed_mps: float, rate_hz: float,
                         rng: np.random.Generator, templates=None, speed_drift: float = 0.04,
-                        hip_filter_hz: float | None = 8.0) -> Kinematics:
+                        hip_filter_hz: float = HIP_FILTER, chain_weight: float = CHAIN_WEIGHT,
+                        grf_weight: float = GRF_WEIGHT) -> Kinematics:
     """Timing, joint angles and hip trajectory for ``duration_s`` seconds at ``rate_hz``."""
     templates = templates or nv.load_templates()
     seg = subject["segments"]
@@ -309,55 +345,56 @@ def simulate_kinematics(subject: dict, duration_s: float, speed_mps: float, rate
     ang = model.angles(t)
     to_frac = toe_off_fraction(ang["speed_norm"])
 
-    # Pelvis from whole-body CoM dynamics: CoM acceleration = sum of the two feet's
-    # normative GRF patterns (time-warped to each stance) / m - g.
+    # Pelvis (hip joint centre) from the stance legs: each stance foot rolls without slipping
+    # (heel -> flat -> metatarsal heads), so its leg chain fixes the hip relative to a fixed
+    # ground point. Forward: the hip velocity is the load-weighted blend of the two stance-leg
+    # velocities (one leg in single support, a smooth hand-over in double support); vertical:
+    # the blend of the two stance-leg heights. A zero-phase low-pass removes the hand-over kinks.
+    lam, env = _load_share(ang["phase_r"], ang["phase_l"], to_frac, g["asym_timing"], envelope=True)
+    chain = {s: _leg_hip(ang, s, seg, sole) for s in SIDES}
+    dt = 1.0 / rate_hz
+    vel = {s: np.gradient(chain[s][:, 0], dt) for s in SIDES}
+    vx = lam * vel["r"] + (1.0 - lam) * vel["l"]
+    z = lam * chain["r"][:, 1] + (1.0 - lam) * chain["l"][:, 1]
+    stride_hz = float(1.0 / np.mean(np.diff(t_k)))
+    sos_lo = butter(2, hip_filter_hz * stride_hz, fs=rate_hz, output="sos")
+    sos_mean = butter(2, 0.5 * stride_hz, fs=rate_hz, output="sos")
+    v_mean = sosfiltfilt(sos_mean, vx)
+    z_mean = sosfiltfilt(sos_mean, z)
+    # Whole-body CoM fluctuation implied by the normative GRF of both feet (time-warped to
+    # each stance), converted to a hip fluctuation with the segment configuration.
     grf_t = nv.load_grf_templates()
-    prog = {}
     fz = np.zeros(t.size)
     fx = np.zeros(t.size)
     for side in SIDES:
         fr = np.mod(ang[f"phase_{side}"], 1.0)
-        prog[side] = np.where(fr < to_frac, fr / to_frac, -1.0)
-        z, x = nv.grf_at(grf_t, prog[side], ang["speed_norm"])
-        fz += z
-        fx += x
-    dt = 1.0 / rate_hz
-    stride_hz = float(1.0 / np.mean(np.diff(t_k)))
-    sos_lo = butter(2, 0.35 * stride_hz, fs=rate_hz, output="sos")
+        zz, xx = nv.grf_at(grf_t, np.where(fr < to_frac, fr / to_frac, -1.0), ang["speed_norm"])
+        fz += zz
+        fx += xx
     az = fz - GRAVITY
-    az = az - sosfiltfilt(sos_lo, az)  # zero mean over every stride: sum Fz = body weight
-    ax = fx - sosfiltfilt(sos_lo, fx)
-    vz = np.cumsum(az) * dt
-    vz = vz - sosfiltfilt(sos_lo, vz)
-    com_z = np.cumsum(vz) * dt
-    com_z = com_z - sosfiltfilt(sos_lo, com_z)
-    vx = np.cumsum(ax) * dt
-    vx = vx - sosfiltfilt(sos_lo, vx)
-    com_x = np.cumsum(speed_at(t) + vx) * dt
-    # CoM relative to the hip joint centre from the segment configuration.
+    az = az - sosfiltfilt(sos_mean, az)
+    ax = fx - sosfiltfilt(sos_mean, fx)
+    gvz = np.cumsum(az) * dt
+    gvz -= sosfiltfilt(sos_mean, gvz)
+    gz = np.cumsum(gvz) * dt
+    gz -= sosfiltfilt(sos_mean, gz)
+    gvx = np.cumsum(ax) * dt
+    gvx -= sosfiltfilt(sos_mean, gvx)
     rel = _com_offset(ang, seg)
-    hip = np.stack([com_x, com_z], axis=-1) - rel
-    # Height: the stance feet's soles touch the ground on average in mid-stance.
-    sole_z = {}
-    for side in SIDES:
-        th, sh, ft = ang[f"thigh_{side}"], ang[f"shank_{side}"], ang[f"foot_{side}"]
-        knee_z = -seg["thigh"]["length"] * np.cos(th)
-        ankle_z = knee_z - seg["shank"]["length"] * np.cos(sh)
-        low = np.minimum(rot(ft, np.broadcast_to(sole.heel, ft.shape + (2,)))[:, 1],
-                         rot(ft, np.broadcast_to(sole.ball, ft.shape + (2,)))[:, 1])
-        sole_z[side] = hip[:, 1] + ankle_z + low
-    mid = {s: (prog[s] > 0.15) & (prog[s] < 0.6) for s in SIDES}
-    lift = -np.mean(np.concatenate([sole_z[s][mid[s]] for s in SIDES]))
-    hip[:, 1] += lift
-    lam = np.where(fz > 0, 0.0, 0.5)
-    z_r, _ = nv.grf_at(grf_t, prog["r"], ang["speed_norm"])
-    lam = np.where(fz > 1e-9, z_r / np.maximum(fz, 1e-9), lam)
+    rel_vx = np.gradient(rel[:, 0], dt)
+    g_hvx = gvx - (rel_vx - sosfiltfilt(sos_mean, rel_vx))
+    g_hz = gz - (rel[:, 1] - sosfiltfilt(sos_mean, rel[:, 1]))
+    vx = sosfiltfilt(sos_lo, v_mean + chain_weight * (vx - v_mean) + grf_weight * g_hvx)
+    z = sosfiltfilt(sos_lo, z_mean + chain_weight * (z - z_mean) + grf_weight * g_hz)
+    hip = np.stack([np.cumsum(vx) * dt, z], axis=-1)
+    hip[:, 0] -= hip[n_pre, 0]
     phi_r, phi_l = ang["phase_r"], ang["phase_l"]
     hs_r = np.interp(np.arange(np.ceil(phi_r[0]), np.floor(phi_r[-1]) + 1), phi_r, t)
     hs_l = np.interp(np.arange(np.ceil(phi_l[0]), np.floor(phi_l[-1]) + 1), phi_l, t)
 
     # Splines for derivatives (exact derivatives of the position-level signals).
-    names = ["thigh_r", "shank_r", "foot_r", "thigh_l", "shank_l", "foot_l", "pelvis", "hat"]
+    names = ["thigh_r", "shank_r", "foot_r", "thigh_l", "shank_l", "foot_l", "pelvis", "hat",
+             "arm_r", "arm_l"]
     stack = np.stack([ang[k] for k in names] + [hip[:, 0], hip[:, 1]], axis=-1)
     spl = CubicSpline(t, stack, axis=0)
     d1, d2 = spl(t, 1), spl(t, 2)
@@ -377,22 +414,25 @@ def simulate_kinematics(subject: dict, duration_s: float, speed_mps: float, rate
     return Kinematics(
         t=t[sl], angles=angles, omega=omega, alpha=alpha,
         hip=stack[sl, -2:], hip_v=d1[sl, -2:], hip_a=d2[sl, -2:],
-        load_r=lam[sl], phase_r=ang["phase_r"][sl], phase_l=ang["phase_l"][sl],
+        load_r=lam[sl], ds_envelope=env[sl], phase_r=ang["phase_r"][sl], phase_l=ang["phase_l"][sl],
         speed=speed_at(t[sl]), events=events, sole=sole, toe_off=to_frac[sl],
     )
 
 
 def _geometric_stride(model: AngleModel, speed_norm: float, seg: dict, sole: Sole, asym: float) -> float:
-    """Hip progression over one stride (two rolling stance phases) at a fixed speed, m."""
-    sn = np.full(2, speed_norm)
-    out = 0.0
-    for side, ph_end in (("r", 0.5 + asym), ("l", 0.5 - asym)):
-        ph = np.array([0.0, ph_end])
-        a = model.side_angles(ph, sn, side)
-        a_side = {f"{k}_{side}": a[k] for k in ("thigh", "shank", "foot")}
-        h = _leg_hip(a_side, side, seg, sole)
-        out += h[1, 0] - h[0, 0]
-    return float(out)
+    """Hip progression over one stride at a fixed speed (load-weighted stance-leg velocities), m."""
+    n = 400
+    ph = np.arange(n) / n
+    sn = np.full(n, speed_norm)
+    to = toe_off_fraction(sn)
+    lam = _load_share(ph, ph - 0.5 - asym, to, asym)
+    out = np.zeros(n)
+    for side, phs, w in (("r", ph, lam), ("l", ph - 0.5 - asym, 1.0 - lam)):
+        a = model.side_angles(phs, sn, side)
+        h = _leg_hip({f"{k}_{side}": a[k] for k in ("thigh", "shank", "foot")}, side, seg, sole)[:, 0]
+        dh = np.gradient(np.concatenate([h[-1:], h, h[:1]]))[1:-1]  # per phase step (periodic)
+        out += w * dh
+    return float(np.sum(out))
 
 
 # --------------------------------------------------------------------------------------
@@ -429,6 +469,14 @@ def build_body(kin: Kinematics, seg: dict) -> Body:
         th[name], om[name], al[name] = kin.angles[key], kin.omega[key], kin.alpha[key]
         origin[name] = hip
         com_local[name] = np.array([0.0, seg[name]["com_height"]])
+    if "arm" in seg:
+        shoulder = _point(hip, th["hat"], om["hat"], al["hat"],
+                          np.array([0.0, seg["arm"]["shoulder_height"]]))
+        for side in SIDES:
+            k = f"arm_{side}"
+            th[k], om[k], al[k] = kin.angles[k], kin.omega[k], kin.alpha[k]
+            origin[k] = shoulder
+            com_local[k] = np.array([0.0, -seg["arm"]["com"] * seg["arm"]["length"]])
     foot = seg["foot"]
     for side in SIDES:
         for part in ("thigh", "shank", "foot"):
@@ -457,20 +505,38 @@ def _inertia(seg, name):
     return seg[name.split("_")[0]]["inertia"]
 
 
-def ground_reactions(body: Body, kin: Kinematics) -> tuple[np.ndarray, dict, dict]:
-    """Total GRF [N, 2] = sum m (a - g), split per foot; template COP heel -> toe (z = 0)."""
-    seg = body.seg
-    total = sum(_mass(seg, k) * (body.com[k][2] - G_VEC) for k in body.com)
-    grf = {"r": kin.load_r[:, None] * total, "l": (1.0 - kin.load_r)[:, None] * total}
+def template_cop(body: Body, kin: Kinematics) -> dict:
+    """COP per foot rolling from the heel to beyond the metatarsal heads over stance (z = 0)."""
+    foot = body.seg["foot"]
     cop = {}
-    foot = seg["foot"]
     for side, phase in (("r", kin.phase_r), ("l", kin.phase_l)):
         prog = np.clip(np.mod(phase, 1.0) / kin.toe_off, 0.0, 1.0)
         x_loc = -foot["heel_back"] + (foot["heel_back"] + foot["ball_front"] + 0.08 * foot["length"]) * prog
         loc = np.stack([x_loc, np.full_like(x_loc, -foot["ankle_height"])], axis=-1)
         p = body.origin[f"foot_{side}"][0] + rot(body.theta[f"foot_{side}"], loc)
         cop[side] = np.stack([p[:, 0], np.zeros_like(p[:, 0])], axis=-1)
-    return total, grf, cop
+    return cop
+
+
+def split_grf(body: Body, total: np.ndarray, lam: np.ndarray, cop: dict) -> dict:
+    """Per-foot GRF: vertical by load share; horizontal so that each foot's force points roughly
+    at the whole-body CoM (leading foot brakes, trailing foot pushes), summing to the total."""
+    seg = body.seg
+    mass = sum(_mass(seg, k) for k in body.com)
+    com = sum(_mass(seg, k) * body.com[k][0] for k in body.com) / mass
+    fz = {"r": lam * total[:, 1], "l": (1.0 - lam) * total[:, 1]}
+    fx0 = {s: fz[s] * (com[:, 0] - cop[s][:, 0]) / np.maximum(com[:, 1], 0.3) for s in SIDES}
+    rest = total[:, 0] - fx0["r"] - fx0["l"]
+    fx = {"r": fx0["r"] + lam * rest, "l": fx0["l"] + (1.0 - lam) * rest}
+    return {s: np.stack([fx[s], fz[s]], axis=-1) for s in SIDES}
+
+
+def ground_reactions(body: Body, kin: Kinematics) -> tuple[np.ndarray, dict, dict]:
+    """Total GRF [N, 2] = sum m (a - g), split per foot by the default load share; template COP."""
+    seg = body.seg
+    total = sum(_mass(seg, k) * (body.com[k][2] - G_VEC) for k in body.com)
+    cop = template_cop(body, kin)
+    return total, split_grf(body, total, kin.load_r, cop), cop
 
 
 def newton_euler(body: Body, grf: dict, cop: dict) -> dict:
@@ -502,7 +568,9 @@ def pelvis_residual(body: Body, nm: dict) -> tuple[np.ndarray, np.ndarray]:
     hip_p = body.origin["pelvis"][0]
     res_f = nm["force_hip_r"] + nm["force_hip_l"]
     res_m = nm["hip_r"] + nm["hip_l"]
-    for k in ("pelvis", "hat"):
+    for k in ("pelvis", "hat", "arm_r", "arm_l"):
+        if k not in body.com:
+            continue
         m = _mass(seg, k)
         pc, _, ac = body.com[k]
         res_f = res_f + m * (ac - G_VEC)
@@ -510,30 +578,65 @@ def pelvis_residual(body: Body, nm: dict) -> tuple[np.ndarray, np.ndarray]:
     return res_f, res_m
 
 
-def inverse_dynamics(body: Body, kin: Kinematics, balance_cop: bool = True, max_shift: float = 0.05) -> dict:
-    """GRF, COP, joint moments (N m, OpenSim signs) and pelvis residuals."""
+def foot_extent(body: Body, side: str) -> tuple[np.ndarray, np.ndarray]:
+    """World x of the heel and of the toe tip of one foot (its sole's ground footprint)."""
+    foot = body.seg["foot"]
+    ft = body.theta[f"foot_{side}"]
+    ank = body.origin[f"foot_{side}"][0]
+    heel = ank + rot(ft, np.broadcast_to(np.array([-foot["heel_back"], -foot["ankle_height"]]), ank.shape))
+    toe = ank + rot(ft, np.broadcast_to(np.array([foot["ball_front"] + 0.2 * foot["length"],
+                                                  -foot["ankle_height"]]), ank.shape))
+    return heel[:, 0], toe[:, 0]
+
+
+def required_ground_moment(body: Body) -> np.ndarray:
+    """Moment about the world origin that the ground must apply, sum x_cop * Fz (N m) [N].
+
+    Whole-body angular momentum balance about the origin: sum (I a + r x m a) = M_ground +
+    sum r x m g, and a ground force at (x, 0) has the moment x * Fz.
+    """
+    seg = body.seg
+    out = 0.0
+    for k, (pc, _, ac) in body.com.items():
+        m = _mass(seg, k)
+        out = out + _inertia(seg, k) * body.alpha[k] + cross2(pc, m * (ac - G_VEC))
+    return out
+
+
+def inverse_dynamics(body: Body, kin: Kinematics, balance_cop: bool = True,
+                     max_shift: float | None = COP_MAX_SHIFT) -> dict:
+    """GRF, COP, joint moments (N m, OpenSim signs) and pelvis residuals.
+
+    With ``balance_cop`` the template COPs of both feet are shifted by a common dx so that the
+    whole-body angular momentum balance holds (then the top-down and bottom-up pelvis moments
+    agree), clipped to each foot's heel..toe footprint (and to ``max_shift`` if given); the
+    pelvis residual is non-zero only where a clip was active.
+    """
     total, grf, cop = ground_reactions(body, kin)
+    lam = kin.load_r
+    if balance_cop:
+        m_req = required_ground_moment(body)
+        fz = total[:, 1]
+        if kin.ds_envelope is not None:
+            # Double support: the load share that balances the moment with the template COPs,
+            # kept within a band around the smooth hand-over that closes at both ends.
+            x_req = m_req / np.maximum(fz, 1e-6 * np.abs(fz).max())
+            gap = cop["r"][:, 0] - cop["l"][:, 0]
+            safe = np.where(np.abs(gap) > 1e-3, gap, 1e-3)
+            lam_bal = (x_req - cop["l"][:, 0]) / safe
+            band = LOAD_BAND * kin.ds_envelope
+            lam = np.clip(np.clip(lam_bal, lam - band, lam + band), 0.0, 1.0)
+            lam = np.where(kin.ds_envelope > 0, lam, kin.load_r)
+            grf = split_grf(body, total, lam, cop)
+        m_now = sum(cop[s][:, 0] * grf[s][:, 1] for s in SIDES)
+        dx = (m_req - m_now) / np.maximum(fz, 1e-6 * np.abs(fz).max())
+        if max_shift is not None:
+            dx = np.clip(dx, -max_shift, max_shift)
+        for s in SIDES:
+            heel, toe = foot_extent(body, s)
+            x = np.clip(cop[s][:, 0] + dx, np.minimum(heel, toe), np.maximum(heel, toe))
+            cop[s] = np.stack([x, cop[s][:, 1]], axis=-1)
     nm = newton_euler(body, grf, cop)
     res_f, res_m = pelvis_residual(body, nm)
-    if balance_cop:
-        # The residual is linear in a common COP shift dx: d(res)/d(dx) from one probe.
-        probe = {s: cop[s] + np.array([0.01, 0.0]) for s in SIDES}
-        _, res_probe = pelvis_residual(body, newton_euler(body, grf, probe))
-        gain = (res_probe - res_m) / 0.01
-        ok = np.abs(gain) > 1e-6 * np.abs(gain).max()
-        dx = np.where(ok, -res_m / np.where(ok, gain, 1.0), 0.0)
-        foot = body.seg["foot"]
-        for s in SIDES:
-            ft = body.theta[f"foot_{s}"]
-            ank = body.origin[f"foot_{s}"][0]
-            heel = (ank + rot(ft, np.broadcast_to(np.array([-foot["heel_back"], -foot["ankle_height"]]),
-                                                   ank.shape)))[:, 0]
-            toe = (ank + rot(ft, np.broadcast_to(np.array([foot["ball_front"] + 0.2 * foot["length"],
-                                                           -foot["ankle_height"]]), ank.shape)))[:, 0]
-            x = cop[s][:, 0] + np.clip(dx, -max_shift, max_shift)
-            x = np.clip(x, np.minimum(heel, toe), np.maximum(heel, toe))
-            cop[s] = np.stack([x, cop[s][:, 1]], axis=-1)
-        nm = newton_euler(body, grf, cop)
-        res_f, res_m = pelvis_residual(body, nm)
-    return {"grf_total": total, "grf": grf, "cop": cop, "moments": nm,
+    return {"grf_total": total, "grf": grf, "cop": cop, "moments": nm, "load_r": lam,
             "residual_force": res_f, "residual_moment": res_m}
