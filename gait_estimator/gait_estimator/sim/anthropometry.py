@@ -132,4 +132,9 @@ def sample_subject(rng: np.random.Generator, subject_id: str = "S000") -> dict:
         },
     }
     subject["segments"] = segment_parameters(sex, mass, height, length_scale)
+    # Pelvic tilt oscillation: amplitude scale and per-harmonic phase shifts (deg) of the
+    # population template (normative.PelvisTemplate); real subjects differ a lot (Dorschky P01
+    # vs P03: harmonic phases 45-95 deg apart).
+    subject["gait"]["pelvis_osc_scale"] = float(np.clip(rng.normal(1.0, 0.25), 0.5, 1.6))
+    subject["gait"]["pelvis_osc_phase_deg"] = [float(v) for v in rng.normal(0.0, 30.0, 4)]
     return subject

@@ -12,7 +12,10 @@ Pipeline of :func:`simulate_kinematics` and :func:`inverse_dynamics`:
    subject's leg geometry and the speed-dependent joint angle templates, cadence = v / SL.
 2. Joint angles: normative templates (Winter by cadence, Bovi by speed class) blended per
    subject and speed, with per-subject offsets/scales, left/right asymmetry and smooth
-   stride-to-stride perturbations.
+   stride-to-stride perturbations. Pelvic tilt oscillates (about +-1.5 deg at 0.75 v/H,
+   growing with speed) with the population pattern of the real Dorschky sacrum gyroscopes,
+   per-subject amplitude and phases; the trunk (HAT) pitches with it (``HAT_TILT_GAIN``), so
+   the pelvis/HAT angular accelerations enter the ground-moment balance.
 3. Pelvis (hip joint centre) trajectory: mean progression from the stance-leg geometry (the
    stance foot rolls heel -> flat -> metatarsal heads); its fluctuation is a weighted sum of
    the stance-leg (no-slip) fluctuation (``chain_weight``) and the CoM fluctuation implied by
@@ -53,7 +56,10 @@ GRF_WEIGHT = 1.0
 # (times sin(pi p)) to satisfy whole-body angular momentum balance.
 LOAD_BAND = 1.0
 # Single support: the COP may move at most COP_MAX_SHIFT (m) from its heel-to-toe template.
-COP_MAX_SHIFT = 0.04
+COP_MAX_SHIFT = 0.07
+# Trunk (HAT) pitch follows the pelvic tilt oscillation by this gain (rad per rad): 1.0 = trunk
+# and pelvis pitch together (lumbar sagittal motion in walking is small); knee r 0.82 -> 0.85.
+HAT_TILT_GAIN = 1.0
 # Arm swing against the ipsilateral thigh (rad per rad).
 ARM_GAIN = 0.7
 G_VEC = np.array([0.0, -GRAVITY])  # planar (x, z)
@@ -154,6 +160,15 @@ class AngleModel:
         self.lean = np.radians(g["trunk_lean_deg"])
         self.height = subject["height_m"]
         self.means = np.radians(self.coeffs[:, :, 0])  # [T, 4]
+        # Pelvic tilt oscillation: population template (real sacrum gyroscopes) with this
+        # subject's amplitude scale and per-harmonic phase shifts (defaults: the template).
+        pel = nv.load_pelvis_tilt()
+        k = (pel.coeffs.size - 1) // 2
+        shift = np.radians(np.resize(np.asarray(g.get("pelvis_osc_phase_deg", [0.0]), float), k))
+        z = (pel.coeffs[1:k + 1] - 1j * pel.coeffs[k + 1:]) * np.exp(1j * shift)
+        z = z * g.get("pelvis_osc_scale", 1.0)
+        self.pelvis_coeffs = np.radians(np.concatenate([[0.0], z.real, -z.imag]))
+        self.pelvis_speed_ref = pel.speed_norm
 
     def weights(self, speed_norm: np.ndarray) -> np.ndarray:
         return (self.w_winter * nv.family_weights(self.templates, "winter", speed_norm)
@@ -188,6 +203,12 @@ class AngleModel:
         foot = shank + jnt[:, 2]
         return {"thigh": thigh, "shank": shank, "foot": foot, "pelvis_dev": cur[:, 3]}
 
+    def pelvis_dev(self, phase_r: np.ndarray, speed_norm: np.ndarray) -> np.ndarray:
+        """Pelvic tilt deviation (rad, + posterior) at right-leg ``phase_r``; the amplitude
+        grows with speed (x v/H over the template's reference speed, clipped to 0.7-1.4)."""
+        gain = np.clip(speed_norm / self.pelvis_speed_ref, 0.7, 1.4)
+        return gain * nv.fourier_eval(self.pelvis_coeffs[None], np.mod(phase_r, 1.0))[:, 0]
+
     def angles(self, t: np.ndarray) -> dict[str, np.ndarray]:
         """All planar angles at times ``t`` (s): thigh_r, shank_r, foot_r, ..., pelvis, hat."""
         phi_r = self.phase(t)
@@ -200,8 +221,8 @@ class AngleModel:
             for key in ("thigh", "shank", "foot"):
                 out[f"{key}_{side}"] = a[key]
             if side == "r":
-                out["pelvis"] = self.tilt + a["pelvis_dev"]
-        out["hat"] = self.lean + 0.5 * (out["pelvis"] - self.tilt)
+                out["pelvis"] = self.tilt + self.pelvis_dev(phi, sn)
+        out["hat"] = self.lean + HAT_TILT_GAIN * (out["pelvis"] - self.tilt)
         # Arm swing against the ipsilateral thigh (shoulder flexion when the thigh extends).
         for side in SIDES:
             th = out[f"thigh_{side}"]

@@ -11,13 +11,26 @@ seen from the right, i.e. about the world -y axis):
 
 The curves are stored as Fourier coefficients so that any phase (and its derivatives) can be
 evaluated cheaply. Templates are tagged with a normalised speed (body heights per second).
+
+Run-time data source: the package file ``normative_coefficients.json`` (written by
+``python -m gait_estimator.sim.make_normative_coefficients`` from ``../shared/data``, with the
+source files' SHA-256 and the fit settings as provenance), so an installed package simulates
+without the reference data directory. Passing ``root`` to the ``load_*`` functions fits afresh
+from the CSV files instead (the test suite checks that both agree).
+
+The pelvic tilt oscillation (:func:`fit_pelvis_tilt`) comes from the real sacrum gyroscope of
+Dorschky et al. (2019) P01 and P03 walking (integrated over the cycle); Bovi's adult ensemble
+tilt curves are too flat (0.1-0.6 deg per harmonic, phases scattered) to carry a pattern.
 """
 
 from __future__ import annotations
 
 import csv
+import hashlib
+import json
 from dataclasses import dataclass
 from functools import lru_cache
+from importlib import resources
 from pathlib import Path
 
 import numpy as np
@@ -25,6 +38,9 @@ import numpy as np
 from gait_estimator.errors import DatasetError
 
 N_HARMONICS = 12
+PELVIS_HARMONICS = 4
+PELVIS_SOURCES = ("P01_walking", "P03_walking")
+DATA_FILE = "normative_coefficients.json"
 CURVES = ("thigh", "knee", "ankle", "pelvis")
 
 # Winter's cadences (steps/min) and the normalised speed they imply through the simulator's
@@ -115,12 +131,25 @@ def _flat_foot_offset(frac, thigh, knee, ankle) -> float:
     return float(-np.mean(thigh[sel] - knee[sel] + ankle[sel]))
 
 
-@lru_cache(maxsize=4)
-def load_templates(root: str | None = None) -> tuple[Template, ...]:
-    """All angle templates (Winter slow/natural/fast, Bovi adult XS/S/M/L)."""
-    base = Path(root) if root else default_data_root()
+def _require(base: Path) -> Path:
     if not (base / "normative").is_dir():
         raise DatasetError(f"normative data not found under {base}")
+    return base
+
+
+@lru_cache(maxsize=4)
+def load_templates(root: str | None = None) -> tuple[Template, ...]:
+    """All angle templates (Winter slow/natural/fast, Bovi adult XS/S/M/L): from the embedded
+    package data, or fitted afresh from the CSV files under ``root``."""
+    if root:
+        return fit_templates(Path(root))
+    return tuple(Template(t["name"], t["family"], float(t["speed_norm"]), np.array(t["coeffs"], dtype=float))
+                 for t in embedded()["templates"])
+
+
+def fit_templates(base: Path) -> tuple[Template, ...]:
+    """Fit the angle templates from ``base``/normative (Winter CSV, Bovi long CSV)."""
+    _require(base)
     templates: list[Template] = []
     for which, cad in WINTER_CADENCE.items():
         w = _read_winter(base, which)
@@ -146,9 +175,12 @@ def load_templates(root: str | None = None) -> tuple[Template, ...]:
     return tuple(templates)
 
 
-def bovi_speed_norm(root: Path) -> dict[str, float]:
-    """Adult mean gait speed per Bovi speed class, body heights per second."""
-    path = root / "normative" / "bovi2011" / "parameters.csv"
+def bovi_speed_norm(root: Path | None = None) -> dict[str, float]:
+    """Adult mean gait speed per Bovi speed class, body heights per second (embedded data when
+    ``root`` is None)."""
+    if root is None:
+        return {k: float(v) for k, v in embedded()["bovi_speed_norm"].items()}
+    path = Path(root) / "normative" / "bovi2011" / "parameters.csv"
     with open(path, newline="", encoding="utf-8") as fh:
         rows = list(csv.reader(fh))
     out: dict[str, float] = {}
@@ -189,8 +221,18 @@ class GrfTemplate:
 
 @lru_cache(maxsize=4)
 def load_grf_templates(root: str | None = None) -> tuple[GrfTemplate, ...]:
-    """Winter's single-foot GRF (slow, natural, fast cadence) re-sampled over stance progress."""
-    base = Path(root) if root else default_data_root()
+    """Winter's single-foot GRF (slow, natural, fast cadence) re-sampled over stance progress:
+    embedded package data, or fitted afresh from the CSV files under ``root``."""
+    if root:
+        return fit_grf_templates(Path(root))
+    return tuple(GrfTemplate(float(g["speed_norm"]), np.array(g["progress"], dtype=float),
+                             np.array(g["vertical"], dtype=float), np.array(g["horizontal"], dtype=float))
+                 for g in embedded()["grf"])
+
+
+def fit_grf_templates(base: Path) -> tuple[GrfTemplate, ...]:
+    """Re-sample Winter's GRF CSV files under ``base`` over stance progress (sorted by speed)."""
+    _require(base)
     out = []
     for which, cad in WINTER_CADENCE.items():
         path = base / "normative" / "winter" / f"ground_reaction_{which}_cadence.csv"
@@ -226,3 +268,116 @@ def grf_at(templates: tuple[GrfTemplate, ...], progress: np.ndarray, speed_norm:
         vz += wi * np.interp(p, g.progress, g.vertical)
         vx += wi * np.interp(p, g.progress, g.horizontal)
     return np.where(inside, vz, 0.0), np.where(inside, vx, 0.0)
+
+
+# --------------------------------------------------------------------------------------
+# Pelvic tilt oscillation (real sacrum gyroscope)
+# --------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class PelvisTemplate:
+    """Pelvic tilt deviation over the right stride, degrees, simulator sign (+ posterior)."""
+
+    speed_norm: float  # v/H at which ``coeffs`` apply (amplitude scales with speed)
+    coeffs: np.ndarray  # [2K+1] a0 (= 0), a1..aK, b1..bK, degrees
+
+
+def _read_dorschky_gyro(base: Path, name: str) -> tuple[np.ndarray, float, float]:
+    folder = base / "real" / "dorschky2019_imu2d"
+    with open(folder / f"{name}_mean.csv", newline="", encoding="utf-8") as fh:
+        rows = list(csv.DictReader(fh))
+    gyro = np.array([float(r["pelvis_gyro_z"]) for r in rows])
+    dur = float(rows[0]["dur"])
+    speed = float(rows[0]["speed"])
+    return gyro, dur, speed
+
+
+def fit_pelvis_tilt(base: Path, k: int = PELVIS_HARMONICS) -> PelvisTemplate:
+    """Population pelvic tilt template from the real sacrum gyroscopes (``PELVIS_SOURCES``).
+
+    Each subject's cycle-mean ``pelvis_gyro_z`` (rad/s about the pelvis' right axis, i.e. the
+    simulator's planar CCW = posterior tilt rate) is Fourier-fitted over the cycle (K
+    harmonics) and integrated analytically into a tilt angle. The template takes, per harmonic,
+    the phase of the subjects' complex mean and the mean of their amplitudes (a plain mean would
+    shrink the amplitude where the subjects' phases differ). The speed reference is P01's v/H
+    (P03's height is not given).
+    """
+    _require(base)
+    comp = []
+    sn_ref = None
+    for name in PELVIS_SOURCES:
+        gyro, dur, speed = _read_dorschky_gyro(base, name)
+        frac = np.arange(gyro.size) / gyro.size
+        c = fourier_fit(frac, gyro, k)  # rad/s
+        n = np.arange(1, k + 1)
+        # gyro * dur = d(theta)/d(phase): theta = sum A cos + B sin, with
+        # a_n dur = 2 pi n B_n and b_n dur = -2 pi n A_n.
+        a_ang = -c[k + 1:] * dur / (2 * np.pi * n)
+        b_ang = c[1:k + 1] * dur / (2 * np.pi * n)
+        comp.append((a_ang - 1j * b_ang) * (180.0 / np.pi))
+        if name.startswith("P01"):
+            meta = json.loads((base / "real" / "dorschky2019_imu2d" / f"{name}_meta.json").read_text("utf-8"))
+            sn_ref = speed / float(meta["height_m"])
+    comp = np.array(comp)
+    mean = comp.mean(axis=0)
+    amp = np.abs(comp).mean(axis=0)
+    z = amp * np.exp(1j * np.angle(mean))
+    coeffs = np.concatenate([[0.0], z.real, -z.imag])
+    return PelvisTemplate(float(sn_ref), coeffs)
+
+
+@lru_cache(maxsize=4)
+def load_pelvis_tilt(root: str | None = None) -> PelvisTemplate:
+    """The pelvic tilt template: embedded package data, or fitted afresh under ``root``."""
+    if root:
+        return fit_pelvis_tilt(Path(root))
+    p = embedded()["pelvis_tilt"]
+    return PelvisTemplate(float(p["speed_norm"]), np.array(p["coeffs"], dtype=float))
+
+
+# --------------------------------------------------------------------------------------
+# Embedded package data
+# --------------------------------------------------------------------------------------
+def source_files(base: Path) -> list[Path]:
+    """The reference files the embedded data is fitted from (relative to ``base``)."""
+    files = [base / "normative" / "winter" / f"{kind}_{w}_cadence.csv"
+             for kind in ("joint_angles", "ground_reaction") for w in WINTER_CADENCE]
+    files += [base / "normative" / "bovi2011" / f for f in ("joint_rotations.csv", "parameters.csv")]
+    for name in PELVIS_SOURCES:
+        files += [base / "real" / "dorschky2019_imu2d" / f"{name}_{x}" for x in ("mean.csv", "meta.json")]
+    return files
+
+
+def build_payload(base: Path) -> dict:
+    """Everything the simulator reads at run time, fitted from ``base`` (JSON-serialisable)."""
+    base = _require(Path(base))
+    pel = fit_pelvis_tilt(base)
+    return {
+        "format": 1,
+        "generator": "python -m gait_estimator.sim.make_normative_coefficients",
+        "provenance": {
+            "sources": {str(p.relative_to(base)): hashlib.sha256(p.read_bytes()).hexdigest()
+                        for p in source_files(base)},
+            "angle_fit": f"least-squares Fourier series, {N_HARMONICS} harmonics, degrees, "
+                         "coeffs [curve][a0, a1..aK, b1..bK], curves " + ", ".join(CURVES),
+            "grf": "Winter single-foot GRF, N/kg, re-sampled over stance progress (101 points)",
+            "pelvis_tilt": f"Dorschky 2019 {' + '.join(PELVIS_SOURCES)} pelvis_gyro_z, {PELVIS_HARMONICS}-"
+                           "harmonic fit integrated to degrees (+ posterior); phase of the complex "
+                           "mean, mean amplitude; speed_norm: P01 v/H",
+        },
+        "templates": [{"name": t.name, "family": t.family, "speed_norm": t.speed_norm,
+                       "coeffs": t.coeffs.tolist()} for t in fit_templates(base)],
+        "grf": [{"speed_norm": g.speed_norm, "progress": g.progress.tolist(), "vertical": g.vertical.tolist(),
+                 "horizontal": g.horizontal.tolist()} for g in fit_grf_templates(base)],
+        "bovi_speed_norm": bovi_speed_norm(base),
+        "pelvis_tilt": {"speed_norm": pel.speed_norm, "coeffs": pel.coeffs.tolist()},
+    }
+
+
+@lru_cache(maxsize=1)
+def embedded() -> dict:
+    """The package's embedded normative data (``normative_coefficients.json``)."""
+    try:
+        text = resources.files("gait_estimator.sim").joinpath(DATA_FILE).read_text(encoding="utf-8")
+    except (FileNotFoundError, OSError) as exc:  # pragma: no cover - broken install
+        raise DatasetError(f"embedded normative data {DATA_FILE} missing from the package: {exc}") from exc
+    return json.loads(text)

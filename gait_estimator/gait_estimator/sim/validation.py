@@ -58,6 +58,9 @@ def dorschky_subject(meta: dict, seed: int = 0) -> dict:
     s["sex"] = "male"
     s["height_m"], s["mass_kg"] = float(meta["height_m"]), float(meta["mass_kg"])
     s["segments"] = an.segment_parameters("male", s["mass_kg"], s["height_m"], s["length_scale"])
+    # The population-mean pelvic tilt pattern (no per-subject amplitude/phase deviation).
+    s["gait"]["pelvis_osc_scale"] = 1.0
+    s["gait"]["pelvis_osc_phase_deg"] = [0.0] * 4
     return s
 
 
