@@ -52,7 +52,12 @@ def load_dorschky(name: str = "P01_walking", root: Path | None = None):
     return meta, data
 
 
-def dorschky_subject(meta: dict, seed: int = 0) -> dict:
+def dorschky_subject(meta: dict, seed: int = 0, data: dict | None = None) -> dict:
+    """A simulator subject for a Dorschky participant: height, mass and (with ``data``, the
+    participant's mean curves) the gait parameters measured on that participant: the amplitude
+    scale and offset of the thigh and knee curves and the ankle amplitude scale (least squares
+    against the measured right-side joint angles) and the stride duration (``dur``). The joint
+    angle *shapes* and everything else stay the simulator's population templates."""
     rng = np.random.default_rng(seed)
     s = an.sample_subject(rng, meta.get("participant", "P01"))
     s["sex"] = "male"
@@ -61,7 +66,47 @@ def dorschky_subject(meta: dict, seed: int = 0) -> dict:
     # The population-mean pelvic tilt pattern (no per-subject amplitude/phase deviation).
     s["gait"]["pelvis_osc_scale"] = 1.0
     s["gait"]["pelvis_osc_phase_deg"] = [0.0] * 4
+    if data is not None:
+        calibrate_gait(s, data)
     return s
+
+
+def calibrate_gait(subject: dict, data: dict) -> None:
+    """Fit ``subject["gait"]`` scale/offset and stride length to measured mean curves (in place)."""
+    from gait_estimator.sim import model as md
+    from gait_estimator.sim import normative as nv
+
+    g = subject["gait"]
+    speed = float(np.nanmean(data["speed"]))
+    height = subject["height_m"]
+    sn = speed / height
+    g["scale"], g["offset_deg"] = [1.0, 1.0, 1.0], [0.0, 0.0, 0.0]
+    g["asym_scale"], g["asym_offset_deg"], g["asym_timing"] = [0.0] * 3, [0.0] * 3, 0.0
+    templates = nv.load_templates()
+    am = md.AngleModel(subject, templates, None, None, None, 0.0)
+    ph = np.arange(100) / 100.0
+    sns = np.full(ph.size, sn)
+    a = am.side_angles(ph, sns, "r")
+    pelvis = np.radians(g["pelvis_tilt_deg"]) + am.pelvis_dev(ph, sns)
+    sim = {"thigh": a["thigh"], "knee": a["thigh"] - a["shank"], "ankle": a["foot"] - a["shank"]}
+    real = {"thigh": data["hip_flexion_r_angle"][:100] + pelvis, "knee": -data["knee_angle_r_angle"][:100],
+            "ankle": data["ankle_angle_r_angle"][:100]}
+    scale, offset = [], []
+    for key in ("thigh", "knee", "ankle"):
+        x = sim[key] - sim[key].mean()
+        y = real[key] - sim[key].mean()
+        b = float(np.sum(x * (y - y.mean())) / np.sum(x * x))
+        scale.append(float(np.clip(b, 0.7, 1.4)))
+        # Ankle offset stays 0: the template ankle is offset so the foot is flat in mid-stance.
+        offset.append(float(np.degrees(y.mean())) if key != "ankle" else 0.0)
+    g["scale"], g["offset_deg"] = scale, offset
+    g["stride_length_factor"] = 1.0
+    if "dur" in data:
+        sole = md.Sole(subject["segments"]["foot"]["heel_back"], subject["segments"]["foot"]["ball_front"],
+                       subject["segments"]["foot"]["ankle_height"])
+        am = md.AngleModel(subject, templates, None, None, None, 0.0)
+        sl = md._geometric_stride(am, sn, subject["segments"], sole, 0.0)
+        g["stride_length_factor"] = float(np.nanmean(data["dur"])) * speed / sl
 
 
 def dorschky_imu_config(meta: dict, rate_hz: float = 100.0) -> ImuConfig:
