@@ -10,7 +10,7 @@ setup(
     name=package_name,
     version="0.1.0",
     packages=find_packages(exclude=["test", "test.*"]),
-    package_data={package_name: ["py.typed"]},
+    package_data={package_name: ["py.typed", "sim/*.json"]},
     data_files=[
         ("share/ament_index/resource_index/packages", [f"resource/{package_name}"]),
         (f"share/{package_name}", ["package.xml"]),
@@ -28,6 +28,13 @@ setup(
     entry_points={
         "console_scripts": [
             "gait-estimator = gait_estimator.cli.main:main",
+            "imu_driver = gait_estimator.nodes.imu_driver:main",
+            "imu_synchronizer = gait_estimator.nodes.imu_synchronizer:main",
+            "windowing = gait_estimator.nodes.windowing:main",
+            "torque_estimator = gait_estimator.nodes.torque_estimator:main",
+            "torque_command = gait_estimator.nodes.torque_command:main",
+            "lifecycle_manager = gait_estimator.nodes.lifecycle_manager:main",
+            "gait_pipeline = gait_estimator.nodes.gait_pipeline:main",
             "bag_player = gait_estimator.nodes.bag_player:main",
         ],
     },

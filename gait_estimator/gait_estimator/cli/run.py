@@ -1,0 +1,158 @@
+"""``gait-estimator run --config FILE``: the pipeline's nodes from one YAML, without ``ros2 launch``.
+
+Starts the same executables as ``launch/pipeline.launch.py`` with ``--params-file FILE``: the
+nodes that have a section in the file (distributed: ``imu_driver``, ``imu_synchronizer``,
+``windowing``, ``torque_estimator``, ``torque_command``; fused: ``gait_pipeline``) plus the
+``lifecycle_manager``, which configures and activates the lifecycle nodes in order. The file is
+validated first (``nodes.params.load_config``): an invalid file is rejected with the node,
+parameter, value and rule, and nothing starts. Runs until Ctrl-C or ``--duration``; then every
+child gets SIGINT (the command node publishes a last zero) and is waited for.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+DISTRIBUTED = ("imu_driver", "imu_synchronizer", "windowing", "torque_estimator", "torque_command")
+FUSED = ("gait_pipeline",)
+MODEL_NODES = ("windowing", "torque_estimator", "gait_pipeline")
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "run", help="start the pipeline nodes from a YAML file and drive their lifecycle", description=__doc__
+    )
+    p.add_argument(
+        "--config", required=True, help="parameter file (ROS 2 params format), e.g. config/pipeline.yaml"
+    )
+    p.add_argument(
+        "--model", default=None, help="model file for every node that reads one (overrides the file)"
+    )
+    p.add_argument("--namespace", default="", help="namespace of every node and topic")
+    p.add_argument(
+        "--duration", type=float, default=0.0, help="stop after this many seconds (0 = until Ctrl-C)"
+    )
+    p.add_argument("--log-dir", default=None, help="write each node's output to <log-dir>/<node>.log")
+    p.set_defaults(handler=run)
+
+
+def plan(config: dict, model: str | None = None, namespace: str = "") -> list[tuple[str, list[str]]]:
+    """(node, extra ros-args) for every process to start, in start order (manager last)."""
+    fused = "gait_pipeline" in config
+    nodes = [n for n in (FUSED if fused else DISTRIBUTED) if n in config]
+    if not fused and "imu_driver" not in config:
+        pass  # IMUs come from elsewhere (a bag, real drivers)
+    out = []
+    for n in nodes + ["lifecycle_manager"]:
+        extra: list[str] = []
+        if namespace:
+            extra += ["-r", f"__ns:=/{namespace.strip('/')}"]
+        if model and n in MODEL_NODES:
+            extra += ["-p", f"model_path:={model}"]
+        if n == "lifecycle_manager" and "lifecycle_manager" not in config:
+            managed = "[gait_pipeline]" if fused else "[torque_estimator,torque_command]"
+            extra += [
+                "-p",
+                f"node_names:={managed}",
+                "-p",
+                f"command_node:={'gait_pipeline' if fused else 'torque_command'}",
+            ]
+        out.append((n, extra))
+    return out
+
+
+class Launcher:
+    """Start/stop a set of node processes (used by ``run`` and ``demo``)."""
+
+    def __init__(self, config_path: Path, log_dir: Path | None = None) -> None:
+        self.config_path = Path(config_path)
+        self.log_dir = log_dir
+        self.procs: dict[str, subprocess.Popen] = {}
+        self._logs: list = []
+
+    def start(self, steps: list[tuple[str, list[str]]]) -> None:
+        bindir = Path(sys.executable).parent
+        for name, extra in steps:
+            exe = bindir / name
+            cmd = [
+                str(exe) if exe.exists() else name,
+                "--ros-args",
+                "--params-file",
+                str(self.config_path),
+                *extra,
+            ]
+            if self.log_dir is not None:
+                self.log_dir.mkdir(parents=True, exist_ok=True)
+                fh = open(self.log_dir / f"{name}.log", "w")  # closed in stop()
+                self._logs.append(fh)
+                out = {"stdout": fh, "stderr": subprocess.STDOUT}
+            else:
+                out = {}
+            self.procs[name] = subprocess.Popen(cmd, start_new_session=True, env=dict(os.environ), **out)
+
+    def dead(self) -> dict[str, int]:
+        return {n: p.returncode for n, p in self.procs.items() if p.poll() is not None}
+
+    def stop(self, grace_s: float = 8.0) -> None:
+        # Manager first (so it does not react to the others going away), command nodes before
+        # their inputs.
+        order = [
+            "lifecycle_manager",
+            "torque_command",
+            "gait_pipeline",
+            "torque_estimator",
+            "windowing",
+            "imu_synchronizer",
+            "imu_driver",
+        ]
+        for n in sorted(self.procs, key=lambda k: order.index(k) if k in order else 99):
+            p = self.procs[n]
+            if p.poll() is None:
+                p.send_signal(signal.SIGINT)
+        deadline = time.monotonic() + grace_s
+        for p in self.procs.values():
+            try:
+                p.wait(timeout=max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait(timeout=5)
+        for fh in self._logs:
+            fh.close()
+
+
+def run(args: argparse.Namespace) -> int:
+    from gait_estimator.nodes.params import load_config
+
+    config = load_config(args.config)  # ConfigError -> main prints it, exit 2
+    steps = plan(config, args.model, args.namespace)
+    launcher = Launcher(Path(args.config), Path(args.log_dir) if args.log_dir else None)
+    print(f"gait-estimator run: starting {[n for n, _ in steps]} from {args.config}", flush=True)
+    stop = {"flag": False}
+
+    def on_signal(signum, frame):
+        stop["flag"] = True
+
+    old = signal.signal(signal.SIGTERM, on_signal)
+    code = 0
+    try:
+        launcher.start(steps)
+        t_end = time.monotonic() + args.duration if args.duration > 0 else None
+        while not stop["flag"] and (t_end is None or time.monotonic() < t_end):
+            dead = launcher.dead()
+            if dead:
+                print(f"gait-estimator run: node(s) exited: {dead}; stopping", file=sys.stderr, flush=True)
+                code = 1
+                break
+            time.sleep(0.2)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        launcher.stop()
+        signal.signal(signal.SIGTERM, old)
+    return code

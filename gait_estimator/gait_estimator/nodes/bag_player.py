@@ -1,0 +1,272 @@
+"""``bag_player``: publish a rosbag2 bag (mcap or sqlite3) over DDS with its original timing.
+
+    bag_player BAG [--rate 1.0] [--loop [--loops N]] [--start-offset S] [--clock-hz 100]
+               [--topics T ...] [--loop-stamps shift|keep] [--delay S] [--wait-for-subscribers S]
+
+- Timing: a message logged at bag time ``t`` is published ``(t - t0) / rate`` after the start,
+  from one thread in log-time order (no reordering at any rate: every message is published
+  after the one logged before it).
+- ``/clock`` (rosgraph_msgs/Clock) carries the bag time, published before every message whose
+  log time is new and at ``--clock-hz`` in between, so nodes with ``use_sim_time:=true`` see the
+  recording's time. ``--clock-hz 0`` disables it. A ``/clock`` topic inside the bag is not replayed.
+- Loop restarts: with ``--loop-stamps shift`` (default) each pass is moved forward by the bag's
+  span (log times, ``/clock`` and every header stamp), so downstream nodes never see time go
+  backwards; ``keep`` replays the bag unchanged (time jumps back at each restart).
+- ``--restamp``: header stamps (and ``/clock``) are moved onto this host's clock, for nodes that
+  stamp receipt with the system clock (the pipeline nodes): stamp + (wall time at start - first
+  log time). Relative timing is unchanged.
+- QoS: ``sensor_msgs/Imu`` topics SensorDataQoS (best effort, depth 5), everything else reliable,
+  depth 10, volatile; ``/clock`` reliable, depth 1.
+- A bad bag is one error line (the path and what is wrong) and exit status 2, no traceback.
+
+The playback logic (ordering, offsets, loops, stamp shifting) is the ROS-free
+:class:`gait_estimator.replay.playback.Playback`; this node only sleeps and publishes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import signal
+import sys
+import threading
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from gait_estimator.errors import BagError, GaitEstimatorError
+from gait_estimator.replay.playback import shift_stamps
+
+IMU_TYPE = "sensor_msgs/msg/Imu"
+
+
+def message_class(msgtype: str) -> Any:
+    """The rosidl Python class of ``pkg/msg/Name``; None when it is not installed."""
+    pkg, _, name = msgtype.partition("/msg/")
+    try:
+        return getattr(importlib.import_module(f"{pkg}.msg"), name)
+    except (ImportError, AttributeError):
+        return None
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="bag_player", description=__doc__.split("\n\n")[0])
+    p.add_argument("bag", help="rosbag2 directory (mcap or sqlite3) or a single .mcap/.db3 file")
+    p.add_argument("--rate", type=float, default=1.0, help="playback speed factor (> 0), default 1.0")
+    p.add_argument("--loop", action="store_true", help="restart at the end")
+    p.add_argument("--loops", type=int, default=0, help="with --loop: number of passes (0 = endless)")
+    p.add_argument(
+        "--start-offset", type=float, default=0.0, metavar="S", help="skip the first S seconds of the bag"
+    )
+    p.add_argument(
+        "--clock-hz", type=float, default=100.0, help="/clock publish rate between messages (0 = no /clock)"
+    )
+    p.add_argument("--topics", nargs="+", default=None, help="topics to play (default: all)")
+    p.add_argument(
+        "--loop-stamps",
+        choices=("shift", "keep"),
+        default="shift",
+        help="shift: time keeps increasing across loop restarts (default); keep: unchanged",
+    )
+    p.add_argument("--delay", type=float, default=0.0, metavar="S", help="wait S seconds before playing")
+    p.add_argument(
+        "--wait-for-subscribers",
+        type=float,
+        default=0.0,
+        metavar="S",
+        help="wait up to S seconds until every played topic has a subscriber",
+    )
+    p.add_argument(
+        "--restamp",
+        action="store_true",
+        help="move every header stamp (and /clock) onto this host's clock: stamp + (wall time at"
+        " start - first log time); for nodes that timestamp receipt with the system clock",
+    )
+    p.add_argument(
+        "--linger",
+        type=float,
+        default=0.5,
+        metavar="S",
+        help="keep the publishers alive S seconds after the last message",
+    )
+    return p
+
+
+class BagPlayer:
+    """Publishes a :class:`Playback` on an rclpy node; ``play()`` blocks until done or stopped."""
+
+    def __init__(self, node: Any, args: argparse.Namespace) -> None:
+        from rclpy.qos import QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
+        from rosgraph_msgs.msg import Clock
+
+        from gait_estimator.replay.bag import BagReader
+        from gait_estimator.replay.playback import Playback
+
+        if not args.rate > 0:
+            raise BagError(f"--rate {args.rate}: must be > 0")
+        if args.clock_hz < 0:
+            raise BagError(f"--clock-hz {args.clock_hz}: must be >= 0")
+        self.node, self.args = node, args
+        self.stop_event = threading.Event()
+        self.reader = BagReader(args.bag).open()
+        self.playback = Playback(
+            self.reader,
+            args.topics,
+            start_offset_s=args.start_offset,
+            loop=args.loop,
+            loops=args.loops,
+            loop_stamps=args.loop_stamps,
+        )
+        self.publishers: dict[str, Any] = {}
+        reliable = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
+        for topic in self.playback.topics:
+            msgtype = self.playback.msgtypes[topic]
+            cls = message_class(msgtype)
+            if cls is None:
+                node.get_logger().warning(
+                    f"topic {topic}: message type {msgtype} is not installed"
+                    " (no Python message package); not played"
+                )
+                continue
+            qos = qos_profile_sensor_data if msgtype == IMU_TYPE else reliable
+            self.publishers[topic] = node.create_publisher(cls, topic, qos)
+        if not self.publishers:
+            raise BagError(f"bag {args.bag}: none of its topics has an installed message type")
+        self.clock_cls = Clock
+        self.clock_pub = (
+            node.create_publisher(
+                Clock, "/clock", QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE)
+            )
+            if args.clock_hz > 0
+            else None
+        )
+        self.published = 0
+        self.clock_published = 0
+        self.stamp_offset_ns = 0  # --restamp: wall clock at start - first log time
+
+    def close(self) -> None:
+        self.reader.close()
+
+    def _publish_clock(self, bag_ns: int) -> None:
+        if self.clock_pub is None:
+            return
+        from builtin_interfaces.msg import Time
+
+        sec, nanosec = divmod(int(bag_ns), 1_000_000_000)
+        self.clock_pub.publish(self.clock_cls(clock=Time(sec=sec, nanosec=nanosec)))
+        self.clock_published += 1
+
+    def _sleep_until(self, deadline: float) -> bool:
+        """Sleep until monotonic ``deadline``; False when stopped."""
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return not self.stop_event.is_set()
+            if self.stop_event.wait(min(remaining, 0.05)):
+                return False
+
+    def wait_for_subscribers(self, timeout_s: float) -> None:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline and not self.stop_event.is_set():
+            if all(p.get_subscription_count() > 0 for p in self.publishers.values()):
+                return
+            time.sleep(0.05)
+        lonely = [t for t, p in self.publishers.items() if p.get_subscription_count() == 0]
+        if lonely:
+            self.node.get_logger().warning(f"no subscriber after {timeout_s} s on {', '.join(lonely)}")
+
+    def play(self) -> int:
+        args = self.args
+        if args.wait_for_subscribers > 0:
+            self.wait_for_subscribers(args.wait_for_subscribers)
+        if args.delay > 0 and not self._sleep_until(time.monotonic() + args.delay):
+            return self.published
+        rate = float(args.rate)
+        clock_period = 1.0 / args.clock_hz if args.clock_hz > 0 else None
+        wall0 = bag0 = None
+        last_clock_ns = -1
+        next_clock_wall = 0.0
+        loop, last_bag_ns, last_due = 0, -1, 0.0
+        t_start = time.monotonic()
+        for ev in self.playback.events():
+            if wall0 is None:
+                wall0, bag0 = time.monotonic(), ev.bag_ns
+                next_clock_wall = wall0
+                if args.restamp:
+                    self.stamp_offset_ns = time.time_ns() - ev.bag_ns
+                    self.node.get_logger().info(f"restamp offset: {self.stamp_offset_ns} ns")
+            assert bag0 is not None
+            if ev.loop != loop and ev.bag_ns <= last_bag_ns:
+                # a loop restart that keeps the bag's times: re-anchor the schedule one sample
+                # period after the last message, and let /clock jump back with the data
+                wall0, bag0 = last_due + 0.01 / rate, ev.bag_ns
+                next_clock_wall = wall0
+                last_clock_ns = -1
+            loop, last_bag_ns = ev.loop, ev.bag_ns
+            due = wall0 + (ev.bag_ns - bag0) / 1e9 / rate
+            last_due = due
+            # /clock at clock_hz while waiting for the next message
+            while clock_period is not None and next_clock_wall < due:
+                if not self._sleep_until(next_clock_wall):
+                    return self.published
+                clock_ns = bag0 + int((next_clock_wall - wall0) * rate * 1e9)
+                if clock_ns > last_clock_ns:
+                    self._publish_clock(clock_ns + self.stamp_offset_ns)
+                    last_clock_ns = clock_ns
+                next_clock_wall += clock_period
+            if not self._sleep_until(due):
+                return self.published
+            if ev.bag_ns > last_clock_ns and clock_period is not None:
+                self._publish_clock(ev.bag_ns + self.stamp_offset_ns)
+                last_clock_ns = ev.bag_ns
+            pub = self.publishers.get(ev.topic)
+            if pub is not None:
+                data = ev.data
+                if self.stamp_offset_ns:
+                    data = shift_stamps(data, ev.msgtype, self.stamp_offset_ns, self.reader.store)
+                pub.publish(bytes(data))
+                self.published += 1
+        elapsed = time.monotonic() - t_start
+        self.node.get_logger().info(
+            f"played {self.published} messages on {len(self.publishers)} topics, "
+            f"{self.playback.passes_done} pass(es), {self.clock_published} /clock, {elapsed:.2f} s"
+        )
+        if args.linger > 0:
+            self._sleep_until(time.monotonic() + args.linger)
+        return self.published
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    import rclpy
+    from rclpy.utilities import remove_ros_args
+
+    raw = list(sys.argv if argv is None else ["bag_player", *argv])
+    args = build_parser().parse_args(remove_ros_args(raw)[1:])
+    rclpy.init(args=raw)
+    node = rclpy.create_node("bag_player")
+    player = None
+    code = 0
+    try:
+        player = BagPlayer(node, args)
+
+        def _stop(signum: int, frame: Any) -> None:
+            assert player is not None
+            player.stop_event.set()
+
+        signal.signal(signal.SIGINT, _stop)
+        signal.signal(signal.SIGTERM, _stop)
+        player.play()
+    except GaitEstimatorError as exc:
+        print(f"bag_player: error: {exc}", file=sys.stderr)
+        code = 2
+    finally:
+        if player is not None:
+            player.close()
+        node.destroy_node()
+        if rclpy.ok():
+            rclpy.shutdown()
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

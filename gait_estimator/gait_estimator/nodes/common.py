@@ -1,0 +1,387 @@
+"""Shared pieces of the rclpy adapters: QoS, topic names, message <-> numpy conversion,
+the guarded lifecycle node base, diagnostics and the ``main`` runner.
+
+Conversion helpers are pure functions (message in, numpy out or the reverse); tests call
+them without spinning a node.
+
+QoS (DESIGN.md): sensor streams (``imu/<location>``, ``gait/imu_frame``, ``gait/features``,
+``gait/torque_estimate``, ``gait/torque_reference``) use SensorDataQoS (best effort, depth 5:
+a late sample is worthless); ``exo/torque_command`` uses reliable QoS, volatile, depth 10;
+``exo/emergency_stop`` and ``exo/reset`` use reliable QoS, depth 10.
+"""
+
+from __future__ import annotations
+
+import array
+import json
+import os
+import sys
+import zipfile
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from gait_estimator.errors import ConfigError, GaitEstimatorError, ModelFileCorruptError, ModelMetadataError
+from gait_estimator.runtime.metadata import METADATA_FILE, ModelMetadata
+
+# Topic names (relative: a namespace pushes them all).
+TOPIC_IMU = "imu/{location}"
+TOPIC_FRAME = "gait/imu_frame"
+TOPIC_FEATURES = "gait/features"
+TOPIC_ESTIMATE = "gait/torque_estimate"
+TOPIC_REFERENCE = "gait/torque_reference"
+TOPIC_COMMAND = "exo/torque_command"
+TOPIC_ESTOP = "exo/emergency_stop"  # std_msgs/Bool: true latches the e-stop
+TOPIC_RESET = "exo/reset"  # std_msgs/Empty: clears a latched fault / e-stop
+TOPIC_DIAGNOSTICS = "/diagnostics"
+
+
+def sensor_qos():
+    from rclpy.qos import qos_profile_sensor_data
+
+    return qos_profile_sensor_data
+
+
+def command_qos():
+    from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
+
+    return QoSProfile(
+        history=HistoryPolicy.KEEP_LAST,
+        depth=10,
+        reliability=ReliabilityPolicy.RELIABLE,
+        durability=DurabilityPolicy.VOLATILE,
+    )
+
+
+# --------------------------------------------------------------------------- time
+
+
+def stamp_to_ns(stamp) -> int:
+    return int(stamp.sec) * 1_000_000_000 + int(stamp.nanosec)
+
+
+def set_stamp(stamp, ns: int) -> None:
+    ns = int(ns)
+    stamp.sec, stamp.nanosec = divmod(ns, 1_000_000_000)
+
+
+# --------------------------------------------------------------------------- models
+
+
+def default_model_path() -> Path:
+    """The default model: the source tree's ``models/default.pt`` or the installed share copy."""
+    here = Path(__file__).resolve()
+    candidates = [here.parents[2] / "models" / "default.pt"]
+    try:
+        from ament_index_python.packages import get_package_share_directory
+
+        candidates.append(Path(get_package_share_directory("gait_estimator")) / "models" / "default.pt")
+    except Exception:
+        pass
+    for c in candidates:
+        if c.is_file():
+            return c
+    return candidates[0]
+
+
+def read_model_metadata(path: str | os.PathLike) -> ModelMetadata:
+    """Read only the metadata of a model file (a zip archive), without importing torch."""
+    path = Path(path)
+    if not path.is_file():
+        raise ModelFileCorruptError(f"model file {path}: does not exist")
+    try:
+        with zipfile.ZipFile(path) as zf:
+            names = [n for n in zf.namelist() if n.endswith("/extra/" + METADATA_FILE)]
+            if not names:
+                raise ModelMetadataError(f"model file {path}: no {METADATA_FILE} in the archive")
+            text = zf.read(names[0])
+    except zipfile.BadZipFile as exc:
+        raise ModelFileCorruptError(f"model file {path}: not a TorchScript archive ({exc})") from exc
+    return ModelMetadata.from_json(text, source=str(path))
+
+
+# --------------------------------------------------------------------------- conversion
+
+
+def fill_imu(msg, stamp_ns: int, frame_id: str, acc, gyro, quat_xyzw, cov: Sequence[float] | None = None):
+    """Fill a ``sensor_msgs/Imu`` in place. ``cov`` = (orientation_var, gyro_var, acc_var)."""
+    set_stamp(msg.header.stamp, stamp_ns)
+    msg.header.frame_id = frame_id
+    a, g, q = msg.linear_acceleration, msg.angular_velocity, msg.orientation
+    a.x, a.y, a.z = float(acc[0]), float(acc[1]), float(acc[2])
+    g.x, g.y, g.z = float(gyro[0]), float(gyro[1]), float(gyro[2])
+    q.x, q.y, q.z, q.w = float(quat_xyzw[0]), float(quat_xyzw[1]), float(quat_xyzw[2]), float(quat_xyzw[3])
+    if cov is not None:
+        ov, gv, av = cov
+        msg.orientation_covariance = _diag3(ov)
+        msg.angular_velocity_covariance = _diag3(gv)
+        msg.linear_acceleration_covariance = _diag3(av)
+    return msg
+
+
+def _diag3(v: float) -> array.array:
+    v = float(v)
+    return array.array("d", [v, 0.0, 0.0, 0.0, v, 0.0, 0.0, 0.0, v])
+
+
+def imu_arrays(msg) -> tuple[int, np.ndarray, np.ndarray, np.ndarray]:
+    """``sensor_msgs/Imu`` -> (stamp_ns, acc[3], gyro[3], quat_xyzw[4]) float64."""
+    a, g, q = msg.linear_acceleration, msg.angular_velocity, msg.orientation
+    return (
+        stamp_to_ns(msg.header.stamp),
+        np.array((a.x, a.y, a.z)),
+        np.array((g.x, g.y, g.z)),
+        np.array((q.x, q.y, q.z, q.w)),
+    )
+
+
+def imu_to_sample(location: str, msg):
+    """``sensor_msgs/Imu`` -> ``core.samples.ImuSample``."""
+    from gait_estimator.core.samples import ImuSample
+
+    stamp, acc, gyro, quat = imu_arrays(msg)
+    return ImuSample(location, stamp, acc, gyro, quat)
+
+
+def frame_to_msg(frame, rate_hz: float, msg=None):
+    """``core.samples.SyncFrame`` -> ``gait_estimator_msgs/ImuFrame``."""
+    from gait_estimator_msgs.msg import ImuFrame
+    from sensor_msgs.msg import Imu
+
+    msg = ImuFrame() if msg is None else msg
+    set_stamp(msg.header.stamp, frame.stamp_ns)
+    msg.locations = list(frame.locations)
+    imus = []
+    for i, loc in enumerate(frame.locations):
+        m = Imu()
+        fill_imu(m, frame.stamp_ns, "", frame.acc[i], frame.gyro[i], frame.quat_xyzw[i])
+        m.header.frame_id = loc
+        imus.append(m)
+    msg.imus = imus
+    msg.valid = [bool(v) for v in frame.valid]
+    msg.rate_hz = float(rate_hz)
+    return msg
+
+
+def msg_to_frame(msg):
+    """``gait_estimator_msgs/ImuFrame`` -> ``core.samples.SyncFrame`` (float64 arrays)."""
+    from gait_estimator.core.samples import SyncFrame
+
+    n = len(msg.locations)
+    acc = np.empty((n, 3))
+    gyro = np.empty((n, 3))
+    quat = np.empty((n, 4))
+    for i, m in enumerate(msg.imus):
+        _, acc[i], gyro[i], quat[i] = imu_arrays(m)
+    return SyncFrame(
+        stamp_to_ns(msg.header.stamp), tuple(msg.locations), acc, gyro, quat, np.array(msg.valid, dtype=bool)
+    )
+
+
+def window_to_msg(
+    window: np.ndarray,
+    stamp_ns: int,
+    channels: Sequence[str],
+    rate_hz: float,
+    valid: bool,
+    normalized: bool = True,
+    msg=None,
+):
+    """``[T, C]`` window -> ``gait_estimator_msgs/FeatureWindow`` (float32, row-major)."""
+    from gait_estimator_msgs.msg import FeatureWindow
+
+    msg = FeatureWindow() if msg is None else msg
+    set_stamp(msg.header.stamp, stamp_ns)
+    t, c = window.shape
+    msg.num_samples, msg.num_channels = int(t), int(c)
+    msg.channel_names = list(channels)
+    data = array.array("f")
+    data.frombytes(np.ascontiguousarray(window, dtype=np.float32).tobytes())
+    msg.data = data
+    msg.normalized = bool(normalized)
+    msg.sample_rate_hz = float(rate_hz)
+    msg.valid = bool(valid)
+    return msg
+
+
+def msg_to_window(msg) -> tuple[np.ndarray, int, bool]:
+    """``FeatureWindow`` -> (window[T, C] float32, stamp_ns, valid); checks the shape."""
+    data = (
+        np.frombuffer(msg.data, dtype=np.float32)
+        if isinstance(msg.data, array.array)
+        else np.asarray(msg.data, dtype=np.float32)
+    )
+    if data.size != msg.num_samples * msg.num_channels:
+        raise ValueError(
+            f"FeatureWindow data has {data.size} values, expected {msg.num_samples} x {msg.num_channels}"
+        )
+    return data.reshape(msg.num_samples, msg.num_channels), stamp_to_ns(msg.header.stamp), bool(msg.valid)
+
+
+def joint_torque_msg(
+    stamp_ns: int,
+    source: int,
+    joints: Sequence[str],
+    torque,
+    status=None,
+    valid: bool = True,
+    subject_mass: float = 0.0,
+    gait_phase: float = float("nan"),
+    msg=None,
+):
+    """Build a ``gait_estimator_msgs/JointTorque``. ``status`` defaults to OK (or INVALID when
+    not ``valid``). Non-finite torques are replaced by 0 with STATUS_INVALID (never on the wire)."""
+    from gait_estimator_msgs.msg import JointTorque
+
+    msg = JointTorque() if msg is None else msg
+    set_stamp(msg.header.stamp, stamp_ns)
+    msg.source = int(source)
+    msg.joint_names = list(joints)
+    t = np.asarray(torque, dtype=np.float64).reshape(-1)
+    if status is None:
+        st = np.full(t.shape, JointTorque.STATUS_OK if valid else JointTorque.STATUS_INVALID, np.uint8)
+    else:
+        st = np.asarray(status, dtype=np.uint8).reshape(-1).copy()
+    bad = ~np.isfinite(t)
+    if bad.any():
+        t = np.where(bad, 0.0, t)
+        st[bad] = JointTorque.STATUS_INVALID
+        valid = False
+    msg.torque = array.array("d", t.tobytes())
+    msg.joint_status = st.tobytes()
+    msg.valid = bool(valid)
+    msg.subject_mass = float(subject_mass)
+    msg.gait_phase = float(gait_phase)
+    return msg
+
+
+def joint_torque_arrays(msg) -> tuple[int, np.ndarray, np.ndarray, bool]:
+    """``JointTorque`` -> (stamp_ns, torque[J], status[J] uint8, valid)."""
+    st = msg.joint_status
+    status = (
+        np.frombuffer(bytes(st), dtype=np.uint8)
+        if isinstance(st, (bytes, bytearray))
+        else np.array([int(s) if not isinstance(s, bytes) else s[0] for s in st], dtype=np.uint8)
+    )
+    return stamp_to_ns(msg.header.stamp), np.array(msg.torque, dtype=np.float64), status, bool(msg.valid)
+
+
+# --------------------------------------------------------------------------- diagnostics
+
+
+def diagnostic_array(node, name: str, level: int, message: str, values: dict, hardware_id: str = ""):
+    from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+
+    arr = DiagnosticArray()
+    arr.header.stamp = node.get_clock().now().to_msg()
+    st = DiagnosticStatus(level=bytes([level]), name=name, message=message, hardware_id=hardware_id)
+    st.values = [
+        KeyValue(key=str(k), value=(f"{v:.6g}" if isinstance(v, float) else str(v)))
+        for k, v in values.items()
+    ]
+    arr.status = [st]
+    return arr
+
+
+class LatencyStats:
+    """Rolling percentiles of durations (ns) over the last ``n`` values, for diagnostics."""
+
+    def __init__(self, n: int = 2000) -> None:
+        self._buf = np.zeros(n, dtype=np.int64)
+        self._n = 0
+        self._i = 0
+
+    def add(self, ns: int) -> None:
+        self._buf[self._i] = ns
+        self._i = (self._i + 1) % len(self._buf)
+        self._n = min(self._n + 1, len(self._buf))
+
+    def summary_ms(self) -> dict[str, float]:
+        if self._n == 0:
+            return {"p50_ms": float("nan"), "p99_ms": float("nan"), "max_ms": float("nan")}
+        v = self._buf[: self._n] / 1e6
+        return {
+            "p50_ms": float(np.percentile(v, 50)),
+            "p99_ms": float(np.percentile(v, 99)),
+            "max_ms": float(v.max()),
+        }
+
+
+# --------------------------------------------------------------------------- lifecycle guard
+
+
+def guard_change_state(node) -> None:
+    """Protect a ``rclpy.lifecycle.LifecycleNode`` against invalid ``change_state`` requests.
+
+    rclpy 7.1.x raises ``RCLError`` out of ``spin`` when a ``change_state`` request names a
+    transition that is not available from the current state (ros2/rclpy#1209), which kills the
+    node. We replace the service callback by one that checks the requested id/label against the
+    available transitions first and answers ``success=False`` for an invalid one (logged), and
+    that turns any other error of the transition machinery into ``success=False`` as well.
+    """
+    srv = getattr(node, "_service_change_state", None)
+    if srv is None:
+        return
+    original = srv.callback
+    sm = node._state_machine
+
+    def guarded(req, resp):
+        try:
+            available = {t[0]: t[1] for t in sm.available_transitions}
+            tid, label = req.transition.id, req.transition.label
+            ok = (label in available.values()) if label else (tid in available)
+            if not ok:
+                node.get_logger().warning(
+                    f"rejected change_state request (id={tid}, label={label!r}): not available from "
+                    f"state '{sm.current_state[1]}'; available: {sorted(available.values())}"
+                )
+                resp.success = False
+                return resp
+            return original(req, resp)
+        except Exception as exc:
+            node.get_logger().error(f"change_state request failed: {exc!r}")
+            resp.success = False
+            return resp
+
+    srv.callback = guarded
+
+
+def run_node(factory, args: list[str] | None = None, executor_factory=None) -> int:
+    """``main`` of every executable: init, build, spin, shut down; ConfigError -> exit 2."""
+    import rclpy
+    from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
+
+    args = sys.argv if args is None else args
+    rclpy.init(args=args)
+    node = None
+    code = 0
+    try:
+        node = factory()
+        executor = (executor_factory or SingleThreadedExecutor)()
+        executor.add_node(node)
+        try:
+            executor.spin()
+        finally:
+            executor.shutdown(timeout_sec=1.0)
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    except (ConfigError, GaitEstimatorError) as exc:
+        print(f"[FATAL] {exc}", file=sys.stderr, flush=True)
+        code = 2
+    finally:
+        if node is not None:
+            close = getattr(node, "close", None)
+            if callable(close):
+                try:
+                    close()
+                except Exception as exc:
+                    print(f"[WARN] close failed: {exc!r}", file=sys.stderr)
+            node.destroy_node()
+        if rclpy.ok():
+            rclpy.try_shutdown()
+    return code
+
+
+def dump_json(obj) -> str:
+    return json.dumps(obj, sort_keys=True, default=float)

@@ -1,0 +1,306 @@
+"""``gait_pipeline``: the fused mode, every stage in one process with no DDS hop between them.
+
+Executable: ``gait_pipeline`` (``python -m gait_estimator.nodes.gait_pipeline``), node name
+``gait_pipeline`` (a lifecycle node, managed like ``torque_estimator``). Same output topics as
+the distributed chain: ``gait/torque_estimate`` (SensorDataQoS), ``exo/torque_command``
+(reliable), ``/diagnostics``; optionally ``gait/imu_frame`` (``publish_frames``) and, with an
+in-process sim/file source, ``gait/torque_reference``. Same inputs: ``exo/emergency_stop``,
+``exo/reset``.
+
+Input (``imu_source``): ``topics`` subscribes ``imu/<location>`` from a separate
+``imu_driver``; ``sim``/``file``/``serial`` runs that driver backend inside this process and
+feeds samples straight into the core (``driver_rate_hz`` for sim; the other driver parameters
+have the ``imu_driver`` names).
+
+Core: ``core.pipeline.EstimatorPipeline`` (synchronizer -> features -> window -> model ->
+x subject mass, window mode), the same object offline validation uses, then
+``core.command.CommandShaper``; both under one lock (samples may arrive on the source thread,
+timers on the executor thread). Parameters: ``params.FUSED`` (the union of the stages').
+
+Lifecycle: configure loads the model (failure: stays unconfigured, logged) and starts the
+input; activate enables estimates and the command ramp-in; deactivate ramps the command out
+(zeros with ``valid = false`` while inactive); cleanup/shutdown stop the input and release all.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+
+from rclpy.lifecycle import LifecycleNode, TransitionCallbackReturn
+
+from gait_estimator.nodes import common
+from gait_estimator.nodes.imu_sources import make_source
+from gait_estimator.nodes.imu_synchronizer import make_synchronizer
+from gait_estimator.nodes.params import declare_params, resolve_model_path
+from gait_estimator.nodes.torque_command import JointMap, make_shaper
+
+
+class GaitPipeline(LifecycleNode):
+    def __init__(self, name: str = "gait_pipeline") -> None:
+        super().__init__(name)
+        common.guard_change_state(self)
+        self.params = declare_params(self, "gait_pipeline")
+        self.lock = threading.Lock()
+        self.pipeline = self.shaper = self.source = None
+        self._entities: list = []
+        self._active = False
+        self._cmd_pub = None
+        self._last_pub_ns = 0
+        self._published_since_tick = False
+        self._last_stamp_ns = 0
+        self.latency = common.LatencyStats()
+        self.inference = common.LatencyStats()
+        self.counts = {"samples": 0, "estimates": 0, "invalid_estimates": 0, "commands": 0, "estops": 0}
+
+    # -- lifecycle ------------------------------------------------------------------------
+    def on_configure(self, state) -> TransitionCallbackReturn:
+        from diagnostic_msgs.msg import DiagnosticArray
+        from gait_estimator_msgs.msg import ImuFrame, JointTorque
+        from sensor_msgs.msg import Imu
+        from std_msgs.msg import Bool, Empty
+
+        from gait_estimator.core.pipeline import EstimatorPipeline
+        from gait_estimator.nodes.torque_estimator import load_runtime
+
+        p = self.params
+        path = resolve_model_path(p["model_path"])
+        try:
+            runtime = load_runtime(path, p["threads"])
+            md = runtime.metadata
+            sync_p = dict(p, rate_hz=md.sample_rate_hz)
+            self.pipeline = EstimatorPipeline(
+                runtime, make_synchronizer(sync_p), p["subject_mass_kg"], "window"
+            )
+            self.shaper = make_shaper(p)
+        except Exception as exc:
+            self.get_logger().error(f"configure failed: {exc}")
+            self.pipeline = self.shaper = None
+            return TransitionCallbackReturn.FAILURE
+        self.get_logger().info(f"loaded model {path}; input '{p['imu_source']}'")
+        self.joints = md.output_joints
+        self.map = JointMap(p["joints"])
+        self._est_msg, self._cmd_msg = JointTorque(), JointTorque()
+        sensor, rel = common.sensor_qos(), common.command_qos()
+        self._est_pub = self.create_publisher(JointTorque, common.TOPIC_ESTIMATE, sensor)
+        self._cmd_pub = self.create_publisher(JointTorque, common.TOPIC_COMMAND, rel)
+        self._frame_pub = (
+            self.create_publisher(ImuFrame, common.TOPIC_FRAME, sensor) if p["publish_frames"] else None
+        )
+        self._ref_pub = (
+            self.create_publisher(JointTorque, common.TOPIC_REFERENCE, sensor)
+            if p["publish_reference"] and p["imu_source"] in ("sim", "file")
+            else None
+        )
+        self._diag_pub = self.create_publisher(DiagnosticArray, common.TOPIC_DIAGNOSTICS, 10)
+        self._period_ns = int(1e9 / p["control_rate_hz"])
+        self._entities = [
+            self._est_pub,
+            self._cmd_pub,
+            self._diag_pub,
+            self.create_subscription(Bool, common.TOPIC_ESTOP, self._on_estop, rel),
+            self.create_subscription(Empty, common.TOPIC_RESET, self._on_reset, rel),
+            self.create_timer(1.0 / p["control_rate_hz"], self._on_timer),
+            self.create_timer(1.0, self._diagnostics),
+        ] + [e for e in (self._frame_pub, self._ref_pub) if e is not None]
+        if p["imu_source"] == "topics":
+            for loc in p["locations"]:
+                self._entities.append(
+                    self.create_subscription(
+                        Imu,
+                        common.TOPIC_IMU.format(location=loc),
+                        lambda msg, loc=loc: self._on_sample(loc, *common.imu_arrays(msg)),
+                        sensor,
+                    )
+                )
+        else:
+            try:
+                self.source = make_source(p, p["locations"], p["driver_rate_hz"], p["imu_source"])
+            except Exception as exc:
+                self.get_logger().error(f"configure failed: input: {exc}")
+                self._release()
+                return TransitionCallbackReturn.FAILURE
+            self.source.start(self._on_sample, self._on_reference if self._ref_pub else None)
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_activate(self, state) -> TransitionCallbackReturn:
+        with self.lock:
+            self.shaper.reset()
+            self.shaper.enable()
+            self._active = True
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_deactivate(self, state) -> TransitionCallbackReturn:
+        with self.lock:
+            self.shaper.disable()
+            self._active = False
+        return TransitionCallbackReturn.SUCCESS
+
+    def _release(self) -> None:
+        from rclpy.publisher import Publisher
+        from rclpy.subscription import Subscription
+        from rclpy.timer import Timer
+
+        if self.source is not None:
+            self.source.stop()
+            self.source = None
+        with self.lock:
+            if self.shaper is not None and self._cmd_pub is not None:
+                self.shaper.emergency_stop()
+                self._publish_command(time.time_ns(), self._last_stamp_ns or time.time_ns())
+            for e in self._entities:
+                if isinstance(e, Timer):
+                    self.destroy_timer(e)
+                elif isinstance(e, Subscription):
+                    self.destroy_subscription(e)
+                elif isinstance(e, Publisher):
+                    self.destroy_publisher(e)
+            self._entities = []
+            self._cmd_pub = None
+            self.pipeline = self.shaper = None
+            self._active = False
+
+    def on_cleanup(self, state) -> TransitionCallbackReturn:
+        self._release()
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_shutdown(self, state) -> TransitionCallbackReturn:
+        self._release()
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_error(self, state) -> TransitionCallbackReturn:
+        self._release()
+        return TransitionCallbackReturn.SUCCESS
+
+    def close(self) -> None:
+        if self.source is not None:
+            self.source.stop()
+
+    # -- data -----------------------------------------------------------------------------
+    def _on_sample(self, location, stamp_ns, acc, gyro, quat) -> None:
+        from gait_estimator.core.samples import ImuSample
+
+        now = time.time_ns()
+        with self.lock:
+            if self.pipeline is None:
+                return
+            self.counts["samples"] += 1
+            self.pipeline.synchronizer.push(ImuSample(location, stamp_ns, acc, gyro, quat), now)
+            self._poll(now)
+
+    def _poll(self, now: int) -> None:
+        from gait_estimator_msgs.msg import JointTorque
+
+        pipe = self.pipeline
+        for frame in pipe.synchronizer.poll(now):
+            if self._frame_pub is not None:
+                self._frame_pub.publish(common.frame_to_msg(frame, pipe.synchronizer.rate_hz))
+            for est in pipe.push_frame(frame):
+                if not self._active:
+                    continue
+                self.counts["estimates"] += 1
+                m = common.joint_torque_msg(
+                    est.stamp_ns,
+                    JointTorque.SOURCE_ESTIMATE,
+                    self.joints,
+                    est.torque_nm,
+                    valid=est.valid,
+                    subject_mass=self.params["subject_mass_kg"],
+                    msg=self._est_msg,
+                )
+                y = self.map(self.joints, est.torque_nm)
+                if est.valid and y is not None:
+                    self.shaper.submit(y, est.stamp_ns, True, "N.m")
+                    self.inference.add(est.inference_ns)
+                else:
+                    self.counts["invalid_estimates"] += 1
+                    self.shaper.submit(None, est.stamp_ns, False, "N.m")
+                self._last_stamp_ns = est.stamp_ns
+                if self.params["publish_on_estimate"]:
+                    self._publish_command(time.time_ns(), est.stamp_ns)
+                self._est_pub.publish(m)  # after the command: the command is the latency-critical one
+
+    def _on_reference(self, stamp_ns, torque, joints, phase) -> None:
+        from gait_estimator_msgs.msg import JointTorque
+
+        self._ref_pub.publish(
+            common.joint_torque_msg(stamp_ns, JointTorque.SOURCE_REFERENCE, joints, torque, gait_phase=phase)
+        )
+
+    def _publish_command(self, now_ns: int, stamp_ns: int) -> None:
+        from gait_estimator_msgs.msg import JointTorque
+
+        if self._cmd_pub is None or self.shaper is None:
+            return
+        out = self.shaper.update(now_ns)
+        valid = bool(out.valid) and self._active
+        m = common.joint_torque_msg(
+            stamp_ns,
+            JointTorque.SOURCE_COMMAND,
+            self.map.joints,
+            out.torque,
+            status=out.status,
+            valid=valid,
+            subject_mass=self.params["subject_mass_kg"],
+            msg=self._cmd_msg,
+        )
+        self._cmd_pub.publish(m)
+        self._last_pub_ns = time.time_ns()
+        self._published_since_tick = True
+        self.counts["commands"] += 1
+        if valid:
+            self.latency.add(self._last_pub_ns - stamp_ns)
+
+    def _on_timer(self) -> None:
+        now = time.time_ns()
+        with self.lock:
+            if self.pipeline is None:
+                return
+            if not self._published_since_tick:
+                self._publish_command(now, self._last_stamp_ns or now)
+            self._published_since_tick = False
+
+    def _on_estop(self, msg) -> None:
+        if msg.data:
+            with self.lock:
+                if self.shaper is not None:
+                    self.counts["estops"] += 1
+                    self.shaper.emergency_stop()
+                    self._publish_command(time.time_ns(), self._last_stamp_ns or time.time_ns())
+            self.get_logger().warning("emergency stop: command latched to zero until exo/reset")
+
+    def _on_reset(self, msg) -> None:
+        with self.lock:
+            if self.shaper is not None:
+                self.shaper.reset()
+                if self._active:
+                    self.shaper.enable()
+
+    def _diagnostics(self) -> None:
+        with self.lock:
+            if self.pipeline is None:
+                return
+            values = dict(self.counts)
+            values.update(self.pipeline.synchronizer.counters)
+            fault = self.shaper.fault
+        values.update({f"latency_{k}": v for k, v in self.latency.summary_ms().items()})
+        values.update({f"inference_{k}": v for k, v in self.inference.summary_ms().items()})
+        if self.source is not None and self.source.error:
+            fault = f"input failed: {self.source.error}"
+        self._diag_pub.publish(
+            common.diagnostic_array(
+                self,
+                f"{self.get_name()}: fused pipeline",
+                2 if fault else 0,
+                fault or ("active" if self._active else "inactive"),
+                values,
+            )
+        )
+
+
+def main(args=None) -> int:
+    return common.run_node(GaitPipeline, args)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

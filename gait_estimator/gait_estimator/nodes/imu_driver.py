@@ -1,0 +1,106 @@
+"""``imu_driver``: IMU samples onto ``imu/<location>`` (``sensor_msgs/Imu``, SensorDataQoS).
+
+Executable: ``imu_driver`` (``python -m gait_estimator.nodes.imu_driver``), node name
+``imu_driver``. Parameters (schema ``params.DRIVER``; ``ros2 param describe`` lists them):
+
+- ``source``: ``sim`` (default: the gait simulator streamed in real time), ``file`` (a
+  dataset directory, a trial ``.npz`` or a CSV, at its own rate), ``serial`` (the binary frame
+  protocol of ``nodes.serial_protocol`` through pyserial);
+- ``locations`` (default the 7 lower-body IMUs), ``rate_hz`` (sim), ``frame_prefix``;
+- ``acc_noise_std``/``gyro_noise_std``/``orientation_std``: diagonal covariances in each message;
+- ``duration_s`` (0 = forever), ``publish_reference`` (sim/file: ground truth on
+  ``gait/torque_reference``, ``JointTorque`` SOURCE_REFERENCE, N.m);
+- ``sim_*``, ``file_*``, ``serial_*``: backend settings; ``fault_nan_*``: NaN injection.
+
+``header.stamp`` is the device time of the sample (``sim_clock_offset_s`` shifts it from host
+time); ``header.frame_id`` is ``<frame_prefix><location>``. Diagnostics on ``/diagnostics``.
+"""
+
+from __future__ import annotations
+
+import threading
+
+from rclpy.node import Node
+
+from gait_estimator.nodes import common
+from gait_estimator.nodes.imu_sources import make_source
+from gait_estimator.nodes.params import declare_params
+
+
+class ImuDriver(Node):
+    def __init__(self, name: str = "imu_driver") -> None:
+        super().__init__(name)
+        from gait_estimator_msgs.msg import JointTorque
+        from sensor_msgs.msg import Imu
+
+        p = self.params = declare_params(self, "imu_driver")
+        self.locations = tuple(p["locations"])
+        cov = (p["orientation_std"] ** 2, p["gyro_noise_std"] ** 2, p["acc_noise_std"] ** 2)
+        qos = common.sensor_qos()
+        self._pubs = {
+            loc: self.create_publisher(Imu, common.TOPIC_IMU.format(location=loc), qos)
+            for loc in self.locations
+        }
+        self._msgs = {}
+        for loc in self.locations:
+            m = Imu()
+            common.fill_imu(m, 0, p["frame_prefix"] + loc, (0, 0, 0), (0, 0, 0), (0, 0, 0, 1), cov)
+            self._msgs[loc] = m
+        self._ref_pub = (
+            self.create_publisher(JointTorque, common.TOPIC_REFERENCE, qos)
+            if p["publish_reference"]
+            else None
+        )
+        self._ref_msg = JointTorque()
+        self._lock = threading.Lock()
+        self.source = make_source(p, self.locations, p["rate_hz"], p["source"])
+        self.diag_pub = self.create_publisher(
+            __import__("diagnostic_msgs.msg").msg.DiagnosticArray, common.TOPIC_DIAGNOSTICS, 10
+        )
+        self.create_timer(1.0, self._diagnostics)
+        self.source.start(self._publish, self._publish_reference if self._ref_pub else None)
+        self.get_logger().info(
+            f"streaming {len(self.locations)} IMUs from '{p['source']}' "
+            f"on {[common.TOPIC_IMU.format(location=x) for x in self.locations]}"
+        )
+
+    def _publish(self, location, stamp_ns, acc, gyro, quat) -> None:
+        m = self._msgs[location]
+        common.fill_imu(m, stamp_ns, m.header.frame_id, acc, gyro, quat)
+        self._pubs[location].publish(m)
+
+    def _publish_reference(self, stamp_ns, torque, joints, phase) -> None:
+        from gait_estimator_msgs.msg import JointTorque
+
+        common.joint_torque_msg(
+            stamp_ns,
+            JointTorque.SOURCE_REFERENCE,
+            joints,
+            torque,
+            subject_mass=0.0,
+            gait_phase=phase,
+            msg=self._ref_msg,
+        )
+        self._ref_pub.publish(self._ref_msg)
+
+    def _diagnostics(self) -> None:
+        src = self.source
+        values = {"source": self.params["source"], "samples": src.published}
+        dec = getattr(src, "decoder", None)
+        if dec is not None:
+            values.update(dec.counters())
+        level, msg = (2, f"source failed: {src.error}") if src.error else (0, "streaming")
+        self.diag_pub.publish(
+            common.diagnostic_array(self, f"{self.get_name()}: imu driver", level, msg, values)
+        )
+
+    def close(self) -> None:
+        self.source.stop()
+
+
+def main(args=None) -> int:
+    return common.run_node(ImuDriver, args)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,83 @@
+"""``imu_synchronizer``: ``imu/<location>`` streams -> ``gait/imu_frame`` at a fixed rate.
+
+Executable: ``imu_synchronizer`` (``python -m gait_estimator.nodes.imu_synchronizer``), node
+name ``imu_synchronizer``. A thin adapter over ``core.synchronizer.ImuSynchronizer``: every
+received ``sensor_msgs/Imu`` is pushed with its host receive time, then due frames are
+published (``gait_estimator_msgs/ImuFrame``, SensorDataQoS). Parameters (``params.SYNCHRONIZER``):
+``locations``, ``rate_hz`` (must equal the model's ``sample_rate_hz``), ``latency_s``,
+``max_gap_s``, ``estimate_clock_offset``, ``poll_period_s`` (timer that keeps emitting -
+invalid - frames when a sensor stalls). Counters on ``/diagnostics`` every second.
+"""
+
+from __future__ import annotations
+
+import time
+
+from rclpy.node import Node
+
+from gait_estimator.nodes import common
+from gait_estimator.nodes.params import declare_params
+
+
+def make_synchronizer(p: dict):
+    from gait_estimator.core.synchronizer import ImuSynchronizer
+
+    return ImuSynchronizer(
+        tuple(p["locations"]),
+        p["rate_hz"],
+        latency_ns=int(p["latency_s"] * 1e9),
+        max_gap_ns=int(p["max_gap_s"] * 1e9),
+        estimate_clock_offset=p["estimate_clock_offset"],
+    )
+
+
+class ImuSynchronizerNode(Node):
+    def __init__(self, name: str = "imu_synchronizer") -> None:
+        super().__init__(name)
+        from diagnostic_msgs.msg import DiagnosticArray
+        from gait_estimator_msgs.msg import ImuFrame
+        from sensor_msgs.msg import Imu
+
+        p = self.params = declare_params(self, "imu_synchronizer")
+        self.sync = make_synchronizer(p)
+        qos = common.sensor_qos()
+        self.pub = self.create_publisher(ImuFrame, common.TOPIC_FRAME, qos)
+        for loc in p["locations"]:
+            self.create_subscription(
+                Imu, common.TOPIC_IMU.format(location=loc), lambda msg, loc=loc: self._on_imu(loc, msg), qos
+            )
+        if p["poll_period_s"] > 0:
+            self.create_timer(p["poll_period_s"], self._poll)
+        self.diag_pub = self.create_publisher(DiagnosticArray, common.TOPIC_DIAGNOSTICS, 10)
+        self.create_timer(1.0, self._diagnostics)
+        self.published = 0
+
+    def _on_imu(self, location: str, msg) -> None:
+        self.sync.push(common.imu_to_sample(location, msg), time.time_ns())
+        self._poll()
+
+    def _poll(self) -> None:
+        for frame in self.sync.poll(time.time_ns()):
+            self.pub.publish(common.frame_to_msg(frame, self.sync.rate_hz))
+            self.published += 1
+
+    def _diagnostics(self) -> None:
+        c = self.sync.counters
+        level = 0 if c["frames"] and not c["invalid_frames"] else 1
+        self.diag_pub.publish(
+            common.diagnostic_array(
+                self,
+                f"{self.get_name()}: synchronizer",
+                level,
+                "ok" if level == 0 else "invalid frames seen",
+                dict(c, published=self.published),
+            )
+        )
+
+
+def main(args=None) -> int:
+    return common.run_node(ImuSynchronizerNode, args)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,206 @@
+"""``lifecycle_manager``: brings the lifecycle nodes up in order and the chain down on a failure.
+
+Executable: ``lifecycle_manager`` (``python -m gait_estimator.nodes.lifecycle_manager``), node
+name ``lifecycle_manager`` (nav2's manager is C++ and not available here). Parameters
+(``params.MANAGER``): ``node_names`` (start-up order, default ``[torque_estimator,
+torque_command]``; ``[gait_pipeline]`` for the fused mode), ``autostart``, ``check_period_s``,
+``service_timeout_s``, ``transition_timeout_s``, ``startup_timeout_s``, ``command_node``.
+
+Start-up: waits for every node's ``change_state`` service, configures all in order, then
+activates all in order (nav2's order). A failed transition aborts the start-up and brings the
+chain down.
+
+Supervision: every ``check_period_s`` the manager asks each node for its state
+(``get_state``). A node that does not answer within ``service_timeout_s`` (process dead), or
+that left *active* for *unconfigured* / *finalized* (an error), is a failure: the command node
+is deactivated first (its output ramps to zero), then every other node is deactivated and
+cleaned up in reverse order. A node deactivated on purpose (*inactive*) is only logged.
+
+The manager publishes its state on ``lifecycle_manager/state`` (``std_msgs/String``, reliable,
+transient local): ``starting``, ``active``, ``failed: <why>``, ``down``. Requests on
+``lifecycle_manager/command`` (``std_msgs/String``): ``startup``, ``shutdown`` (deactivate and
+clean up everything in reverse order).
+
+All service calls run on a worker thread with bounded waits; the executor thread only
+dispatches responses, so nothing here can block the node.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+
+from lifecycle_msgs.msg import State, Transition
+from lifecycle_msgs.srv import ChangeState, GetState
+from rclpy.callback_groups import ReentrantCallbackGroup
+from rclpy.node import Node
+
+from gait_estimator.nodes import common
+from gait_estimator.nodes.params import declare_params
+
+ACTIVE = State.PRIMARY_STATE_ACTIVE
+INACTIVE = State.PRIMARY_STATE_INACTIVE
+UNCONFIGURED = State.PRIMARY_STATE_UNCONFIGURED
+FINALIZED = State.PRIMARY_STATE_FINALIZED
+
+
+class LifecycleManager(Node):
+    def __init__(self, name: str = "lifecycle_manager") -> None:
+        super().__init__(name)
+        from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
+        from std_msgs.msg import String
+
+        p = self.params = declare_params(self, "lifecycle_manager")
+        self.nodes = list(p["node_names"])
+        group = ReentrantCallbackGroup()
+        self._change = {
+            n: self.create_client(ChangeState, f"{n}/change_state", callback_group=group) for n in self.nodes
+        }
+        self._get = {
+            n: self.create_client(GetState, f"{n}/get_state", callback_group=group) for n in self.nodes
+        }
+        latched = QoSProfile(
+            depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL
+        )
+        self._state_pub = self.create_publisher(String, "lifecycle_manager/state", latched)
+        self.create_subscription(String, "lifecycle_manager/command", self._on_command, 10)
+        self.state = ""
+        self._requests: list[str] = ["startup"] if p["autostart"] else []
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._supervising = False
+        if not p["autostart"]:
+            self._set_state("down")
+        self._thread = threading.Thread(target=self._worker, name="lifecycle_manager", daemon=True)
+        self._thread.start()
+
+    # -- plumbing -------------------------------------------------------------------------
+    def _set_state(self, state: str) -> None:
+        from std_msgs.msg import String
+
+        self.state = state
+        self._state_pub.publish(String(data=state))
+        if state.startswith("failed"):
+            self.get_logger().error(f"state: {state}")
+        else:
+            self.get_logger().info(f"state: {state}")
+
+    def _call(self, client, request, timeout: float):
+        if not client.wait_for_service(timeout_sec=timeout):
+            return None
+        done = threading.Event()
+        future = client.call_async(request)
+        future.add_done_callback(lambda _f: done.set())
+        if not done.wait(timeout):
+            client.remove_pending_request(future)
+            return None
+        return future.result()
+
+    def get_state(self, node: str) -> int | None:
+        r = self._call(self._get[node], GetState.Request(), self.params["service_timeout_s"])
+        return None if r is None else r.current_state.id
+
+    def transition(self, node: str, transition_id: int) -> bool:
+        req = ChangeState.Request()
+        req.transition.id = transition_id
+        r = self._call(self._change[node], req, self.params["transition_timeout_s"])
+        return bool(r is not None and r.success)
+
+    def _on_command(self, msg) -> None:
+        if msg.data in ("startup", "shutdown"):
+            self._requests.append(msg.data)
+            self._wake.set()
+        else:
+            self.get_logger().warning(f"unknown command {msg.data!r}: use 'startup' or 'shutdown'")
+
+    # -- behaviour ------------------------------------------------------------------------
+    def startup(self) -> bool:
+        self._set_state("starting")
+        deadline = time.monotonic() + self.params["startup_timeout_s"]
+        for n in self.nodes:
+            while not self._change[n].wait_for_service(timeout_sec=0.5):
+                if time.monotonic() > deadline or self._stop.is_set():
+                    self._fail(f"node '{n}' did not appear within {self.params['startup_timeout_s']} s")
+                    return False
+        for tid, goal, verb in (
+            (Transition.TRANSITION_CONFIGURE, INACTIVE, "configure"),
+            (Transition.TRANSITION_ACTIVATE, ACTIVE, "activate"),
+        ):
+            for n in self.nodes:
+                state = self.get_state(n)
+                if state == goal or (goal == INACTIVE and state == ACTIVE):
+                    continue
+                if not self.transition(n, tid):
+                    self._fail(f"could not {verb} '{n}' (see its log)")
+                    return False
+                self.get_logger().info(f"{verb}d {n}")
+        self._set_state("active")
+        self._supervising = True
+        return True
+
+    def bring_down(self) -> None:
+        """Command node first (its output goes to zero), then the rest in reverse order."""
+        order = list(reversed(self.nodes))
+        cmd = self.params["command_node"]
+        if cmd in order:
+            order.remove(cmd)
+            order.insert(0, cmd)
+        for n in order:
+            if self.get_state(n) == ACTIVE:
+                self.transition(n, Transition.TRANSITION_DEACTIVATE)
+        for n in order:
+            if self.get_state(n) == INACTIVE:
+                self.transition(n, Transition.TRANSITION_CLEANUP)
+
+    def _fail(self, why: str) -> None:
+        self._supervising = False
+        self._set_state(f"failed: {why}")
+        self.bring_down()
+
+    def supervise(self) -> None:
+        for n in self.nodes:
+            state = self.get_state(n)
+            if state is None:
+                self._fail(f"node '{n}' does not answer (process dead?)")
+                return
+            if state in (UNCONFIGURED, FINALIZED):
+                label = "unconfigured" if state == UNCONFIGURED else "finalized"
+                self._fail(f"node '{n}' left the active state (now {label})")
+                return
+            if state == INACTIVE:
+                self.get_logger().warning(f"node '{n}' is inactive", throttle_duration_sec=10.0)
+
+    def _worker(self) -> None:
+        while not self._stop.is_set():
+            try:
+                while self._requests:
+                    req = self._requests.pop(0)
+                    if req == "startup":
+                        self.startup()
+                    else:
+                        self._supervising = False
+                        self.bring_down()
+                        self._set_state("down")
+                if self._supervising:
+                    self.supervise()
+            except Exception as exc:
+                self.get_logger().error(f"manager error: {exc!r}")
+            self._wake.wait(self.params["check_period_s"])
+            self._wake.clear()
+
+    def close(self) -> None:
+        self._stop.set()
+        self._wake.set()
+        self._thread.join(timeout=5.0)
+
+
+def main(args=None) -> int:
+    from rclpy.executors import MultiThreadedExecutor
+
+    return common.run_node(
+        LifecycleManager, args, executor_factory=lambda: MultiThreadedExecutor(num_threads=2)
+    )
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,572 @@
+"""Parameter schemas of every node: one place for type, default, range and description.
+
+Each executable declares its parameters from ``SCHEMAS[<node>]`` with a full
+``rcl_interfaces/ParameterDescriptor`` (type, description, range, constraint text), so
+``ros2 param describe`` shows them. The same schema validates YAML configuration files
+(``config/*.yaml``, ROS 2 ``--params-file`` format) before anything starts, with messages that
+name the node, the parameter, the value and the rule (``errors.ConfigError``).
+
+ROS typing rules apply: a ``double`` parameter must be written ``1.0`` in YAML (ROS rejects an
+integer for a double parameter); arrays must be non-empty lists of one element type.
+This module imports no rclpy at module level (the YAML validator runs without ROS).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from gait_estimator.conventions import IMU_LOCATIONS, JOINTS, OPTIONAL_IMU_LOCATIONS
+from gait_estimator.errors import ConfigError
+
+TYPES = ("bool", "int", "double", "string", "string_array", "double_array", "int_array")
+
+
+@dataclass(frozen=True)
+class ParamSpec:
+    """One parameter: name, ROS type, default, description and its rule."""
+
+    name: str
+    type: str
+    default: Any
+    description: str
+    min: float | None = None
+    max: float | None = None
+    choices: tuple[str, ...] | None = None
+    read_only: bool = False
+    allow_empty: bool = False  # strings/arrays: whether "" / [] is accepted
+
+    def rule(self) -> str:
+        parts = [f"type {self.type}"]
+        if self.min is not None and self.max is not None:
+            parts.append(f"in [{self.min}, {self.max}]")
+        elif self.min is not None:
+            parts.append(f">= {self.min}")
+        elif self.max is not None:
+            parts.append(f"<= {self.max}")
+        if self.choices:
+            parts.append(f"one of {list(self.choices)}")
+        if self.type in ("string", "string_array", "double_array", "int_array") and not self.allow_empty:
+            parts.append("non-empty")
+        return ", ".join(parts)
+
+    def check(self, value: Any, node: str = "") -> Any:
+        """Return ``value`` if it obeys the rule, else raise ``ConfigError`` naming it."""
+        name = f"{node}.{self.name}" if node else self.name
+
+        def bad(rule: str) -> ConfigError:
+            return ConfigError(name, value, rule)
+
+        t = self.type
+        if t == "bool":
+            if not isinstance(value, bool):
+                raise bad("must be a bool (true/false)")
+        elif t == "int":
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise bad("must be an integer")
+        elif t == "double":
+            if isinstance(value, bool) or isinstance(value, int):
+                raise bad("must be a double: write it with a decimal point (e.g. 1.0), ROS rejects an int")
+            if not isinstance(value, float) or not math.isfinite(value):
+                raise bad("must be a finite double")
+        elif t == "string":
+            if not isinstance(value, str):
+                raise bad("must be a string")
+            if not value and not self.allow_empty:
+                raise bad("must be a non-empty string")
+        elif t.endswith("_array"):
+            if isinstance(value, str) or not isinstance(value, Sequence):
+                raise bad(f"must be a list ({t})")
+            if not value and not self.allow_empty:
+                raise bad(f"must be a non-empty list ({t})")
+            elem = t[: -len("_array")]
+            for v in value:
+                if elem == "string" and not isinstance(v, str):
+                    raise bad("every element must be a string")
+                if elem == "double" and (
+                    isinstance(v, bool) or not isinstance(v, float) or not math.isfinite(v)
+                ):
+                    raise bad("every element must be a finite double written with a decimal point")
+                if elem == "int" and (isinstance(v, bool) or not isinstance(v, int)):
+                    raise bad("every element must be an integer")
+            value = list(value)
+        else:  # pragma: no cover - schema error
+            raise bad(f"unknown schema type {t}")
+        nums = [value] if t in ("int", "double") else (value if t in ("double_array", "int_array") else [])
+        for v in nums:
+            if self.min is not None and v < self.min:
+                raise bad(f"must be >= {self.min}" + (f" and <= {self.max}" if self.max is not None else ""))
+            if self.max is not None and v > self.max:
+                raise bad(f"must be <= {self.max}" + (f" and >= {self.min}" if self.min is not None else ""))
+        if self.choices is not None:
+            vals = value if t == "string_array" else [value]
+            for v in vals:
+                if v not in self.choices:
+                    raise bad(f"must be one of {list(self.choices)}")
+        return value
+
+
+def _p(name, type_, default, description, **kw) -> ParamSpec:
+    return ParamSpec(name, type_, default, description, **kw)
+
+
+_LOCS = IMU_LOCATIONS + OPTIONAL_IMU_LOCATIONS
+
+# Parameters shared by the nodes that need the same value (kept identical by construction).
+_MODEL_PATH = _p(
+    "model_path",
+    "string",
+    "",
+    "TorchScript model file (gait_estimator format); empty = the installed default model",
+    allow_empty=True,
+)
+_SUBJECT_MASS = _p(
+    "subject_mass_kg",
+    "double",
+    70.0,
+    "wearer's body mass; scales N.m/kg model output to N.m",
+    min=20.0,
+    max=250.0,
+)
+_LOCATIONS = _p(
+    "locations",
+    "string_array",
+    list(IMU_LOCATIONS),
+    "IMU locations, one imu/<location> topic each",
+    choices=_LOCS,
+)
+
+DRIVER = (
+    _p(
+        "source",
+        "string",
+        "sim",
+        "IMU backend: sim (simulator in real time), file (dataset/CSV), "
+        "serial (binary frame protocol, see nodes.serial_protocol)",
+        choices=("sim", "file", "serial"),
+    ),
+    _LOCATIONS,
+    _p(
+        "rate_hz",
+        "double",
+        100.0,
+        "sample rate of the sim backend; file replays at its own rate "
+        "unless this is > 0 and rate_override is true",
+        min=1.0,
+        max=2000.0,
+    ),
+    _p(
+        "frame_prefix",
+        "string",
+        "imu_",
+        "frame_id of imu/<location> is <frame_prefix><location>",
+        allow_empty=True,
+    ),
+    _p(
+        "acc_noise_std",
+        "double",
+        0.05,
+        "accelerometer noise std (m/s^2), diagonal covariance",
+        min=0.0,
+        max=10.0,
+    ),
+    _p(
+        "gyro_noise_std",
+        "double",
+        0.005,
+        "gyroscope noise std (rad/s), diagonal covariance",
+        min=0.0,
+        max=10.0,
+    ),
+    _p(
+        "orientation_std",
+        "double",
+        0.02,
+        "orientation noise std (rad), diagonal covariance",
+        min=0.0,
+        max=3.2,
+    ),
+    _p("duration_s", "double", 0.0, "stop streaming after this time (0 = forever)", min=0.0, max=1e6),
+    _p(
+        "publish_reference",
+        "bool",
+        True,
+        "sim/file: publish the reference joint torques on gait/torque_reference",
+    ),
+    _p("sim_seed", "int", 7, "sim: random seed of the simulated subject and trial", min=0, max=2**31 - 1),
+    _p("sim_speed_mps", "double", 1.3, "sim: walking speed", min=0.3, max=3.0),
+    _p(
+        "sim_loop_s",
+        "double",
+        60.0,
+        "sim: length of the simulated trial that is streamed in a loop",
+        min=2.0,
+        max=3600.0,
+    ),
+    _p(
+        "sim_clock_offset_s",
+        "double",
+        0.0,
+        "sim: device clock minus host clock (exercises the synchronizer's offset estimation)",
+        min=-1e6,
+        max=1e6,
+    ),
+    _p("file_path", "string", "", "file: a dataset directory, a trial .npz or a CSV file", allow_empty=True),
+    _p("file_trial", "int", 0, "file: index of the trial in a dataset directory", min=0, max=100000),
+    _p("file_loop", "bool", True, "file: restart at the end"),
+    _p("serial_port", "string", "", "serial: device path (e.g. /dev/ttyUSB0 or a pty)", allow_empty=True),
+    _p("serial_baudrate", "int", 921600, "serial: baud rate", min=1200, max=12000000),
+    _p(
+        "fault_nan_location",
+        "string",
+        "",
+        "fault injection: this IMU's samples become NaN ...",
+        allow_empty=True,
+        choices=("",) + _LOCS,
+    ),
+    _p(
+        "fault_nan_start_s",
+        "double",
+        -1.0,
+        "... from this time after the start (< 0: never) ...",
+        min=-1.0,
+        max=1e6,
+    ),
+    _p("fault_nan_duration_s", "double", 0.0, "... for this long", min=0.0, max=1e6),
+)
+
+SYNCHRONIZER = (
+    _LOCATIONS,
+    _p(
+        "rate_hz",
+        "double",
+        100.0,
+        "output rate of gait/imu_frame (must equal the model's sample_rate_hz)",
+        min=1.0,
+        max=2000.0,
+    ),
+    _p(
+        "latency_s",
+        "double",
+        0.03,
+        "a frame is emitted at the latest this long after its time, "
+        "earlier as soon as every IMU has a sample at or after it",
+        min=0.0,
+        max=1.0,
+    ),
+    _p(
+        "max_gap_s",
+        "double",
+        0.1,
+        "a stream is invalid when its newest sample is older than this",
+        min=0.001,
+        max=10.0,
+    ),
+    _p("estimate_clock_offset", "bool", True, "estimate and remove each device's clock offset"),
+    _p(
+        "poll_period_s",
+        "double",
+        0.0,
+        "also emit due frames from a timer with this period (0 = only "
+        "when samples arrive: if every IMU stops, frames stop and the command watchdog counts from the "
+        "last real sample; a timer would first emit held, still-valid frames for max_gap_s)",
+        min=0.0,
+        max=1.0,
+    ),
+)
+
+WINDOWING = (_MODEL_PATH,)
+
+ESTIMATOR = (
+    _MODEL_PATH,
+    _SUBJECT_MASS,
+    _p("threads", "int", 1, "torch intra-op threads", min=1, max=64),
+    _p("diagnostics_period_s", "double", 1.0, "period of /diagnostics", min=0.05, max=60.0),
+)
+
+COMMAND = (
+    _p("joints", "string_array", list(JOINTS), "joints of the command, in order", choices=JOINTS),
+    _SUBJECT_MASS,
+    _p(
+        "gains",
+        "double_array",
+        [0.2] * len(JOINTS),
+        "assistance gain per joint (fraction of the estimated biological torque)",
+        min=-1.0,
+        max=1.0,
+    ),
+    _p("phase_shift_s", "double", 0.0, "predictive time shift of the command", min=-0.5, max=0.5),
+    _p("lowpass_hz", "double", 15.0, "command low-pass cutoff (0 = off)", min=0.0, max=500.0),
+    _p("limit_nm", "double_array", [30.0] * len(JOINTS), "saturation per joint, N.m", min=0.0, max=500.0),
+    _p("rate_limit_nm_s", "double", 1000.0, "slew-rate limit, N.m/s", min=1.0, max=1e6),
+    _p("ramp_s", "double", 0.5, "ramp time when enabling/disabling", min=0.0, max=10.0),
+    _p(
+        "watchdog_s",
+        "double",
+        0.1,
+        "no fresh estimate for this long ramps the command to zero",
+        min=0.005,
+        max=10.0,
+    ),
+    _p(
+        "control_rate_hz",
+        "double",
+        100.0,
+        "minimum publish rate of exo/torque_command (an estimate triggers an immediate publish as well)",
+        min=1.0,
+        max=2000.0,
+    ),
+    _p(
+        "publish_on_estimate",
+        "bool",
+        True,
+        "publish a command on every estimate (lowest latency); the timer fills gaps at control_rate_hz",
+    ),
+    _p("diagnostics_period_s", "double", 1.0, "period of /diagnostics", min=0.05, max=60.0),
+)
+
+MANAGER = (
+    _p(
+        "node_names",
+        "string_array",
+        ["torque_estimator", "torque_command"],
+        "lifecycle nodes to configure and activate, in start-up order (shut down in reverse)",
+    ),
+    _p("autostart", "bool", True, "configure and activate at start-up"),
+    _p(
+        "check_period_s", "double", 0.5, "period of the state check of every managed node", min=0.05, max=60.0
+    ),
+    _p(
+        "service_timeout_s",
+        "double",
+        2.0,
+        "timeout of one get_state call (no answer = node dead)",
+        min=0.1,
+        max=120.0,
+    ),
+    _p(
+        "transition_timeout_s",
+        "double",
+        30.0,
+        "timeout of one change_state call (configure loads the model: seconds)",
+        min=0.1,
+        max=600.0,
+    ),
+    _p(
+        "startup_timeout_s",
+        "double",
+        60.0,
+        "how long to wait for the managed nodes to appear",
+        min=1.0,
+        max=3600.0,
+    ),
+    _p(
+        "command_node",
+        "string",
+        "torque_command",
+        "node whose output must be zeroed first on a failure (it is deactivated before anything else)",
+        allow_empty=True,
+    ),
+)
+
+
+def _without(schema, *names):
+    return tuple(s for s in schema if s.name not in names)
+
+
+FUSED = (
+    (
+        _p(
+            "imu_source",
+            "string",
+            "topics",
+            "topics: subscribe imu/<location> (driver elsewhere); "
+            "sim/file/serial: run that driver backend in this process (no DDS hop at all)",
+            choices=("topics", "sim", "file", "serial"),
+        ),
+        _p("publish_frames", "bool", False, "also publish gait/imu_frame (costs latency)"),
+        _p("driver_rate_hz", "double", 100.0, "sample rate of an in-process sim driver", min=1.0, max=2000.0),
+        _MODEL_PATH,
+        _SUBJECT_MASS,
+        _p("threads", "int", 1, "torch intra-op threads", min=1, max=64),
+    )
+    + _without(DRIVER, "source", "rate_hz")
+    + _without(SYNCHRONIZER, "locations", "rate_hz", "poll_period_s")
+    + _without(COMMAND, "subject_mass_kg")
+)
+# (the synchronizer of the fused node runs at the model's sample_rate_hz)
+
+# ros2 node name (default) -> schema
+SCHEMAS: dict[str, tuple[ParamSpec, ...]] = {
+    "imu_driver": DRIVER,
+    "imu_synchronizer": SYNCHRONIZER,
+    "windowing": WINDOWING,
+    "torque_estimator": ESTIMATOR,
+    "torque_command": COMMAND,
+    "lifecycle_manager": MANAGER,
+    "gait_pipeline": FUSED,
+}
+# Parameters every node has from rclpy itself.
+_BUILTIN = {"use_sim_time", "start_type_description_service"}
+
+
+def _check_schema_unique() -> None:
+    for node, schema in SCHEMAS.items():
+        names = [s.name for s in schema]
+        if len(names) != len(set(names)):  # pragma: no cover - programming error
+            raise AssertionError(f"duplicate parameter in schema {node}: {names}")
+
+
+_check_schema_unique()
+
+
+def defaults(node: str) -> dict[str, Any]:
+    return {s.name: s.default for s in SCHEMAS[node]}
+
+
+def validate_node_params(node: str, values: Mapping[str, Any], *, partial: bool = True) -> dict[str, Any]:
+    """Validate ``values`` for ``node`` against its schema; return the full dict with defaults.
+
+    Cross-parameter rules (array lengths matching ``joints``) are checked too.
+    """
+    if node not in SCHEMAS:
+        raise ConfigError("<node>", node, f"unknown node; known nodes: {sorted(SCHEMAS)}")
+    schema = {s.name: s for s in SCHEMAS[node]}
+    out = defaults(node)
+    for key, value in values.items():
+        if key in _BUILTIN:
+            continue
+        if key not in schema:
+            raise ConfigError(f"{node}.{key}", value, f"unknown parameter; {node} has {sorted(schema)}")
+        out[key] = schema[key].check(value, node)
+    if "joints" in out:
+        for arr in ("gains", "limit_nm"):
+            if arr in out and len(out[arr]) not in (1, len(out["joints"])):
+                raise ConfigError(
+                    f"{node}.{arr}", out[arr], f"must have 1 or len(joints) = {len(out['joints'])} elements"
+                )
+    if "locations" in out and len(set(out["locations"])) != len(out["locations"]):
+        raise ConfigError(f"{node}.locations", out["locations"], "must not repeat a location")
+    if node == "imu_driver" or node == "gait_pipeline":
+        src = out.get("source", out.get("imu_source"))
+        if src == "file" and not out["file_path"]:
+            raise ConfigError(f"{node}.file_path", out["file_path"], "required when the source is 'file'")
+        if src == "serial" and not out["serial_port"]:
+            raise ConfigError(
+                f"{node}.serial_port", out["serial_port"], "required when the source is 'serial'"
+            )
+    return out
+
+
+def load_config(path: str | Path) -> dict[str, dict[str, Any]]:
+    """Read and validate a ROS 2 parameter file; return ``{node: {param: value}}`` (with defaults).
+
+    Accepted keys at top level: a node name (``torque_estimator``), a fully-qualified name
+    (``/ns/torque_estimator``) or ``/**`` (applies to every node). Every section must hold a
+    ``ros__parameters`` mapping.
+    """
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise ConfigError("config", str(path), f"cannot read the file: {exc.strerror}") from exc
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError("config", str(path), f"not valid YAML: {exc}") from exc
+    if not isinstance(raw, dict):
+        raise ConfigError("config", str(path), "must be a mapping of node names to {ros__parameters: ...}")
+    common: dict[str, Any] = {}
+    per_node: dict[str, dict[str, Any]] = {}
+    for key, section in raw.items():
+        if not isinstance(section, dict) or not isinstance(section.get("ros__parameters"), dict):
+            raise ConfigError(f"{key}", section, f"{path}: section must be {{ros__parameters: {{...}}}}")
+        params = section["ros__parameters"]
+        if key in ("/**", "**"):
+            common.update(params)
+            continue
+        node = str(key).rstrip("/").split("/")[-1]
+        if node not in SCHEMAS:
+            raise ConfigError(f"{key}", "<section>", f"{path}: unknown node; known nodes: {sorted(SCHEMAS)}")
+        per_node.setdefault(node, {}).update(params)
+    result: dict[str, dict[str, Any]] = {}
+    for node in per_node:
+        schema_names = {s.name for s in SCHEMAS[node]}
+        merged = {k: v for k, v in common.items() if k in schema_names or k in _BUILTIN}
+        merged.update(per_node[node])
+        try:
+            result[node] = validate_node_params(node, merged)
+        except ConfigError as exc:
+            raise ConfigError(exc.name, exc.value, f"{exc.rule} (in {path})") from exc
+    return result
+
+
+# --------------------------------------------------------------------------- rclpy side
+
+
+def _descriptor(spec: ParamSpec):
+    from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor, ParameterType
+
+    ptype = {
+        "bool": ParameterType.PARAMETER_BOOL,
+        "int": ParameterType.PARAMETER_INTEGER,
+        "double": ParameterType.PARAMETER_DOUBLE,
+        "string": ParameterType.PARAMETER_STRING,
+        "string_array": ParameterType.PARAMETER_STRING_ARRAY,
+        "double_array": ParameterType.PARAMETER_DOUBLE_ARRAY,
+        "int_array": ParameterType.PARAMETER_INTEGER_ARRAY,
+    }[spec.type]
+    d = ParameterDescriptor(
+        name=spec.name,
+        type=ptype,
+        description=spec.description,
+        additional_constraints=spec.rule(),
+        read_only=spec.read_only,
+    )
+    if spec.min is not None and spec.max is not None:
+        if spec.type == "int":
+            d.integer_range = [IntegerRange(from_value=int(spec.min), to_value=int(spec.max), step=0)]
+        elif spec.type == "double":
+            d.floating_point_range = [
+                FloatingPointRange(from_value=float(spec.min), to_value=float(spec.max), step=0.0)
+            ]
+    return d
+
+
+def declare_params(node, schema_name: str, schema: Sequence[ParamSpec] | None = None) -> dict[str, Any]:
+    """Declare every parameter of ``schema_name`` on an rclpy node and return validated values.
+
+    Raises ``ConfigError`` (parameter, value, rule) for an override that breaks its rule; the
+    node's ``main`` logs it and exits with status 2.
+    """
+    from rclpy.exceptions import InvalidParameterTypeException, InvalidParameterValueException
+
+    schema = SCHEMAS[schema_name] if schema is None else schema
+    values: dict[str, Any] = {}
+    for spec in schema:
+        try:
+            p = node.declare_parameter(spec.name, spec.default, _descriptor(spec))
+        except InvalidParameterTypeException as exc:
+            raise ConfigError(
+                f"{node.get_name()}.{spec.name}", "<override>", f"wrong type: {spec.rule()} ({exc})"
+            ) from exc
+        except InvalidParameterValueException as exc:
+            raise ConfigError(
+                f"{node.get_name()}.{spec.name}", "<override>", f"{spec.rule()} ({exc})"
+            ) from exc
+        values[spec.name] = p.value
+    return validate_node_params(schema_name, values)
+
+
+def resolve_model_path(path: str) -> Path:
+    """``""`` -> the installed default model; otherwise the path itself (user-expanded)."""
+    if path:
+        return Path(path).expanduser()
+    from gait_estimator.nodes.common import default_model_path
+
+    return default_model_path()

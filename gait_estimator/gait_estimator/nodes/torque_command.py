@@ -1,0 +1,280 @@
+"""``torque_command``: lifecycle node, ``gait/torque_estimate`` -> ``exo/torque_command``.
+
+Executable: ``torque_command`` (``python -m gait_estimator.nodes.torque_command``), node name
+``torque_command`` (``rclpy.lifecycle.LifecycleNode``). A thin adapter over
+``core.command.CommandShaper`` (gains, predictive shift, low-pass, saturation, rate limit,
+ramps, watchdog). Parameters (``params.COMMAND``): ``joints``, ``subject_mass_kg``, ``gains``,
+``phase_shift_s``, ``lowpass_hz``, ``limit_nm``, ``rate_limit_nm_s``, ``ramp_s``,
+``watchdog_s``, ``control_rate_hz``, ``publish_on_estimate``, ``diagnostics_period_s``.
+
+Output: ``JointTorque`` SOURCE_COMMAND in N.m on ``exo/torque_command``, reliable QoS depth 10,
+stamped with the stamp of the estimate (hence of the IMU frame) it was computed from.
+A command is published on every estimate (``publish_on_estimate``, the lowest latency) and by
+a timer at ``control_rate_hz`` whenever no command went out since its previous tick, so the
+controller sees at
+least ``control_rate_hz``.
+
+Safety:
+- unconfigured: nothing is published; *inactive* (configured): zero torque with
+  ``valid = false`` at the control rate; activating ramps in, deactivating ramps out over
+  ``ramp_s`` (then zero);
+- watchdog: no valid estimate for ``watchdog_s`` (estimator or driver dead, invalid data)
+  ramps the command to zero; NaN/inf never reaches the wire (``common.joint_torque_msg``);
+- ``exo/emergency_stop`` (``std_msgs/Bool``, reliable): ``true`` latches zero output
+  immediately (the next publish, at the latest one control period later; also published at
+  once); ``false`` does not clear it;
+- an invalid or non-finite estimate latches a fault (``core.command``): zero until reset;
+- ``exo/reset`` (``std_msgs/Empty``, reliable): clears a latched e-stop or fault; the command
+  ramps in again if the node is active. (std_srvs is not available in this ROS install, so the
+  reset is a topic; a lifecycle deactivate/activate cycle resets as well.)
+
+Diagnostics on ``/diagnostics``: state, fault, latency (frame stamp -> command publish)
+percentiles, counts.
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+from rclpy.lifecycle import LifecycleNode, TransitionCallbackReturn
+
+from gait_estimator.nodes import common
+from gait_estimator.nodes.params import declare_params
+
+
+def make_shaper(p: dict):
+    from gait_estimator.core.command import CommandConfig, CommandShaper
+
+    joints = tuple(p["joints"])
+
+    def per_joint(v):
+        v = list(v)
+        return tuple(v * len(joints)) if len(v) == 1 else tuple(v)
+
+    cfg = CommandConfig(
+        joints=joints,
+        subject_mass_kg=p["subject_mass_kg"],
+        gains=per_joint(p["gains"]),
+        phase_shift_s=p["phase_shift_s"],
+        lowpass_hz=p["lowpass_hz"],
+        limit_nm=per_joint(p["limit_nm"]),
+        rate_limit_nm_s=p["rate_limit_nm_s"],
+        ramp_s=p["ramp_s"],
+        watchdog_s=p["watchdog_s"],
+        control_rate_hz=p["control_rate_hz"],
+    )
+    return CommandShaper(cfg)
+
+
+class JointMap:
+    """Reorder estimate joints into the command's joint order (cached per name list)."""
+
+    def __init__(self, joints) -> None:
+        self.joints = tuple(joints)
+        self._names: tuple | None = None
+        self._idx: np.ndarray | None = None
+
+    def __call__(self, names, values: np.ndarray) -> np.ndarray | None:
+        names = tuple(names)
+        if names != self._names:
+            self._names = names
+            try:
+                self._idx = np.array([names.index(j) for j in self.joints], dtype=np.intp)
+            except ValueError:
+                self._idx = None
+        return None if self._idx is None else values[self._idx]
+
+
+class TorqueCommand(LifecycleNode):
+    def __init__(self, name: str = "torque_command") -> None:
+        super().__init__(name)
+        common.guard_change_state(self)
+        self.params = declare_params(self, "torque_command")
+        self.shaper = None
+        self._active = False
+        self._entities: list = []
+        self._pub = None
+        self._last_pub_ns = 0
+        self._published_since_tick = False
+        self._last_stamp_ns = 0
+        self.latency = common.LatencyStats()
+        self.counts = {
+            "estimates": 0,
+            "invalid_estimates": 0,
+            "commands": 0,
+            "estops": 0,
+            "resets": 0,
+            "unknown_joints": 0,
+        }
+
+    # -- lifecycle ------------------------------------------------------------------------
+    def on_configure(self, state) -> TransitionCallbackReturn:
+        from diagnostic_msgs.msg import DiagnosticArray
+        from gait_estimator_msgs.msg import JointTorque
+        from std_msgs.msg import Bool, Empty
+
+        p = self.params
+        try:
+            self.shaper = make_shaper(p)
+        except Exception as exc:
+            self.get_logger().error(f"configure failed: {exc}")
+            return TransitionCallbackReturn.FAILURE
+        self.map = JointMap(p["joints"])
+        self._msg = JointTorque()
+        rel = common.command_qos()
+        # A plain publisher (not a lifecycle one): zeros must go out while inactive too.
+        self._pub = self.create_publisher(JointTorque, common.TOPIC_COMMAND, rel)
+        self._diag_pub = self.create_publisher(DiagnosticArray, common.TOPIC_DIAGNOSTICS, 10)
+        self._entities = [
+            self._pub,
+            self._diag_pub,
+            self.create_subscription(
+                JointTorque, common.TOPIC_ESTIMATE, self._on_estimate, common.sensor_qos()
+            ),
+            self.create_subscription(Bool, common.TOPIC_ESTOP, self._on_estop, rel),
+            self.create_subscription(Empty, common.TOPIC_RESET, self._on_reset, rel),
+            self.create_timer(1.0 / p["control_rate_hz"], self._on_timer),
+            self.create_timer(p["diagnostics_period_s"], self._diagnostics),
+        ]
+        self._period_ns = int(1e9 / p["control_rate_hz"])
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_activate(self, state) -> TransitionCallbackReturn:
+        self.shaper.reset()  # activation is a fresh start: clears a latched fault / e-stop
+        self.shaper.enable()
+        self._active = True
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_deactivate(self, state) -> TransitionCallbackReturn:
+        self.shaper.disable()
+        self._active = False
+        self._publish(time.time_ns(), self._last_stamp_ns or time.time_ns())
+        return TransitionCallbackReturn.SUCCESS
+
+    def _release(self) -> None:
+        from rclpy.publisher import Publisher
+        from rclpy.subscription import Subscription
+        from rclpy.timer import Timer
+
+        if self.shaper is not None and self._pub is not None:
+            self.shaper.disable()
+            self.shaper.emergency_stop()
+            self._publish(time.time_ns(), self._last_stamp_ns or time.time_ns())  # a last zero
+        for e in self._entities:
+            if isinstance(e, Timer):
+                self.destroy_timer(e)
+            elif isinstance(e, Subscription):
+                self.destroy_subscription(e)
+            elif isinstance(e, Publisher):
+                self.destroy_publisher(e)
+        self._entities = []
+        self._pub = None
+        self.shaper = None
+        self._active = False
+
+    def on_cleanup(self, state) -> TransitionCallbackReturn:
+        self._release()
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_shutdown(self, state) -> TransitionCallbackReturn:
+        self._release()
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_error(self, state) -> TransitionCallbackReturn:
+        self._release()
+        return TransitionCallbackReturn.SUCCESS
+
+    # -- data -----------------------------------------------------------------------------
+    def _on_estimate(self, msg) -> None:
+        if self.shaper is None:
+            return
+        stamp, torque, _status, valid = common.joint_torque_arrays(msg)
+        self.counts["estimates"] += 1
+        est = self.map(msg.joint_names, torque)
+        if est is None:
+            self.counts["unknown_joints"] += 1
+            self.get_logger().error(
+                f"estimate joints {list(msg.joint_names)} lack some of {list(self.map.joints)}",
+                throttle_duration_sec=5.0,
+            )
+            valid = False
+        if not valid or est is None or not np.isfinite(est).all():
+            self.counts["invalid_estimates"] += 1
+            self.shaper.submit(None, stamp, False, "N.m")
+        else:
+            self.shaper.submit(est, stamp, True, "N.m")
+        self._last_stamp_ns = stamp
+        if self.params["publish_on_estimate"]:
+            self._publish(time.time_ns(), stamp)
+
+    def _on_timer(self) -> None:
+        now = time.time_ns()
+        if not self._published_since_tick:
+            self._publish(now, self._last_stamp_ns or now)
+        self._published_since_tick = False
+
+    def _on_estop(self, msg) -> None:
+        if self.shaper is not None and msg.data:
+            self.counts["estops"] += 1
+            self.shaper.emergency_stop()
+            self.get_logger().warning("emergency stop: command latched to zero until exo/reset")
+            self._publish(time.time_ns(), self._last_stamp_ns or time.time_ns())
+
+    def _on_reset(self, msg) -> None:
+        if self.shaper is not None:
+            self.counts["resets"] += 1
+            self.shaper.reset()
+            if self._active:
+                self.shaper.enable()
+            self.get_logger().info("reset: fault/e-stop cleared")
+
+    def _publish(self, now_ns: int, stamp_ns: int) -> None:
+        from gait_estimator_msgs.msg import JointTorque
+
+        if self._pub is None or self.shaper is None:
+            return
+        out = self.shaper.update(now_ns)
+        valid = bool(out.valid) and self._active
+        m = common.joint_torque_msg(
+            stamp_ns,
+            JointTorque.SOURCE_COMMAND,
+            self.map.joints,
+            out.torque,
+            status=out.status,
+            valid=valid,
+            subject_mass=self.params["subject_mass_kg"],
+            msg=self._msg,
+        )
+        self._pub.publish(m)
+        self._last_pub_ns = time.time_ns()
+        self._published_since_tick = True
+        self.counts["commands"] += 1
+        if stamp_ns and valid:
+            self.latency.add(self._last_pub_ns - stamp_ns)
+
+    def _diagnostics(self) -> None:
+        values = dict(self.counts)
+        values.update({f"latency_{k}": v for k, v in self.latency.summary_ms().items()})
+        fault = None
+        if self.shaper is not None:
+            fault = getattr(self.shaper, "fault", None)
+        values["active"] = self._active
+        level = 2 if fault else 0
+        self._diag_pub.publish(
+            common.diagnostic_array(
+                self,
+                f"{self.get_name()}: torque command",
+                level,
+                str(fault) if fault else ("active" if self._active else "inactive"),
+                values,
+            )
+        )
+
+
+def main(args=None) -> int:
+    return common.run_node(TorqueCommand, args)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

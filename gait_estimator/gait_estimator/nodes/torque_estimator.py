@@ -1,0 +1,267 @@
+"""``torque_estimator``: lifecycle node, ``gait/features`` -> ``gait/torque_estimate``.
+
+Executable: ``torque_estimator`` (``python -m gait_estimator.nodes.torque_estimator``), node
+name ``torque_estimator`` (``rclpy.lifecycle.LifecycleNode``). Parameters
+(``params.ESTIMATOR``): ``model_path`` (empty = default model), ``subject_mass_kg``,
+``threads``, ``diagnostics_period_s``.
+
+Lifecycle:
+- ``on_configure``: loads and validates the TorchScript model (``runtime.model_file.load_model``);
+  a missing/corrupt/mismatched model fails the transition with one clear log line and the node
+  stays *unconfigured*, alive, ready for another ``model_path`` and configure.
+- ``on_activate``: windows are turned into ``JointTorque`` estimates (SOURCE_ESTIMATE, N.m:
+  N.m/kg outputs are scaled by ``subject_mass_kg``) on ``gait/torque_estimate`` (SensorDataQoS,
+  lifecycle publisher), stamped with the window's newest frame. Invalid windows give an invalid
+  (zero, STATUS_INVALID) estimate; non-finite model output likewise.
+- ``on_deactivate`` stops publishing; ``on_cleanup``/``on_shutdown`` release model, publisher,
+  subscription and timer.
+
+Setting ``model_path`` at run time (``ros2 param set``) swaps the model atomically: the
+parameter callback checks the new file's metadata at once (missing file, bad metadata or
+another input layout - channels, window, rate - than the windowing node produces: the set is
+rejected with the reason); a worker thread then loads and validates the model while estimates
+keep flowing with the old one, and swaps it in with one reference assignment. If the full load
+fails, the old model keeps running and ``model_path`` is set back to its file (logged).
+
+Diagnostics (``/diagnostics``): end-to-end latency (frame stamp -> estimate publish) and
+inference time percentiles, counts, the model file.
+
+``change_state`` requests naming an unavailable transition are answered ``success=False``
+(guard for ros2/rclpy#1209, see ``common.guard_change_state``).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import numpy as np
+from rclpy.lifecycle import LifecycleNode, TransitionCallbackReturn
+
+from gait_estimator.nodes import common
+from gait_estimator.nodes.params import declare_params, resolve_model_path
+
+
+def load_runtime(path, threads: int):
+    from gait_estimator.runtime.model_file import load_model
+
+    return load_model(path, threads=threads)
+
+
+class TorqueEstimator(LifecycleNode):
+    def __init__(self, name: str = "torque_estimator") -> None:
+        super().__init__(name)
+        common.guard_change_state(self)
+        self.params = declare_params(self, "torque_estimator")
+        self.runtime = None
+        self.model_file = ""
+        self._pub = self._sub = self._timer = self._diag_pub = None
+        self._active = False
+        self._started = False
+        self._load_lock = threading.Lock()
+        self.latency = common.LatencyStats()
+        self.inference = common.LatencyStats()
+        self.counts = {"windows": 0, "estimates": 0, "invalid": 0, "swaps": 0, "rejected_swaps": 0}
+        self.add_on_set_parameters_callback(self._on_set_parameters)
+
+    # -- lifecycle ------------------------------------------------------------------------
+    def on_configure(self, state) -> TransitionCallbackReturn:
+        from diagnostic_msgs.msg import DiagnosticArray
+        from gait_estimator_msgs.msg import FeatureWindow, JointTorque
+
+        path = resolve_model_path(self.get_parameter("model_path").value)
+        try:
+            self.runtime = load_runtime(path, self.params["threads"])
+        except Exception as exc:
+            self.get_logger().error(f"configure failed: cannot use model: {exc}")
+            self.runtime = None
+            return TransitionCallbackReturn.FAILURE
+        self.model_file = str(path)
+        md = self.runtime.metadata
+        self.get_logger().info(
+            f"loaded model {path} ({md.architecture}, {len(md.input_channels)} channels, "
+            f"window {md.window}, joints {list(md.output_joints)}, {md.output_unit})"
+        )
+        qos = common.sensor_qos()
+        self._pub = self.create_lifecycle_publisher(JointTorque, common.TOPIC_ESTIMATE, qos)
+        self._sub = self.create_subscription(FeatureWindow, common.TOPIC_FEATURES, self._on_window, qos)
+        self._diag_pub = self.create_publisher(DiagnosticArray, common.TOPIC_DIAGNOSTICS, 10)
+        self._timer = self.create_timer(self.params["diagnostics_period_s"], self._diagnostics)
+        self._msg = JointTorque()
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_activate(self, state) -> TransitionCallbackReturn:
+        self._started = False
+        self._active = True
+        return super().on_activate(state)  # activates the lifecycle publisher
+
+    def on_deactivate(self, state) -> TransitionCallbackReturn:
+        self._active = False
+        return super().on_deactivate(state)
+
+    def _release(self) -> None:
+        self._active = False
+        for destroy, attr in (
+            (self.destroy_subscription, "_sub"),
+            (self.destroy_timer, "_timer"),
+            (self.destroy_lifecycle_publisher, "_pub"),
+            (self.destroy_publisher, "_diag_pub"),
+        ):
+            obj = getattr(self, attr)
+            if obj is not None:
+                destroy(obj)
+                setattr(self, attr, None)
+        self.runtime = None
+
+    def on_cleanup(self, state) -> TransitionCallbackReturn:
+        self._release()
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_shutdown(self, state) -> TransitionCallbackReturn:
+        self._release()
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_error(self, state) -> TransitionCallbackReturn:
+        self._release()
+        return TransitionCallbackReturn.SUCCESS
+
+    # -- parameters: atomic model swap ----------------------------------------------------
+    def _on_set_parameters(self, params):
+        from rcl_interfaces.msg import SetParametersResult
+
+        from gait_estimator.nodes.params import SCHEMAS
+
+        schema = {s.name: s for s in SCHEMAS["torque_estimator"]}
+        for prm in params:
+            if prm.name not in schema:
+                continue
+            try:
+                schema[prm.name].check(prm.value, self.get_name())
+            except Exception as exc:
+                return SetParametersResult(successful=False, reason=str(exc))
+        for prm in params:
+            if prm.name == "model_path" and self.runtime is not None:
+                path = resolve_model_path(prm.value)
+                if str(path) == self.model_file:
+                    continue  # e.g. the revert after a failed background load
+                reason = self._precheck(path)
+                if reason:
+                    self.counts["rejected_swaps"] += 1
+                    self.get_logger().error(reason)
+                    return SetParametersResult(successful=False, reason=reason)
+                threading.Thread(target=self._swap_model, args=(path,), daemon=True).start()
+            elif prm.name == "subject_mass_kg":
+                self.params[prm.name] = prm.value
+        return SetParametersResult(successful=True)
+
+    def _precheck(self, path) -> str:
+        """Fast checks inside the parameter callback (metadata only): '' when acceptable."""
+        try:
+            md = common.read_model_metadata(path)
+        except Exception as exc:
+            return f"model swap rejected, keeping {self.model_file}: {exc}"
+        a = self.runtime.metadata
+        if (a.input_channels, a.window, a.sample_rate_hz) != (
+            md.input_channels,
+            md.window,
+            md.sample_rate_hz,
+        ):
+            return (
+                f"model swap rejected, keeping {self.model_file}: {path} needs another input layout "
+                "(channels/window/rate) than the running pipeline produces"
+            )
+        return ""
+
+    def _swap_model(self, path) -> None:
+        """Load and validate on a worker thread (estimates keep flowing), then swap atomically.
+
+        On failure the old model keeps running and ``model_path`` is set back to its file."""
+        from rclpy.parameter import Parameter
+
+        with self._load_lock:
+            old_file = self.model_file
+            try:
+                new = load_runtime(path, self.params["threads"])
+            except Exception as exc:
+                self.counts["rejected_swaps"] += 1
+                self.get_logger().error(f"model swap rejected, keeping {old_file}: {exc}")
+                self.set_parameters([Parameter("model_path", value=old_file)])
+                return
+            self.model_file = str(path)
+            self.runtime = new  # atomic: the window callback reads self.runtime once per window
+            self.counts["swaps"] += 1
+        self.get_logger().info(f"model swapped to {path}")
+
+    # -- data -----------------------------------------------------------------------------
+    def _on_window(self, msg) -> None:
+        from gait_estimator_msgs.msg import JointTorque
+
+        runtime = self.runtime
+        if not self._active or runtime is None:
+            return
+        self.counts["windows"] += 1
+        md = runtime.metadata
+        window, stamp, valid = common.msg_to_window(msg)
+        inf_ns = 0
+        if valid and tuple(msg.channel_names) != md.input_channels:
+            self.get_logger().error(
+                "feature window channels differ from the model's", throttle_duration_sec=5.0
+            )
+            valid = False
+        y = None
+        if valid:
+            t0 = time.perf_counter_ns()
+            y = runtime.predict_window(window)
+            inf_ns = time.perf_counter_ns() - t0
+            if md.output_unit == "N.m/kg":
+                y = y * self.params["subject_mass_kg"]
+            valid = bool(np.isfinite(y).all())
+        # As core.pipeline.EstimatorPipeline: nothing before the first valid estimate (start-up),
+        # then an invalid (zero) estimate for every invalid window.
+        if not valid:
+            if not self._started:
+                return
+            y = np.zeros(len(md.output_joints))
+        self._started = True
+        m = common.joint_torque_msg(
+            stamp,
+            JointTorque.SOURCE_ESTIMATE,
+            md.output_joints,
+            y,
+            valid=valid,
+            subject_mass=self.params["subject_mass_kg"],
+            msg=self._msg,
+        )
+        self._pub.publish(m)
+        self.counts["estimates"] += 1
+        if not m.valid:
+            self.counts["invalid"] += 1
+        else:
+            self.inference.add(inf_ns)
+        self.latency.add(time.time_ns() - stamp)
+
+    def _diagnostics(self) -> None:
+        if self._diag_pub is None:
+            return
+        values = dict(self.counts)
+        values.update({f"latency_{k}": v for k, v in self.latency.summary_ms().items()})
+        values.update({f"inference_{k}": v for k, v in self.inference.summary_ms().items()})
+        values["model"] = self.model_file
+        values["active"] = self._active
+        self._diag_pub.publish(
+            common.diagnostic_array(
+                self,
+                f"{self.get_name()}: torque estimator",
+                0,
+                "active" if self._active else "inactive",
+                values,
+            )
+        )
+
+
+def main(args=None) -> int:
+    return common.run_node(TorqueEstimator, args)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,100 @@
+"""``windowing``: ``gait/imu_frame`` -> ``gait/features`` (``FeatureWindow``), layout from the model.
+
+Executable: ``windowing`` (``python -m gait_estimator.nodes.windowing``), node name
+``windowing``. Reads only the metadata of ``model_path`` (empty = the default model; no torch
+import): channel order, window length, stride, normalisation. Each frame becomes one feature
+row (``core.features.FeatureExtractor``) in a ``core.windowing.WindowBuffer``; every ``stride``
+rows a normalised ``[window x channels]`` float32 window is published (SensorDataQoS), stamped
+with its newest frame; a frame with an invalid sensor publishes a ``valid = false`` window at
+once (the rule of ``core.pipeline.EstimatorPipeline``, window mode). ``valid`` is false if any
+row of the window came from an invalid sensor or was not finite. Frames at another rate than
+the model's are rejected (counted, logged).
+"""
+
+from __future__ import annotations
+
+from rclpy.node import Node
+
+from gait_estimator.nodes import common
+from gait_estimator.nodes.params import declare_params, resolve_model_path
+
+
+class WindowingNode(Node):
+    def __init__(self, name: str = "windowing") -> None:
+        super().__init__(name)
+        from diagnostic_msgs.msg import DiagnosticArray
+        from gait_estimator_msgs.msg import FeatureWindow, ImuFrame
+
+        from gait_estimator.core.features import FeatureExtractor
+        from gait_estimator.core.windowing import WindowBuffer
+
+        p = self.params = declare_params(self, "windowing")
+        path = resolve_model_path(p["model_path"])
+        self.metadata = md = common.read_model_metadata(path)
+        self.extractor = FeatureExtractor(md)
+        self.buffer = WindowBuffer(md)
+        qos = common.sensor_qos()
+        self.pub = self.create_publisher(FeatureWindow, common.TOPIC_FEATURES, qos)
+        self.create_subscription(ImuFrame, common.TOPIC_FRAME, self._on_frame, qos)
+        self.diag_pub = self.create_publisher(DiagnosticArray, common.TOPIC_DIAGNOSTICS, 10)
+        self.create_timer(1.0, self._diagnostics)
+        self.counts = {"frames": 0, "windows": 0, "invalid_windows": 0, "wrong_rate": 0, "mismatch": 0}
+        self.error = ""
+        self._msg = FeatureWindow()
+        self.get_logger().info(
+            f"model {path}: {len(md.input_channels)} channels, window {md.window}, "
+            f"stride {md.stride}, {md.sample_rate_hz} Hz"
+        )
+
+    def _on_frame(self, msg) -> None:
+        from gait_estimator.errors import ModelMismatchError
+
+        md, c = self.metadata, self.counts
+        c["frames"] += 1
+        if abs(msg.rate_hz - md.sample_rate_hz) > 1e-6 * md.sample_rate_hz:
+            c["wrong_rate"] += 1
+            self.error = f"frames at {msg.rate_hz} Hz, the model needs {md.sample_rate_hz} Hz"
+            self.get_logger().error(self.error, throttle_duration_sec=5.0)
+            return
+        frame = common.msg_to_frame(msg)
+        try:
+            row, valid = self.extractor.row(frame)
+        except ModelMismatchError as exc:
+            c["mismatch"] += 1
+            self.error = str(exc)
+            self.get_logger().error(self.error, throttle_duration_sec=5.0)
+            return
+        # Same rule as core.pipeline.EstimatorPipeline (window mode), so online == offline:
+        # an invalid row yields an invalid window at once; otherwise a window every stride rows.
+        ready = self.buffer.push(row, frame.stamp_ns, valid)
+        if valid and not ready:
+            return
+        ok = valid and self.buffer.valid
+        c["windows"] += 1
+        c["invalid_windows"] += 0 if ok else 1
+        common.window_to_msg(
+            self.buffer.window(),
+            frame.stamp_ns,
+            md.input_channels,
+            md.sample_rate_hz,
+            ok,
+            True,
+            msg=self._msg,
+        )
+        self.pub.publish(self._msg)
+
+    def _diagnostics(self) -> None:
+        level = 2 if self.error else 0
+        self.diag_pub.publish(
+            common.diagnostic_array(
+                self, f"{self.get_name()}: windowing", level, self.error or "ok", dict(self.counts)
+            )
+        )
+
+
+def main(args=None) -> int:
+    return common.run_node(WindowingNode, args)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,635 @@
+"""Deterministic offline replay of a bag through the estimator pipeline, and its evaluation.
+
+:func:`replay_bag` feeds every IMU sample of a bag, in bag log-time order, to
+:class:`gait_estimator.core.pipeline.EstimatorPipeline` with ``receive_ns`` = the log time: the
+same object, configuration and sample sequence the ROS nodes see online, minus DDS, as fast as
+the CPU allows. Given the same bag and model the result is bit-identical from run to run.
+
+Bad timing in the bag never raises:
+
+- a duplicated stamp (same location, same stamp as its previous sample) and an out-of-order
+  stamp (earlier than the previous one of that location, by less than ``jump_threshold_s``) are
+  counted, logged as a warning once per kind (logger ``gait_estimator.replay``), and passed on
+  to the pipeline, whose synchronizer
+  rejects or re-orders them exactly as it does online;
+- a time jump (a stamp more than ``jump_threshold_s`` before or after the previous one of that
+  location, e.g. a looped bag) resets the pipeline (and the command shaper) and is reported as an
+  event; samples of the old time base that are still in flight right after the jump are
+  dropped and counted (``stale_after_jump``).
+
+:func:`evaluate` matches the estimates with the reference torques (linear interpolation of
+the reference at the estimate stamps, within the reference's span and without bridging gaps),
+computes per-joint RMSE (N·m/kg), NRMSE, r, R² with :mod:`gait_estimator.core.metrics`, and
+command statistics of :class:`gait_estimator.core.command.CommandShaper` driven by the
+estimates. :func:`compare_baseline` checks a report against a committed baseline with stated
+tolerances and names every joint and metric that got worse.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from gait_estimator.errors import BagError, ConfigError
+from gait_estimator.replay.bag import (
+    DEFAULT_FRAME_TOPIC,
+    DEFAULT_IMU_PREFIX,
+    DEFAULT_REFERENCE_TOPIC,
+    BagReader,
+    TorqueSeries,
+    imu_source,
+    iter_imu,
+    read_joint_torques,
+)
+
+__all__ = [
+    "DEFAULT_TOLERANCES",
+    "LOWER_IS_BETTER",
+    "MASS_KEY",
+    "Regression",
+    "ReplayOptions",
+    "ReplayResult",
+    "compare_baseline",
+    "evaluate",
+    "load_baseline",
+    "make_baseline",
+    "replay_bag",
+]
+
+MASS_KEY = "gait_estimator.subject_mass_kg"  # bag custom_data key written by our bag generators
+METRIC_NAMES = ("rmse", "nrmse", "pearson_r", "r2")
+LOWER_IS_BETTER = {"rmse": True, "nrmse": True, "pearson_r": False, "r2": False}
+# Absolute tolerances of a regression check: a metric may be worse than its baseline by this
+# much. rmse in N·m/kg; nrmse, r, R² dimensionless.
+DEFAULT_TOLERANCES = {"rmse": 0.005, "nrmse": 0.005, "pearson_r": 0.01, "r2": 0.02}
+_MAX_EVENTS = 50
+
+
+LOG = logging.getLogger("gait_estimator.replay")  # warnings about odd bags (the replay goes on)
+
+
+@dataclass(frozen=True)
+class ReplayOptions:
+    """What to read from the bag and how to run the pipeline.
+
+    ``subject_mass_kg`` None: the reference messages' ``subject_mass``, else the bag's
+    ``gait_estimator.subject_mass_kg`` custom data; an error when neither exists and the model
+    predicts N·m/kg. ``reference_topic`` None: no reference (metrics are skipped);
+    ``reference_required``: a missing reference topic is an error, else it is skipped.
+    Synchronizer defaults are those of the ``imu_synchronizer`` / fused node parameters, so
+    offline equals online.
+    """
+
+    reference_topic: str | None = DEFAULT_REFERENCE_TOPIC
+    reference_required: bool = False
+    imu_source: str = "auto"  # "auto" | "topics" | "frame"
+    imu_prefix: str = DEFAULT_IMU_PREFIX
+    frame_topic: str = DEFAULT_FRAME_TOPIC
+    subject_mass_kg: float | None = None
+    mode: str = "window"  # EstimatorPipeline mode (the nodes run "window")
+    # Overrides of the fused node's ROS parameters (``params.FUSED``, e.g. latency_s, max_gap_s,
+    # estimate_clock_offset, locations, gains, limit_nm): the synchronizer and the command shaper
+    # are built from exactly the values the node would use.
+    params: Mapping[str, Any] = field(default_factory=dict)
+    jump_threshold_s: float = 1.0
+    start_offset_s: float = 0.0
+    duration_s: float = 0.0  # 0 = to the end
+    commands: bool = True  # run the command shaper on the estimates
+
+
+@dataclass
+class ReplayResult:
+    bag: Path
+    storage: str
+    model_source: str
+    joints: tuple[str, ...]
+    subject_mass_kg: float
+    output_unit: str
+    bag_start_ns: int
+    bag_duration_s: float
+    # estimates, in output order
+    est_stamp_ns: np.ndarray  # int64 [N], frame stamp as the pipeline emits it (host clock)
+    est_sensor_ns: np.ndarray  # int64 [N], the same instant in the IMU stamps' clock (minus the
+    #                            synchronizer's clock-offset estimate): what the reference is matched on
+    est_log_ns: np.ndarray  # int64 [N], log time of the sample that produced the estimate
+    est_nm: np.ndarray  # [N, J] N·m
+    est_valid: np.ndarray  # bool [N]
+    inference_ns: np.ndarray  # int64 [N]
+    # commands (one per estimate, at its log time), joints in cmd_joints order
+    cmd_joints: tuple[str, ...]
+    cmd_nm: np.ndarray  # [N, J] N·m
+    cmd_status: np.ndarray  # uint8 [N, J]
+    cmd_valid: np.ndarray  # bool [N]
+    cmd_faults: list[str]
+    reference: TorqueSeries | None
+    counters: dict[str, int]
+    events: list[dict[str, Any]]
+    timing: dict[str, float]
+
+
+# --------------------------------------------------------------------------------------------
+# replay
+# --------------------------------------------------------------------------------------------
+def node_parameters(overrides: Mapping[str, Any] | None = None, **fixed: Any) -> dict[str, Any]:
+    """The fused node's (``gait_pipeline``) parameters: schema defaults, ``overrides``, ``fixed``;
+    validated by the same schema as the node (``ConfigError`` naming the parameter)."""
+    from gait_estimator.nodes.params import validate_node_params
+
+    return validate_node_params("gait_pipeline", {**dict(overrides or {}), **fixed})
+
+
+def make_synchronizer(p: Mapping[str, Any], rate_hz: float) -> Any:
+    """The synchronizer the nodes build from their parameters (``nodes.imu_synchronizer``)."""
+    from gait_estimator.core.synchronizer import ImuSynchronizer
+
+    return ImuSynchronizer(
+        tuple(p["locations"]),
+        rate_hz,
+        latency_ns=int(p["latency_s"] * 1e9),
+        max_gap_ns=int(p["max_gap_s"] * 1e9),
+        estimate_clock_offset=p["estimate_clock_offset"],
+    )
+
+
+def make_shaper(p: Mapping[str, Any]) -> Any:
+    """The command shaper the nodes build from their parameters (``nodes.torque_command``)."""
+    from gait_estimator.core.command import CommandConfig, CommandShaper
+
+    joints = tuple(p["joints"])
+
+    def per_joint(v: Any) -> tuple[float, ...]:
+        v = list(v)
+        return tuple(v * len(joints)) if len(v) == 1 else tuple(v)
+
+    return CommandShaper(
+        CommandConfig(
+            joints=joints,
+            subject_mass_kg=p["subject_mass_kg"],
+            gains=per_joint(p["gains"]),
+            phase_shift_s=p["phase_shift_s"],
+            lowpass_hz=p["lowpass_hz"],
+            limit_nm=per_joint(p["limit_nm"]),
+            rate_limit_nm_s=p["rate_limit_nm_s"],
+            ramp_s=p["ramp_s"],
+            watchdog_s=p["watchdog_s"],
+            control_rate_hz=p["control_rate_hz"],
+        )
+    )
+
+
+def _subject_mass(
+    options: ReplayOptions, reference: TorqueSeries | None, custom: Mapping[str, str], bag: Path, unit: str
+) -> float:
+    if options.subject_mass_kg is not None:
+        return float(options.subject_mass_kg)
+    if reference is not None and reference.subject_mass_kg > 0:
+        return reference.subject_mass_kg
+    if MASS_KEY in custom:
+        try:
+            return float(custom[MASS_KEY])
+        except ValueError:
+            raise BagError(
+                f"bag {bag}: custom data {MASS_KEY}={custom[MASS_KEY]!r} is not a number"
+            ) from None
+    if unit == "N.m/kg":
+        raise BagError(
+            f"bag {bag}: the subject's body mass is unknown (no reference subject_mass, no"
+            f" '{MASS_KEY}' custom data); pass it (--subject-mass)"
+        )
+    return 0.0
+
+
+def replay_bag(
+    bag: str | Path, model: Any, options: ReplayOptions | None = None, model_source: str = "<model>"
+) -> ReplayResult:
+    """Replay ``bag`` through a fresh :class:`EstimatorPipeline` around ``model`` (a
+    :class:`~gait_estimator.runtime.model_file.ModelRuntime`). See the module docstring."""
+    from gait_estimator.core.pipeline import EstimatorPipeline
+    from gait_estimator.core.samples import ImuSample
+
+    options = options or ReplayOptions()
+    if not (options.jump_threshold_s > 0 and math.isfinite(options.jump_threshold_s)):
+        raise ConfigError("jump_threshold_s", options.jump_threshold_s, "must be a finite value > 0")
+    md = model.metadata
+    joints = tuple(md.output_joints)
+    t_wall = time.perf_counter()
+    with BagReader(bag) as reader:
+        info = reader.info()
+        reference = None
+        if options.reference_topic is not None:
+            if reader.has_topic(options.reference_topic) or options.reference_required:
+                reference = read_joint_torques(reader, options.reference_topic, joints)
+            else:
+                LOG.warning(
+                    "bag %s: no reference topic '%s'; estimates are not scored",
+                    reader.path,
+                    options.reference_topic,
+                )
+        mass = _subject_mass(options, reference, info.custom_data, reader.path, md.output_unit)
+        # Synchronizer locations as the node: its 'locations' parameter, unless the bag lacks one
+        # the model does not read (then the model's own).
+        p = node_parameters(options.params, subject_mass_kg=mass if mass > 0 else 70.0)
+        locations = tuple(p["locations"])
+        if "locations" not in options.params and not all(
+            reader.has_topic(f"{options.imu_prefix}{loc}") for loc in locations
+        ):
+            locations = tuple(md.locations)
+            p["locations"] = list(locations)
+        source = imu_source(reader, locations, options.imu_source, options.imu_prefix, options.frame_topic)
+        pipeline = EstimatorPipeline(
+            model, make_synchronizer(p, md.sample_rate_hz), mass if mass > 0 else None, options.mode
+        )
+        shaper = None
+        if options.commands:
+            shaper = make_shaper(p)
+            shaper.enable()
+        command_joints = tuple(p["joints"])
+        cmd_index = [joints.index(j) for j in command_joints] if set(command_joints) <= set(joints) else None
+
+        start_ns = info.start_ns + int(round(options.start_offset_s * 1e9))
+        stop_ns = (start_ns + int(round(options.duration_s * 1e9))) if options.duration_s > 0 else None
+        jump_ns = int(round(options.jump_threshold_s * 1e9))
+
+        est_stamp: list[int] = []
+        est_sensor: list[int] = []
+        sync = pipeline.synchronizer
+        loc0 = locations[0]
+        est_log: list[int] = []
+        est_rows: list[np.ndarray] = []
+        est_valid: list[bool] = []
+        inf_ns: list[int] = []
+        cmd_rows: list[np.ndarray] = []
+        cmd_status: list[np.ndarray] = []
+        cmd_valid: list[bool] = []
+        faults: list[str] = []
+        counters = dict.fromkeys(
+            ("samples", "duplicates", "out_of_order", "time_jumps", "stale_after_jump", "pipeline_resets"), 0
+        )
+        events: list[dict[str, Any]] = []
+        warned: set[str] = set()
+        last: dict[str, int] = {}
+        jump_log_ns: int | None = None
+        jump_stamp_ns = 0
+        t_read = 0.0
+        t_est = 0.0
+
+        def event(kind: str, rec: Any, detail: str) -> None:
+            if len(events) < _MAX_EVENTS:
+                events.append(
+                    {
+                        "kind": kind,
+                        "location": rec.location,
+                        "log_ns": int(rec.log_ns),
+                        "stamp_ns": int(rec.stamp_ns),
+                        "detail": detail,
+                    }
+                )
+            if kind not in warned:
+                warned.add(kind)
+                LOG.warning("bag %s: %s (further '%s' events are only counted)", reader.path, detail, kind)
+
+        def handle(estimates: list[Any], log_ns: int) -> None:
+            for est in estimates:
+                est_stamp.append(est.stamp_ns)
+                est_sensor.append(est.stamp_ns - (sync.clock_offset_ns(loc0) or 0))
+                est_log.append(log_ns)
+                est_rows.append(est.torque_nm)
+                est_valid.append(bool(est.valid))
+                inf_ns.append(int(est.inference_ns))
+                if shaper is not None:  # as the fused node: invalid estimates latch a fault
+                    if est.valid and cmd_index is not None:
+                        shaper.submit(est.torque_nm[cmd_index], est.stamp_ns, True, "N.m")
+                    else:
+                        shaper.submit(None, est.stamp_ns, False, "N.m")
+                    out = shaper.update(log_ns)
+                    cmd_rows.append(out.torque)
+                    cmd_status.append(out.status)
+                    cmd_valid.append(bool(out.valid))
+                    if out.fault and (not faults or faults[-1] != out.fault):
+                        faults.append(out.fault)
+
+        last_log_ns: int | None = None
+        it = iter_imu(reader, source, start_ns, stop_ns)
+        t0 = time.perf_counter()
+        for rec in it:
+            t1 = time.perf_counter()
+            t_read += t1 - t0
+            counters["samples"] += 1
+            loc, stamp = rec.location, rec.stamp_ns
+            prev = last.get(loc)
+            if jump_log_ns is not None:
+                if rec.log_ns - jump_log_ns > jump_ns:
+                    jump_log_ns = None
+                elif abs(stamp - jump_stamp_ns) > jump_ns:
+                    counters["stale_after_jump"] += 1
+                    t0 = time.perf_counter()
+                    continue
+            if prev is not None:
+                if stamp == prev:
+                    counters["duplicates"] += 1
+                    event("duplicate", rec, f"duplicated stamp {stamp} ns on imu '{loc}'")
+                elif stamp < prev - jump_ns or stamp > prev + jump_ns:
+                    counters["time_jumps"] += 1
+                    counters["pipeline_resets"] += 1
+                    event(
+                        "time_jump",
+                        rec,
+                        f"time jump of {(stamp - prev) / 1e9:+.3f} s on imu '{loc}' at"
+                        f" log time {rec.log_ns} ns: pipeline reset",
+                    )
+                    pipeline.reset()
+                    if shaper is not None:
+                        shaper.reset()
+                        shaper.enable()
+                    last.clear()
+                    jump_log_ns, jump_stamp_ns = rec.log_ns, stamp
+                elif stamp < prev:
+                    counters["out_of_order"] += 1
+                    event(
+                        "out_of_order", rec, f"out-of-order stamp on imu '{loc}': {stamp} ns after {prev} ns"
+                    )
+            if prev is None or stamp > prev or loc not in last:
+                last[loc] = stamp
+            sample = ImuSample(loc, stamp, rec.acc, rec.gyro, rec.quat_xyzw)
+            handle(pipeline.push_sample(sample, rec.log_ns), rec.log_ns)
+            last_log_ns = rec.log_ns
+            t0 = time.perf_counter()
+            t_est += t0 - t1
+        if last_log_ns is not None:
+            # End of the bag: the nodes' timer keeps polling, so the last frames are emitted with
+            # held samples until max_gap, then as invalid; flush the same here.
+            now = (
+                last_log_ns
+                + int(p["latency_s"] * 1e9)
+                + int(p["max_gap_s"] * 1e9)
+                + int(2e9 / md.sample_rate_hz)
+            )
+            handle(pipeline.poll(now), now)
+        sync_counters = pipeline.synchronizer.counters
+    j = len(joints)
+    n = len(est_stamp)
+    for k, v in sync_counters.items():
+        counters[f"sync_{k}"] = int(v)
+    for k, v in pipeline.counters.items():
+        counters[f"pipeline_{k}"] = int(v)
+    wall = time.perf_counter() - t_wall
+    first = start_ns if counters["samples"] else info.start_ns
+    span_end = min(info.end_ns, stop_ns) if stop_ns is not None else info.end_ns
+    duration = max(0.0, (span_end - first) / 1e9)
+    return ReplayResult(
+        bag=Path(bag),
+        storage=info.storage,
+        model_source=model_source,
+        joints=joints,
+        subject_mass_kg=mass,
+        output_unit=md.output_unit,
+        bag_start_ns=info.start_ns,
+        bag_duration_s=duration,
+        est_stamp_ns=np.asarray(est_stamp, dtype=np.int64),
+        est_sensor_ns=np.asarray(est_sensor, dtype=np.int64),
+        est_log_ns=np.asarray(est_log, dtype=np.int64),
+        est_nm=np.vstack(est_rows) if n else np.zeros((0, j)),
+        est_valid=np.asarray(est_valid, dtype=bool),
+        inference_ns=np.asarray(inf_ns, dtype=np.int64),
+        cmd_joints=command_joints,
+        cmd_nm=np.vstack(cmd_rows) if cmd_rows else np.zeros((0, len(command_joints))),
+        cmd_status=(
+            np.vstack(cmd_status).astype(np.uint8)
+            if cmd_status
+            else np.zeros((0, len(command_joints)), np.uint8)
+        ),
+        cmd_valid=np.asarray(cmd_valid, dtype=bool),
+        cmd_faults=faults,
+        reference=reference,
+        counters=counters,
+        events=events,
+        timing={
+            "read_s": t_read,
+            "estimate_s": t_est,
+            "wall_s": wall,
+            "realtime_factor": duration / wall if wall > 0 else float("inf"),
+        },
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# evaluation
+# --------------------------------------------------------------------------------------------
+def match_reference(result: ReplayResult, max_gap_s: float = 0.05) -> tuple[np.ndarray, np.ndarray]:
+    """(mask over estimates, reference [N, J] N·m at the estimate stamps; NaN where unmatched).
+
+    Estimates are placed on the IMU stamps' clock (``est_sensor_ns``), the clock of the reference.
+
+    Linear interpolation between reference samples no more than ``max_gap_s`` apart, only for
+    valid estimates inside the reference's span and only from valid reference messages.
+    """
+    ref = result.reference
+    n, j = result.est_nm.shape
+    out = np.full((n, j), np.nan)
+    if ref is None or n == 0:
+        return np.zeros(n, dtype=bool), out
+    order = np.argsort(ref.stamp_ns, kind="stable")
+    t = ref.stamp_ns[order]
+    keep = np.concatenate([[True], np.diff(t) > 0]) & ref.valid[order]
+    t = t[keep]
+    y = ref.torque_nm[order][keep]
+    if t.size < 2:
+        return np.zeros(n, dtype=bool), out
+    s = result.est_sensor_ns
+    i = np.searchsorted(t, s, side="right")  # t[i-1] <= s < t[i]
+    exact = (i >= 1) & (t[np.clip(i - 1, 0, t.size - 1)] == s)
+    inside = (i >= 1) & (i < t.size)
+    ia, ib = np.clip(i - 1, 0, t.size - 1), np.clip(i, 0, t.size - 1)
+    gap_ok = (t[ib] - t[ia]) <= int(max_gap_s * 1e9)
+    ok = result.est_valid & (exact | (inside & gap_ok))
+    w = np.where(ib > ia, (s - t[ia]) / np.maximum(t[ib] - t[ia], 1), 0.0)
+    w = np.where(exact, 0.0, w)
+    interp = y[ia] + (y[ib] - y[ia]) * w[:, None]
+    out[ok] = interp[ok]
+    return ok, out
+
+
+def _finite(x: float) -> float | None:
+    return float(x) if math.isfinite(x) else None
+
+
+def evaluate(result: ReplayResult) -> dict[str, Any]:
+    """The JSON-ready report: metrics per joint (N·m/kg), command statistics, counters, speed."""
+    from gait_estimator.core.metrics import joint_metrics
+
+    joints = result.joints
+    mass = result.subject_mass_kg
+    report: dict[str, Any] = {
+        "bag": str(result.bag),
+        "storage": result.storage,
+        "model": result.model_source,
+        "joints": list(joints),
+        "subject_mass_kg": mass,
+        "bag_duration_s": result.bag_duration_s,
+        "estimates": int(result.est_nm.shape[0]),
+        "valid_estimates": int(result.est_valid.sum()),
+    }
+    metrics: dict[str, dict[str, float | None]] = {}
+    if result.reference is not None:
+        ok, ref_nm = match_reference(result)
+        report["scored_estimates"] = int(ok.sum())
+        report["reference_topic"] = result.reference.topic
+        if ok.sum() >= 2 and mass > 0:
+            m = joint_metrics(result.est_nm[ok] / mass, ref_nm[ok] / mass, joints)
+            metrics = {jn: {k: _finite(v) for k, v in d.items()} for jn, d in m.items()}
+        elif mass <= 0:
+            report["metrics_skipped"] = "subject mass unknown (N·m/kg metrics need it)"
+        else:
+            report["metrics_skipped"] = "no valid estimate matches a reference sample"
+    else:
+        report["metrics_skipped"] = "no reference topic"
+    report["metrics"] = metrics
+    if metrics:
+        report["mean"] = {
+            k: _finite(
+                float(np.nanmean([np.nan if metrics[jn][k] is None else metrics[jn][k] for jn in joints]))
+            )
+            for k in METRIC_NAMES
+        }
+    report["units"] = {
+        "rmse": "N.m/kg",
+        "nrmse": "fraction of the reference range",
+        "pearson_r": "1",
+        "r2": "1",
+        "command": "N.m",
+    }
+    report["commands"] = command_statistics(result)
+    inf = result.inference_ns[result.est_valid] if result.inference_ns.size else result.inference_ns
+    report["inference_us"] = (
+        {"mean": float(inf.mean() / 1e3), "p99": float(np.percentile(inf, 99) / 1e3)} if inf.size else {}
+    )
+    report["counters"] = dict(result.counters)
+    report["events"] = list(result.events)
+    report["timing"] = {k: float(v) for k, v in result.timing.items()}
+    return report
+
+
+def command_statistics(result: ReplayResult) -> dict[str, Any]:
+    from gait_estimator.core.command import STATUS_INVALID, STATUS_LIMITED, STATUS_RAMPING
+
+    c, st = result.cmd_nm, result.cmd_status
+    if c.shape[0] == 0:
+        return {}
+    per_joint = {}
+    for i, jn in enumerate(result.cmd_joints):
+        per_joint[jn] = {
+            "peak_abs_nm": float(np.abs(c[:, i]).max()),
+            "rms_nm": float(np.sqrt(np.mean(c[:, i] ** 2))),
+            "mean_nm": float(c[:, i].mean()),
+            "limited_fraction": float(np.mean(st[:, i] == STATUS_LIMITED)),
+            "ramping_fraction": float(np.mean(st[:, i] == STATUS_RAMPING)),
+            "invalid_fraction": float(np.mean(st[:, i] == STATUS_INVALID)),
+        }
+    return {
+        "count": int(c.shape[0]),
+        "valid_fraction": float(result.cmd_valid.mean()),
+        "faults": list(result.cmd_faults),
+        "joints": per_joint,
+    }
+
+
+# --------------------------------------------------------------------------------------------
+# baseline
+# --------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Regression:
+    joint: str
+    metric: str
+    value: float | None
+    baseline: float
+    tolerance: float
+
+    def __str__(self) -> str:
+        if self.value is None:
+            return f"{self.joint} {self.metric}: missing (baseline {self.baseline:.4f})"
+        op = ">" if LOWER_IS_BETTER[self.metric] else "<"
+        bound = (
+            self.baseline + self.tolerance if LOWER_IS_BETTER[self.metric] else self.baseline - self.tolerance
+        )
+        return (
+            f"{self.joint} {self.metric} = {self.value:.4f} {op} {bound:.4f}"
+            f" (baseline {self.baseline:.4f}, tolerance {self.tolerance:g})"
+        )
+
+
+def make_baseline(
+    report: Mapping[str, Any], tolerances: Mapping[str, float] | None = None, note: str = ""
+) -> dict[str, Any]:
+    """A baseline document from a report: its metrics plus the stated tolerances."""
+    if not report.get("metrics"):
+        raise BagError(
+            f"bag {report.get('bag')}: no metrics to make a baseline from"
+            f" ({report.get('metrics_skipped', 'no reference')})"
+        )
+    tol = dict(DEFAULT_TOLERANCES if tolerances is None else tolerances)
+    return {
+        "schema": 1,
+        "note": note or "gait-estimator validate baseline: a metric may be worse than this by its tolerance",
+        "bag": Path(str(report["bag"])).name,
+        "model": Path(str(report["model"])).name,
+        "tolerances": tol,
+        "lower_is_better": {k: LOWER_IS_BETTER[k] for k in tol},
+        "metrics": report["metrics"],
+    }
+
+
+def load_baseline(path: str | Path, bag: str | Path | None = None) -> dict[str, Any]:
+    """A baseline document: ``{"metrics": {joint: {metric: value}}, "tolerances": {...}}``, or a
+    multi-bag file ``{"bags": {<bag directory name>: {...}}}`` from which ``bag``'s entry is taken."""
+    path = Path(path)
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ConfigError("baseline", str(path), f"cannot be read: {exc.strerror or exc}") from None
+    except json.JSONDecodeError as exc:
+        raise ConfigError("baseline", str(path), f"is not valid JSON: {exc}") from None
+    if isinstance(doc, dict) and isinstance(doc.get("bags"), dict):
+        key = Path(str(bag)).name if bag is not None else ""
+        if key not in doc["bags"]:
+            raise ConfigError(
+                "baseline", str(path), f"has no entry for bag '{key}' (entries: {sorted(doc['bags'])})"
+            )
+        doc = {**doc["bags"][key], "model": doc.get("model")}
+    if not isinstance(doc, dict) or not isinstance(doc.get("metrics"), dict) or not doc["metrics"]:
+        raise ConfigError("baseline", str(path), "must be a JSON object with a non-empty 'metrics' object")
+    tol = doc.get("tolerances", DEFAULT_TOLERANCES)
+    unknown = sorted(set(tol) - set(LOWER_IS_BETTER))
+    if unknown or not all(isinstance(v, int | float) and v >= 0 for v in tol.values()):
+        raise ConfigError(
+            "baseline",
+            str(path),
+            f"'tolerances' must map {sorted(LOWER_IS_BETTER)} to numbers >= 0 (unknown: {unknown})",
+        )
+    doc["tolerances"] = dict(tol)
+    return doc
+
+
+def compare_baseline(report: Mapping[str, Any], baseline: Mapping[str, Any]) -> list[Regression]:
+    """Every (joint, metric) of the baseline that the report misses or exceeds beyond its tolerance."""
+    tol = baseline.get("tolerances", DEFAULT_TOLERANCES)
+    current = report.get("metrics") or {}
+    out = []
+    for joint, base in baseline["metrics"].items():
+        for metric, b in base.items():
+            if metric not in tol or b is None:
+                continue
+            v = current.get(joint, {}).get(metric)
+            t = float(tol[metric])
+            if v is None or not math.isfinite(v):
+                out.append(Regression(joint, metric, None, float(b), t))
+            elif (LOWER_IS_BETTER[metric] and v > b + t) or (not LOWER_IS_BETTER[metric] and v < b - t):
+                out.append(Regression(joint, metric, float(v), float(b), t))
+    return out

@@ -1,0 +1,203 @@
+"""Lifecycle over real DDS, driven from this (another) process through ``lifecycle_msgs`` services.
+
+One chain (driver, synchronizer, windowing, estimator, command) without a manager, in order:
+invalid transitions are rejected without a crash (rclpy#1209 guard); a bad model path fails
+configure cleanly and the node stays alive and unconfigured; a model swap under load drops no
+command; a bad swap keeps the old model; deactivating the estimator zeroes the command; the
+fused node and ``gait-estimator run`` bring a whole pipeline up from YAML.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from _node_harness import Listener, Procs, change_state, get_state
+
+pytestmark = pytest.mark.ros
+
+CONFIGURE, CLEANUP, ACTIVATE, DEACTIVATE = 1, 2, 3, 4
+RATE = 100.0
+
+
+@pytest.fixture(scope="module")
+def models(tmp_path_factory):
+    from gait_estimator.runtime.reference_models import make_tiny_lstm_model
+
+    d = tmp_path_factory.mktemp("models")
+    a = make_tiny_lstm_model(d / "a.pt", window=50, rate=RATE, seed=1)
+    b = make_tiny_lstm_model(d / "b.pt", window=50, rate=RATE, seed=2)
+    corrupt = d / "corrupt.pt"
+    corrupt.write_bytes(b"not a torchscript archive")
+    return {"a": a, "b": b, "corrupt": corrupt, "missing": d / "missing.pt"}
+
+
+@pytest.fixture(scope="module")
+def chain(models, tmp_path_factory, request):
+    from gait_estimator_msgs.msg import JointTorque
+
+    from gait_estimator.nodes import common
+
+    procs = Procs(tmp_path_factory.mktemp("logs"))
+    listener = Listener("lifecycle_test")
+
+    def fin():
+        listener.close()
+        procs.stop()
+
+    request.addfinalizer(fin)
+    procs.start("imu_driver", params={"source": "sim", "rate_hz": RATE, "sim_loop_s": 20.0})
+    procs.start("imu_synchronizer", params={"rate_hz": RATE})
+    procs.start("windowing", params={"model_path": str(models["a"])})
+    procs.start("torque_estimator", params={"model_path": str(models["missing"])})
+    procs.start("torque_command", params={"control_rate_hz": RATE, "ramp_s": 0.0})
+    listener.subscribe(JointTorque, common.TOPIC_COMMAND, common.command_qos())
+    listener.subscribe(JointTorque, common.TOPIC_ESTIMATE, common.sensor_qos())
+    return procs, listener
+
+
+def _set_param(listener, node, name, value):
+    from rcl_interfaces.msg import Parameter, ParameterType, ParameterValue
+    from rcl_interfaces.srv import SetParameters
+
+    req = SetParameters.Request()
+    req.parameters = [
+        Parameter(name=name, value=ParameterValue(type=ParameterType.PARAMETER_STRING, string_value=value))
+    ]
+    return listener.call(SetParameters, f"/{node}/set_parameters", req, timeout=20).results[0]
+
+
+def test_invalid_transitions_are_rejected_and_the_node_survives(chain):
+    procs, listener = chain
+    assert get_state(listener, "torque_estimator", timeout=30) == "unconfigured"
+    assert change_state(listener, "torque_estimator", ACTIVATE) is False  # not from unconfigured
+    assert change_state(listener, "torque_estimator", DEACTIVATE) is False
+    assert change_state(listener, "torque_estimator", 99) is False  # no such transition
+    assert get_state(listener, "torque_estimator") == "unconfigured"
+    assert procs.procs["torque_estimator"].poll() is None
+    assert "rejected change_state request" in procs.log("torque_estimator")
+
+
+def test_bad_model_path_fails_configure_cleanly(chain, models):
+    procs, listener = chain
+    assert change_state(listener, "torque_estimator", CONFIGURE) is False
+    assert get_state(listener, "torque_estimator") == "unconfigured"
+    assert procs.procs["torque_estimator"].poll() is None
+    log = procs.log("torque_estimator")
+    assert "configure failed" in log and "missing.pt" in log
+    assert _set_param(listener, "torque_estimator", "model_path", str(models["corrupt"])).successful
+    assert change_state(listener, "torque_estimator", CONFIGURE) is False
+    assert "not a readable TorchScript archive" in procs.log("torque_estimator")
+    assert _set_param(listener, "torque_estimator", "model_path", str(models["a"])).successful
+    assert change_state(listener, "torque_estimator", CONFIGURE) is True
+    assert change_state(listener, "torque_estimator", ACTIVATE) is True
+    assert change_state(listener, "torque_estimator", CONFIGURE) is False  # invalid while active
+    assert get_state(listener, "torque_estimator") == "active"
+    for t in (CONFIGURE, ACTIVATE):
+        assert change_state(listener, "torque_command", t) is True
+
+
+def test_inactive_command_outputs_zero(chain):
+    from gait_estimator.nodes import common
+
+    procs, listener = chain
+    listener.wait_for(
+        lambda: sum(m.valid for _, m in listener.take(common.TOPIC_COMMAND)[-20:]) >= 18, 20, "valid commands"
+    )
+    assert change_state(listener, "torque_command", DEACTIVATE) is True
+    time.sleep(0.3)
+    listener.clear(common.TOPIC_COMMAND)
+    time.sleep(0.5)
+    cmds = listener.take(common.TOPIC_COMMAND)
+    assert len(cmds) > 30 and all(not m.valid and not any(m.torque) for _, m in cmds)
+    assert change_state(listener, "torque_command", ACTIVATE) is True
+
+
+def test_model_swap_under_load_drops_no_command(chain, models):
+    from gait_estimator.nodes import common
+
+    procs, listener = chain
+    listener.wait_for(
+        lambda: sum(m.valid for _, m in listener.take(common.TOPIC_COMMAND)[-20:]) >= 18, 20, "valid commands"
+    )
+    listener.clear(common.TOPIC_COMMAND)
+    listener.clear(common.TOPIC_ESTIMATE)
+    time.sleep(1.0)
+    t_swap = time.time_ns()
+    assert _set_param(listener, "torque_estimator", "model_path", str(models["b"])).successful
+    listener.wait_for(lambda: "model swapped to" in procs.log("torque_estimator"), 20, "the swap")
+    time.sleep(1.0)
+    bad = _set_param(listener, "torque_estimator", "model_path", str(models["missing"]))
+    assert not bad.successful and "missing.pt" in bad.reason
+    time.sleep(1.0)
+    cmds = listener.take(common.TOPIC_COMMAND)
+    ests = listener.take(common.TOPIC_ESTIMATE)
+    t = np.array([r for r, _ in cmds])
+    gaps = np.diff(t) / 1e6
+    print(f"swap under load: {len(cmds)} commands, largest gap {gaps.max():.1f} ms")
+    assert all(m.valid for _, m in cmds), "a command went invalid during the swap"
+    assert gaps.max() < 100.0, "a command gap as long as the watchdog"
+    # Stamps of estimates are continuous (every frame's estimate) across the swap
+    s = np.array([common.stamp_to_ns(m.header.stamp) for _, m in ests if m.valid])
+    assert np.sum(s > t_swap) > 100
+    assert get_state(listener, "torque_estimator") == "active"
+
+
+def test_estimator_deactivation_zeroes_the_command_by_watchdog(chain):
+    from gait_estimator.nodes import common
+
+    procs, listener = chain
+    assert change_state(listener, "torque_estimator", DEACTIVATE) is True
+    time.sleep(0.5)
+    listener.clear(common.TOPIC_COMMAND)
+    time.sleep(0.5)
+    cmds = listener.take(common.TOPIC_COMMAND)
+    assert cmds and all(not any(m.torque) for _, m in cmds)
+    assert change_state(listener, "torque_estimator", CLEANUP) is True
+    assert get_state(listener, "torque_estimator") == "unconfigured"
+
+
+def test_gait_estimator_run_fused_mode_from_yaml(chain, models, tmp_path):
+    """Fused pipeline (driver in-process) + manager from one YAML through ``gait-estimator run``."""
+    from gait_estimator.nodes import common
+
+    procs, listener = chain
+    for name in list(procs.procs):  # the distributed chain must not publish on the same topics
+        procs.kill(name, sig=2)
+    cfg = tmp_path / "fused.yaml"
+    src = (Path(__file__).resolve().parents[1] / "config" / "fused.yaml").read_text()
+    cfg.write_text(src.replace('model_path: ""', f'model_path: "{models["a"]}"'))
+    listener.clear(common.TOPIC_COMMAND)
+    run = subprocess.Popen(
+        [
+            str(Path(sys.executable).parent / "gait-estimator"),
+            "run",
+            "--config",
+            str(cfg),
+            "--duration",
+            "25",
+            "--log-dir",
+            str(tmp_path / "logs"),
+        ]
+    )
+    try:
+        listener.wait_for(
+            lambda: sum(m.valid for _, m in listener.take(common.TOPIC_COMMAND)) > 100,
+            40,
+            "valid commands from the fused pipeline",
+        )
+        lat = [
+            (t - common.stamp_to_ns(m.header.stamp)) / 1e6
+            for t, m in listener.take(common.TOPIC_COMMAND)
+            if m.valid
+        ]
+        print(
+            f"fused: command latency p50 {np.percentile(lat, 50):.2f} ms p99 {np.percentile(lat, 99):.2f} ms"
+        )
+    finally:
+        run.send_signal(2)
+        assert run.wait(timeout=30) == 0

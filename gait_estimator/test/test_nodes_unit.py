@@ -1,0 +1,215 @@
+"""Node layer without spinning: parameter schema and YAML validation, serial frame protocol and
+the serial backend through a pseudo-terminal, message conversion helpers, launch files."""
+
+from __future__ import annotations
+
+import ast
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from gait_estimator.errors import ConfigError
+from gait_estimator.nodes import common, params, serial_protocol
+from gait_estimator.nodes.params import SCHEMAS, load_config, validate_node_params
+
+PKG = Path(__file__).resolve().parents[1]
+DATA = Path(__file__).parent / "data"
+
+
+# -- parameters -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["pipeline.yaml", "fused.yaml"])
+def test_shipped_configs_are_valid(name):
+    cfg = load_config(PKG / "config" / name)
+    assert cfg
+    for node, values in cfg.items():
+        assert set(values) == {s.name for s in SCHEMAS[node]}
+
+
+def test_invalid_config_is_rejected_naming_parameter_and_rule():
+    with pytest.raises(ConfigError) as info:
+        load_config(DATA / "invalid_config.yaml")
+    msg = str(info.value)
+    assert "torque_estimator.subject_mass_kg" in msg and "double" in msg and "invalid_config.yaml" in msg
+
+
+@pytest.mark.parametrize(
+    ("node", "values", "fragment"),
+    [
+        ("torque_command", {"watchdog_s": 0.001}, "torque_command.watchdog_s"),
+        ("torque_command", {"gains": [0.1, 0.2]}, "1 or len(joints)"),
+        ("imu_driver", {"source": "usb"}, "one of ['sim', 'file', 'serial']"),
+        ("imu_driver", {"source": "serial"}, "serial_port"),
+        ("imu_synchronizer", {"locations": ["pelvis", "pelvis"]}, "repeat"),
+        ("torque_estimator", {"bogus": 1}, "unknown parameter"),
+        ("lifecycle_manager", {"autostart": "yes"}, "bool"),
+    ],
+)
+def test_rules(node, values, fragment):
+    with pytest.raises(ConfigError, match=None) as info:
+        validate_node_params(node, values)
+    assert fragment in str(info.value)
+
+
+def test_every_parameter_has_a_description_and_a_valid_default():
+    for node, schema in SCHEMAS.items():
+        for spec in schema:
+            assert spec.description, (node, spec.name)
+            if spec.name in (
+                "file_path",
+                "serial_port",
+                "model_path",
+                "frame_prefix",
+                "fault_nan_location",
+                "command_node",
+            ):
+                continue
+            spec.check(spec.default, node)
+
+
+def test_descriptor_carries_type_range_and_rule():
+    spec = next(s for s in params.COMMAND if s.name == "watchdog_s")
+    d = params._descriptor(spec)
+    assert d.floating_point_range[0].from_value == spec.min
+    assert "in [" in d.additional_constraints and d.description
+
+
+# -- serial protocol ----------------------------------------------------------------------------
+
+
+def test_crc_check_value():
+    assert serial_protocol.crc16_ccitt(b"123456789") == 0x29B1
+
+
+def test_frame_roundtrip_resync_and_checksum():
+    f1 = serial_protocol.encode_frame(2, 7, 123456789, (1, 2, 3), (0.1, 0.2, 0.3), (0, 0, 0, 1))
+    f2 = serial_protocol.encode_frame(2, 9, 123466789, (1, 2, 4), (0.1, 0.2, 0.3), (0, 0, 0, 1))
+    bad = bytearray(f1)
+    bad[20] ^= 0xFF
+    assert len(f1) == serial_protocol.FRAME_SIZE == 58
+    dec = serial_protocol.FrameDecoder()
+    stream = b"\x00\xa5garbage" + bytes(bad) + f1 + f2
+    out = []
+    for i in range(0, len(stream), 5):  # byte-wise delivery in chunks
+        out += dec.feed(stream[i : i + 5])
+    assert [f.seq for f in out] == [7, 9]
+    assert out[0].device_ns == 123456789 and np.allclose(out[1].acc, (1, 2, 4))
+    assert dec.bad_checksum == 1 and dec.lost == 1 and dec.skipped_bytes > 0
+
+
+def test_serial_backend_through_a_pty():
+    from gait_estimator.nodes.imu_sources import SerialSource
+
+    master, slave = os.openpty()
+    try:
+        src = SerialSource(os.ttyname(slave), 115200, ("pelvis", "thigh_l"))
+        got = []
+        src.start(lambda loc, stamp, acc, gyro, quat: got.append((loc, stamp, acc.copy())))
+        for k in range(20):
+            os.write(
+                master,
+                serial_protocol.encode_frame(k % 2, k // 2, 1000 + k, (k, 0, 9.8), (0, 0, 0), (0, 0, 0, 1)),
+            )
+        os.write(master, serial_protocol.encode_frame(5, 0, 1, (0, 0, 0), (0, 0, 0), (0, 0, 0, 1)))
+        deadline = time.monotonic() + 5
+        while len(got) < 20 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        src.stop()
+    finally:
+        os.close(master)
+        os.close(slave)
+    assert len(got) == 20
+    assert got[3][0] == "thigh_l" and got[3][1] == 1003 and got[3][2][0] == 3
+    assert src.unknown_sensor == 1
+
+
+# -- conversion helpers -------------------------------------------------------------------------
+
+
+def test_imu_and_frame_conversion_roundtrip():
+    from sensor_msgs.msg import Imu
+
+    from gait_estimator.core.samples import SyncFrame
+
+    m = common.fill_imu(
+        Imu(), 1_500_000_123, "imu_pelvis", (1, 2, 3), (4, 5, 6), (0, 0, 0.6, 0.8), (0.1, 0.2, 0.3)
+    )
+    s = common.imu_to_sample("pelvis", m)
+    assert s.stamp_ns == 1_500_000_123 and np.allclose(s.quat_xyzw, (0, 0, 0.6, 0.8))
+    assert m.linear_acceleration_covariance[0] == 0.3 and m.orientation_covariance[8] == 0.1
+    frame = SyncFrame(
+        42,
+        ("a", "b"),
+        np.arange(6.0).reshape(2, 3),
+        np.ones((2, 3)),
+        np.tile([0, 0, 0, 1.0], (2, 1)),
+        np.array([True, False]),
+    )
+    back = common.msg_to_frame(common.frame_to_msg(frame, 100.0))
+    assert back.stamp_ns == 42 and back.locations == ("a", "b")
+    assert np.array_equal(back.acc, frame.acc) and list(back.valid) == [True, False]
+
+
+def test_window_and_torque_conversion():
+    w = np.random.default_rng(0).normal(size=(5, 3)).astype(np.float32)
+    msg = common.window_to_msg(w, 7, ["a/x", "a/y", "a/z"], 100.0, True)
+    back, stamp, valid = common.msg_to_window(msg)
+    assert np.array_equal(back, w) and stamp == 7 and valid
+    m = common.joint_torque_msg(9, 1, ["j1", "j2"], [1.0, np.nan])
+    stamp, torque, status, valid = common.joint_torque_arrays(m)
+    assert torque.tolist() == [1.0, 0.0] and status.tolist() == [0, 3] and not valid
+
+
+# -- launch files and executables ---------------------------------------------------------------
+
+
+def _console_scripts() -> set[str]:
+    tree = ast.parse((PKG / "setup.py").read_text())
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Constant) and isinstance(node.value, str) and "console_scripts" == node.value:
+            break
+    names = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Constant) and isinstance(node.value, str) and " = " in node.value:
+            names.add(node.value.split(" = ")[0].strip())
+    return names
+
+
+@pytest.mark.parametrize("launch", ["pipeline.launch.py", "replay.launch.py"])
+def test_launch_files_compile_and_name_real_executables(launch):
+    src = (PKG / "launch" / launch).read_text()
+    tree = ast.parse(src)
+    compile(tree, launch, "exec")
+    assert any(isinstance(n, ast.FunctionDef) and n.name == "generate_launch_description" for n in tree.body)
+    executables = {
+        kw.value.value
+        for n in ast.walk(tree)
+        if isinstance(n, ast.Call)
+        for kw in n.keywords
+        if kw.arg == "executable" and isinstance(kw.value, ast.Constant)
+    }
+    assert executables and executables <= _console_scripts(), executables - _console_scripts()
+    for name in executables:
+        assert (Path(sys.executable).parent / name).exists(), f"console script {name} not installed"
+
+
+def test_run_rejects_an_invalid_config():
+    r = subprocess.run(
+        [
+            str(Path(sys.executable).parent / "gait-estimator"),
+            "run",
+            "--config",
+            str(DATA / "invalid_config.yaml"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert r.returncode == 2
+    assert "subject_mass_kg" in r.stderr and "double" in r.stderr
