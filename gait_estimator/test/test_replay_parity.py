@@ -11,8 +11,11 @@ latency never matters), and a sample delayed by a scheduling hiccup of the loade
 still makes its frame instead of being held (which would change that frame online only).
 
 Stated tolerance: every estimate the node published matches the offline estimate of the same
-frame within 1e-6 N·m (in practice they are bit-identical: same samples, same float32 model,
-one thread), and at least 98 % of the offline estimates arrive over DDS (SensorDataQoS is best
+frame within 1e-6 N·m on the per-sample path (``validate --per-sample``; in practice
+bit-identical: same samples, same float32 model, one thread) and within 1e-4 N·m on the default
+batched path (windows through the model in chunks: float32 rounding of batched vs
+single-window inference, measured ~5e-6 N·m here; same frames, stamps and validity), and at
+least 98 % of the offline estimates arrive over DDS (SensorDataQoS is best
 effort; a lost IMU sample invalidates frames online that are valid offline, which this bound
 allows for without hiding a systematic difference).
 """
@@ -23,6 +26,7 @@ import re
 import subprocess
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -31,7 +35,8 @@ from _node_harness import Listener, Procs, change_state
 
 pytestmark = [pytest.mark.ros, pytest.mark.slow]
 
-TOL_NM = 1e-6
+TOL_NM = 1e-6  # per-sample offline path
+TOL_BATCHED_NM = 1e-4  # batched offline path (float32 batched inference)
 LATENCY_S = 0.25  # margin for a scheduling hiccup on a loaded machine; no effect on on-time samples
 MIN_MATCHED = 0.98
 
@@ -111,11 +116,14 @@ def test_bag_through_dds_nodes_equals_offline_validate(tmp_path: Path, parity_in
         listener.close()
         procs.stop()
 
-    offline = replay_bag(
-        bag,
-        load_model(model_path),
-        ReplayOptions(subject_mass_kg=mass, params={"estimate_clock_offset": False}),
-    )
+    model = load_model(model_path)
+    options = ReplayOptions(subject_mass_kg=mass, params={"estimate_clock_offset": False}, batch=False)
+    offline = replay_bag(bag, model, options)
+    batched = replay_bag(bag, model, replace(options, batch=True))
+    assert offline.path == "per-sample" and batched.path == "batched"
+    assert np.array_equal(batched.est_stamp_ns, offline.est_stamp_ns)
+    assert np.array_equal(batched.est_valid, offline.est_valid)
+    batched_diff = float(np.abs(batched.est_nm - offline.est_nm).max())
     ref = {
         int(s): (offline.est_nm[k], bool(offline.est_valid[k])) for k, s in enumerate(offline.est_stamp_ns)
     }
@@ -146,3 +154,5 @@ def test_bag_through_dds_nodes_equals_offline_validate(tmp_path: Path, parity_in
     assert not unmatched, f"online estimates at stamps the offline replay never produced: {unmatched[:5]}"
     assert matched >= MIN_MATCHED * n_valid_offline, f"only {matched} of {n_valid_offline} estimates over DDS"
     assert max(diffs) <= TOL_NM, procs.log("gait_pipeline")[-3000:]
+    print(f"batched offline path: max |batched - per-sample| = {batched_diff:.3g} N·m")
+    assert max(diffs) + batched_diff <= TOL_BATCHED_NM

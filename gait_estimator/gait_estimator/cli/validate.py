@@ -6,7 +6,11 @@
 Replays the bag's IMU topics (``imu/<location>``, or an ``ImuFrame`` topic) in log-time order
 through the same ``EstimatorPipeline`` and ``CommandShaper`` the nodes run, configured from the
 same parameter schema (``--param`` overrides a ``gait_pipeline`` parameter), with the log time as
-receive time: no DDS, as fast as the CPU allows, bit-identical from run to run.
+receive time: no DDS, as fast as the CPU allows, bit-identical from run to run. By default the
+batched path runs (synchronizer in closed form, windows through the model in chunks; equal to the
+per-sample path to float32 rounding, see ``replay/offline.py``); ``--per-sample`` runs every
+sample through ``EstimatorPipeline.push_sample`` as the nodes do. The summary states the path
+and the cost of reading the bag vs estimating.
 
 Prints per-joint RMSE (N·m/kg), NRMSE (% of the reference range), r and R² against the
 reference torques, and command statistics, as a table. ``--report`` writes everything as JSON,
@@ -81,6 +85,22 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--plots", default=None, metavar="DIR", help="write PNG plots into DIR")
     p.add_argument("--output-bag", default=None, metavar="OUT", help="write estimates/commands/diagnostics")
     p.add_argument("--storage", choices=("mcap", "sqlite3"), default="mcap", help="storage of --output-bag")
+    p.add_argument(
+        "--per-sample",
+        action="store_true",
+        help="run every sample through the pipeline one by one, as the nodes do (slower; the reference path)",
+    )
+    p.add_argument(
+        "--batch-size", type=int, default=256, metavar="N", help="windows per model call (batched path)"
+    )
+    p.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        metavar="N",
+        help="torch intra-op threads (default 1 as the nodes; more can help the batched path's"
+        " large model calls and slows the per-window calls of --per-sample on a busy machine)",
+    )
     p.add_argument("--quiet", action="store_true", help="no table, no warnings (exit status only)")
     p.set_defaults(handler=run)
 
@@ -136,6 +156,7 @@ def format_table(report: dict[str, Any]) -> str:
 
 def summary_lines(report: dict[str, Any]) -> list[str]:
     t, c = report["timing"], report["counters"]
+    wall = max(t["wall_s"], 1e-12)
     out = [
         f"bag {report['bag']} ({report['storage']}), {report['bag_duration_s']:.2f} s;"
         f" model {report['model']};"
@@ -144,9 +165,18 @@ def summary_lines(report: dict[str, Any]) -> list[str]:
         f" {report.get('scored_estimates', 0)}); commands {report.get('commands', {}).get('count', 0)}"
         f" (valid {100 * report.get('commands', {}).get('valid_fraction', 0):.1f} %,"
         f" faults {len(report.get('commands', {}).get('faults', []))})",
-        f"speed {t['realtime_factor']:.1f}x real time: {t['wall_s']:.3f} s wall (read {t['read_s']:.3f} s,"
-        f" pipeline {t['estimate_s']:.3f} s)",
+        f"speed {t['realtime_factor']:.1f}x real time ({report.get('replay_path', 'per-sample')} path):"
+        f" {t['wall_s']:.3f} s wall; read {t['read_s']:.3f} s ({100 * t['read_s'] / wall:.0f} %),"
+        f" estimate {t['estimate_s']:.3f} s ({100 * t['estimate_s'] / wall:.0f} %)"
+        + (
+            f" = model {t['model_s']:.3f} s + commands {t['commands_s']:.3f} s + synchronizer/features"
+            f" {max(0.0, t['estimate_s'] - t['model_s'] - t['commands_s']):.3f} s"
+            if "model_s" in t
+            else ""
+        ),
     ]
+    if report.get("replay_path_reason"):
+        out.append(f"per-sample path: {report['replay_path_reason']}")
     odd = {k: c[k] for k in ("duplicates", "out_of_order", "time_jumps", "stale_after_jump") if c.get(k)}
     if odd:
         out.append("bag timing: " + ", ".join(f"{k} {v}" for k, v in odd.items()))
@@ -315,7 +345,11 @@ def run(args: argparse.Namespace) -> int:
         model_path = resolve_model_path("")
     if not model_path.is_file():
         raise ConfigError("--model", str(model_path), "no such model file")
-    model = load_model(model_path, threads=1)
+    if args.threads < 1:
+        raise ConfigError("--threads", args.threads, "must be >= 1")
+    if args.batch_size < 1:
+        raise ConfigError("--batch-size", args.batch_size, "must be >= 1")
+    model = load_model(model_path, threads=args.threads)
     options = ReplayOptions(
         reference_topic=args.reference_topic or None,
         reference_required=bool(args.reference_topic) and args.reference_topic != "gait/torque_reference",
@@ -327,6 +361,8 @@ def run(args: argparse.Namespace) -> int:
         jump_threshold_s=args.jump_threshold,
         start_offset_s=args.start_offset,
         duration_s=args.duration,
+        batch=not args.per_sample,
+        batch_size=args.batch_size,
     )
     result = replay_bag(args.bag, model, options, model_source=str(model_path))
     report = evaluate(result)

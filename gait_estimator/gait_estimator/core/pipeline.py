@@ -19,6 +19,16 @@ window filling). After that, every frame in which an IMU the model reads is inva
 beyond ``max_gap`` or missing) yields an invalid estimate (``valid`` False, torque zeros); in
 window mode, windows that still contain such rows are invalid too; in streaming mode the state
 is reset and T valid frames are needed before estimates are valid again.
+
+Batched (offline) path, additive: :meth:`EstimatorPipeline.frame_rows` computes the feature rows
+of many frames at once (the same ``location_signals`` as ``FeatureExtractor.row``) and
+:meth:`EstimatorPipeline.push_rows` turns them into the estimates ``push_frame`` would give frame
+by frame. In window mode on a fresh window without stamp gaps it windows with numpy and runs
+``predict_batch`` on chunks of windows (float32 batched vs single-window inference: differences
+at float32 rounding, measured in ``test_replay_batch.py``), and leaves the pipeline in the state
+the frame-by-frame path would (window content, stride phase, counters), so per-sample calls can
+follow. Otherwise (streaming mode: state carries; a window already in use; gaps) it processes the
+rows one by one through the per-frame code.
 """
 
 from __future__ import annotations
@@ -36,7 +46,7 @@ from gait_estimator.core.windowing import WindowBuffer
 from gait_estimator.errors import ConfigError, ModelMismatchError
 from gait_estimator.runtime.model_file import ModelRuntime
 
-__all__ = ["MODES", "Estimate", "EstimatorPipeline"]
+__all__ = ["MODES", "Estimate", "EstimateBatch", "EstimatorPipeline"]
 
 MODES = ("window", "streaming")
 
@@ -49,6 +59,20 @@ class Estimate:
     torque_nm: np.ndarray
     valid: bool
     inference_ns: int = 0
+
+
+@dataclass(frozen=True)
+class EstimateBatch:
+    """Estimates of :meth:`EstimatorPipeline.push_rows`, in output order (``M`` of them)."""
+
+    frame_index: np.ndarray  # intp [M], the row (frame) that produced each estimate
+    stamp_ns: np.ndarray  # int64 [M]
+    torque_nm: np.ndarray  # [M, J] N·m
+    valid: np.ndarray  # bool [M]
+    inference_ns: np.ndarray  # int64 [M] (batched: the chunk's time shared by its windows)
+
+    def __len__(self) -> int:
+        return int(self.stamp_ns.shape[0])
 
 
 class EstimatorPipeline:
@@ -173,3 +197,131 @@ class EstimatorPipeline:
         self.counters["stream_resets"] += 1
         self.model.reset_stream()
         self._stream_count = 0
+
+    # -- batched (offline) path ----------------------------------------------------------------
+    def frame_rows(
+        self,
+        locations: tuple[str, ...],
+        acc: np.ndarray,
+        gyro: np.ndarray,
+        quat_xyzw: np.ndarray,
+        valid: np.ndarray,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Feature rows ``[K, C]`` (raw SI) and row validity ``[K]`` of K frames over ``locations``
+        (``acc``/``gyro`` ``[K, L, 3]``, ``quat_xyzw`` ``[K, L, 4]``, ``valid`` ``[K, L]``): what
+        ``FeatureExtractor.row`` gives frame by frame."""
+        from gait_estimator.core.features import SIGNALS, location_signals
+
+        missing = [loc for loc in self.metadata.locations if loc not in locations]
+        if missing:
+            raise ModelMismatchError(
+                f"the model reads IMU location(s) {missing} that the synchronizer does not provide "
+                f"(it provides {locations})"
+            )
+        rows = np.asarray([locations.index(loc) for loc in self.metadata.locations], dtype=np.intp)
+        index = {loc: i for i, loc in enumerate(self.metadata.locations)}
+        gather = np.asarray(
+            [
+                index[c.partition("/")[0]] * len(SIGNALS) + SIGNALS.index(c.partition("/")[2])
+                for c in self.metadata.input_channels
+            ],
+            dtype=np.intp,
+        )
+        table = location_signals(acc[:, rows], gyro[:, rows], quat_xyzw[:, rows])  # [K, Lm, S]
+        k = table.shape[0]
+        return table.reshape(k, -1)[:, gather], np.asarray(valid)[:, rows].all(axis=1)
+
+    def push_rows(
+        self, stamps_ns: np.ndarray, rows: np.ndarray, valid: np.ndarray, batch_size: int = 256
+    ) -> EstimateBatch:
+        """The estimates of K frames given as feature rows (see the module docstring)."""
+        stamps = np.asarray(stamps_ns, dtype=np.int64)
+        rows = np.asarray(rows, dtype=np.float64)
+        valid = np.asarray(valid, dtype=bool)
+        if batch_size < 1:
+            raise ConfigError("batch_size", batch_size, "must be >= 1")
+        k = stamps.shape[0]
+        t, s = self.metadata.window, self.metadata.stride
+        first = max(t, s)
+        steps = np.diff(stamps)
+        if (
+            self.mode == "window"
+            and self.window.count == 0
+            and self.window.newest_stamp_ns is None
+            and k >= first + s
+            and bool(np.all((steps > 0) & (steps <= self._max_step_ns)))
+        ):
+            return self._push_rows_batched(stamps, rows, valid, batch_size)
+        out_k: list[int] = []
+        out: list[Estimate] = []
+        for i in range(k):
+            self.counters["frames"] += 1
+            stamp = int(stamps[i])
+            if self.mode == "window":
+                ests = self._window(stamp, rows[i], bool(valid[i]))
+            else:
+                ests = self._streaming(stamp, rows[i], bool(valid[i]))
+            out.extend(ests)
+            out_k.extend([i] * len(ests))
+        j = len(self.joints)
+        return EstimateBatch(
+            np.asarray(out_k, dtype=np.intp),
+            np.asarray([e.stamp_ns for e in out], dtype=np.int64),
+            np.vstack([e.torque_nm for e in out]) if out else np.zeros((0, j)),
+            np.asarray([e.valid for e in out], dtype=bool),
+            np.asarray([e.inference_ns for e in out], dtype=np.int64),
+        )
+
+    def _push_rows_batched(
+        self, stamps: np.ndarray, rows: np.ndarray, valid: np.ndarray, batch_size: int
+    ) -> EstimateBatch:
+        md = self.metadata
+        k, c = rows.shape
+        t, s = md.window, md.stride
+        first = max(t, s)
+        win = self.window
+        x = (rows - self._mean) * self._inv_std  # as WindowBuffer.push (normalise_input)
+        ok = valid & np.isfinite(x).all(axis=1)
+        x32 = x.astype(np.float32)
+        count = np.arange(1, k + 1)
+        ready = (count >= first) & ((count - first) % s == 0)
+        bad = np.concatenate([[0], np.cumsum(~ok)])
+        lo = np.maximum(count - t, 0)
+        window_ok = (count >= t) & (bad[count] - bad[lo] == 0)
+        predict = valid & ready & window_ok
+        invalid = ~valid | (ready & ~window_ok)
+        pk = np.flatnonzero(predict)
+        y = np.zeros((pk.size, len(self.joints)))
+        inf = np.zeros(pk.size, dtype=np.int64)
+        views = np.lib.stride_tricks.sliding_window_view(x32, t, axis=0)  # [K - T + 1, C, T]
+        for b in range(0, pk.size, batch_size):
+            sel = pk[b : b + batch_size]
+            windows = np.ascontiguousarray(views[sel - t + 1].transpose(0, 2, 1))
+            t0 = time.perf_counter_ns()
+            y[b : b + sel.size] = self.model.predict_batch(windows)
+            inf[b : b + sel.size] = (time.perf_counter_ns() - t0) // sel.size
+        finite = np.isfinite(y).all(axis=1)
+        emitted = predict | invalid
+        if not self._started:
+            good = pk[finite]
+            start = int(good[0]) if good.size else k
+            emitted &= count - 1 >= start
+        ek = np.flatnonzero(emitted)
+        est_valid = np.zeros(k, dtype=bool)
+        est_valid[pk[finite]] = True
+        torque = np.zeros((k, len(self.joints)))
+        torque[pk[finite]] = y[finite] * self.scale
+        inf_k = np.zeros(k, dtype=np.int64)
+        inf_k[pk[finite]] = inf[finite]
+        n_valid = int(est_valid[ek].sum())
+        if ek.size and n_valid:
+            self._started = True
+        self.counters["frames"] += k
+        self.counters["estimates"] += n_valid
+        self.counters["invalid_estimates"] += int(ek.size) - n_valid
+        # Leave the window as frame-by-frame pushing would: same last T rows, same stride phase.
+        tail = first + (k - first) % s
+        win.reset()
+        for i in range(k - tail, k):
+            win.push(rows[i], int(stamps[i]), bool(valid[i]))
+        return EstimateBatch(ek, stamps[ek], torque[ek], est_valid[ek], inf_k[ek])
