@@ -140,16 +140,25 @@ class Listener:
         raise AssertionError(f"timed out after {timeout} s waiting for {what}")
 
     def call(self, srv_type, name: str, request, timeout: float = 10.0):
+        """Call a service; bounded by ``timeout`` in all. A fresh client can lose its first answer
+        (the server may not have matched the client's response reader yet when
+        ``wait_for_service`` returns: slow discovery on a loaded machine), so the request is sent
+        again on the same, by then matched, client after a third of the time."""
         client = self.node.create_client(srv_type, name)
+        deadline = time.monotonic() + timeout
         try:
             if not client.wait_for_service(timeout_sec=timeout):
                 raise AssertionError(f"service {name} not available within {timeout} s")
-            done = threading.Event()
-            fut = client.call_async(request)
-            fut.add_done_callback(lambda _f: done.set())
-            if not done.wait(timeout):
-                raise AssertionError(f"service {name}: no answer within {timeout} s")
-            return fut.result()
+            while True:
+                done = threading.Event()
+                fut = client.call_async(request)
+                fut.add_done_callback(lambda _f, d=done: d.set())
+                left = deadline - time.monotonic()
+                if done.wait(max(0.5, min(left, timeout / 3))):
+                    return fut.result()
+                client.remove_pending_request(fut)
+                if time.monotonic() >= deadline:
+                    raise AssertionError(f"service {name}: no answer within {timeout} s")
         finally:
             self.node.destroy_client(client)
 

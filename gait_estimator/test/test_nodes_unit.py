@@ -213,3 +213,110 @@ def test_run_rejects_an_invalid_config():
     )
     assert r.returncode == 2
     assert "subject_mass_kg" in r.stderr and "double" in r.stderr
+
+
+# -- synchronizer at data time (imu_synchronizer.DataClock) -------------------------------------
+
+LOCS7 = ("pelvis", "thigh_l", "thigh_r", "shank_l", "shank_r", "foot_l", "foot_r")
+
+
+def _sample(loc, stamp, k):
+    from gait_estimator.core.samples import ImuSample
+
+    w = 0.1 * k
+    return ImuSample(
+        loc,
+        stamp,
+        np.array([np.sin(w), 0.0, 9.81]),
+        np.array([0.0, np.cos(w), 0.0]),
+        np.array([0.0, 0.0, 0.0, 1.0]),
+    )
+
+
+def _sync(offset: bool):
+    from gait_estimator.core.synchronizer import ImuSynchronizer
+
+    return ImuSynchronizer(
+        LOCS7, 100.0, latency_ns=30_000_000, max_gap_ns=100_000_000, estimate_clock_offset=offset
+    )
+
+
+def _starved_run(clock_push, period=10_000_000, n=300, stall_at=100, stall_ns=400_000_000):
+    """7 IMUs at 100 Hz, delivered on time except one 400 ms stall of the consumer, after which the
+    queued samples arrive in a burst (1 ms apart per tick): what a starved process sees."""
+    frames = []
+    t_start = 1_000_000_000_000
+    lag = 0
+    for k in range(n):
+        stamp = t_start + k * period
+        if k == stall_at:
+            lag = stall_ns
+        lag = max(100_000, lag - period + 1_000_000) if lag > 100_000 else 100_000
+        for j, loc in enumerate(LOCS7):
+            frames += clock_push(_sample(loc, stamp, k), stamp + lag + 10_000 * j)
+    return frames
+
+
+@pytest.mark.parametrize("offset", [False, True])
+def test_data_clock_a_starved_consumer_makes_no_invalid_frame(offset):
+    from gait_estimator.nodes.imu_synchronizer import DataClock
+
+    clock = DataClock(_sync(offset))
+    frames = _starved_run(clock.push)
+    assert len(frames) >= 290
+    # (with estimated offsets the grid starts at the earliest stream's first sample, so the very
+    # first frame may lack the others: before the first valid estimate, which the pipeline drops)
+    first = next(i for i, f in enumerate(frames) if f.valid.all())
+    assert first <= 1
+    assert all(f.valid.all() for f in frames[first:]), "a scheduling stall produced invalid frames"
+    stamps = np.array([f.stamp_ns for f in frames])
+    assert np.all(np.diff(stamps) == 10_000_000)
+    # the root cause it removes: polling at host time emits frames for samples still queued
+    host = _sync(offset)
+
+    def host_push(sample, recv):
+        host.push(sample, recv)
+        return host.poll(recv)
+
+    bad = [f for f in _starved_run(host_push)[first + 1 :] if not f.valid.all()]
+    assert len(bad) >= 10, "host-time polling marks frames invalid during the stall"
+
+
+def test_data_clock_emits_a_frame_when_the_last_imu_of_its_stamp_arrives():
+    from gait_estimator.nodes.imu_synchronizer import DataClock
+
+    clock = DataClock(_sync(False))
+    t0 = 5_000_000_000
+    emitted_at = {}
+    for k in range(20):
+        stamp = t0 + k * 10_000_000
+        for j, loc in enumerate(LOCS7):
+            for f in clock.push(_sample(loc, stamp, k), stamp + 50_000 + 1_000 * j):
+                emitted_at[f.stamp_ns] = (k, j)
+    # after start-up (grid chosen one latency after the first sample) every frame goes out with
+    # the 7th IMU sample of its own stamp: no waiting for the next sample or the latency
+    steady = {s: kj for s, kj in emitted_at.items() if s >= t0 + 50_000_000}
+    assert len(steady) >= 14
+    for s, (k, j) in steady.items():
+        assert s == t0 + k * 10_000_000 and j == len(LOCS7) - 1
+
+
+def test_data_clock_a_stalled_imu_yields_invalid_frames_within_latency_plus_max_gap():
+    from gait_estimator.nodes.imu_synchronizer import DataClock
+
+    clock = DataClock(_sync(True))
+    t0 = 5_000_000_000
+    frames = []
+    for k in range(60):
+        stamp = t0 + k * 10_000_000
+        for loc in LOCS7:
+            if loc == "shank_r" and k >= 30:
+                continue  # this IMU died at k = 30
+            frames += clock.push(_sample(loc, stamp, k), stamp + 200_000)
+    last_good = t0 + 29 * 10_000_000
+    invalid = [f for f in frames if not f.valid.all()]
+    assert invalid, "a dead IMU must produce invalid frames (-> latched fault downstream)"
+    assert invalid[0].stamp_ns - (last_good + 200_000) <= 100_000_000 + 10_000_000  # host time: + offset
+    assert not invalid[0].valid[LOCS7.index("shank_r")] and invalid[0].valid.sum() == 6
+    # frames kept flowing on the other IMUs' data (bounded latency: 30 ms behind the newest)
+    assert frames[-1].stamp_ns >= t0 + 59 * 10_000_000 - 30_000_000 - 10_000_000

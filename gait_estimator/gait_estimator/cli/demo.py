@@ -2,7 +2,8 @@
 
 Starts the real distributed pipeline (``imu_driver`` with the simulator, ``imu_synchronizer``,
 ``windowing``, ``torque_estimator``, ``torque_command``, ``lifecycle_manager``: the processes of
-``gait-estimator run``) for ``--seconds``, listens over DDS, and prints every two seconds a
+``gait-estimator run``), waits for the first valid torque command (start-up: at most
+``STARTUP_TIMEOUT_S``), runs ``--seconds`` from then on, listens over DDS, and prints every two seconds a
 per-joint table (estimate, reference from the simulator, command, running RMSE) with the
 IMU-stamp -> command latency percentiles. It leaves in ``runs/demo-<time>/`` (or ``--out``):
 ``bag/`` (rosbag2, mcap: ``imu/*``, ``gait/torque_reference``, ``gait/torque_estimate``,
@@ -20,6 +21,8 @@ import time
 from datetime import datetime
 from pathlib import Path
 
+STARTUP_TIMEOUT_S = 90.0  # nodes start, the model loads, the manager activates the chain
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
@@ -27,8 +30,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="simulated IMUs -> default model -> torque commands (live table, bag, plot)",
         description=__doc__,
     )
-    p.add_argument("--seconds", type=float, default=40.0, help="how long the pipeline runs (default 40)")
-    p.add_argument("--model", default=None, help="model file (default: gait_estimator/models/default.pt)")
+    p.add_argument(
+        "--seconds",
+        type=float,
+        default=30.0,
+        help="how long the pipeline runs once commands flow (default 30; start-up adds ~5-15 s)",
+    )
+    p.add_argument(
+        "--model",
+        default=None,
+        help="model file (default: the installed default model, gait_estimator/models/default.pt)",
+    )
     p.add_argument("--out", default=None, help="run directory (default runs/demo-<time>)")
     p.add_argument("--seed", type=int, default=7, help="simulated subject/trial seed")
     p.set_defaults(handler=run)
@@ -125,6 +137,12 @@ class _Recorder:
     def _spin(self) -> None:
         while not self._stop.is_set():
             self.executor.spin_once(timeout_sec=0.05)
+
+    def valid_commands(self) -> bool:
+        from gait_estimator.nodes import common
+
+        with self.lock:
+            return any(r[3] for r in self.torques[common.TOPIC_COMMAND][-20:])
 
     def close(self) -> None:
         self._stop.set()
@@ -251,18 +269,26 @@ def _plot(st, path: Path, mass: float) -> None:
     plt.close(fig)
 
 
+def model_path(arg: str | None) -> Path:
+    """``--model`` or, without it, the installed default model (``nodes.common.default_model_path``:
+    the package's ``models/default.pt``, else ``share/gait_estimator/models/default.pt``)."""
+    from gait_estimator.nodes.common import default_model_path
+
+    return Path(arg).expanduser() if arg else default_model_path()
+
+
 def run(args: argparse.Namespace) -> int:
     import numpy as np
     import yaml
 
     from gait_estimator.cli.run import Launcher, plan
-    from gait_estimator.nodes.common import default_model_path, read_model_metadata
+    from gait_estimator.nodes.common import read_model_metadata
 
-    model = Path(args.model) if args.model else default_model_path()
+    model = model_path(args.model)
     if not model.is_file():
         print(
-            f"gait-estimator demo: error: no model at {model}. The default model is produced by "
-            "`make model` (or pass --model FILE).",
+            f"gait-estimator demo: error: no model at {model}. The default model is shipped in "
+            "gait_estimator/models/default.pt and reproduced by `make model` (or pass --model FILE).",
             file=sys.stderr,
         )
         return 1
@@ -274,6 +300,7 @@ def run(args: argparse.Namespace) -> int:
     out.mkdir(parents=True, exist_ok=True)
     cfg, _ = _config(model, md, mass, args.seed, args.seconds)
     params = out / "params.yaml"
+
     class _NoAliases(yaml.SafeDumper):  # rcl's YAML parser rejects anchors/aliases
         def ignore_aliases(self, data):
             return True
@@ -289,12 +316,25 @@ def run(args: argparse.Namespace) -> int:
     launcher = Launcher(params, out / "logs")
     rec = None
     t_start = time.monotonic()
+    t_flow = None  # when the first valid command arrived
     try:
         launcher.start(plan(load_config(params)))
         rec = _Recorder(md.locations)
         next_print = t_start + 2.0
-        while time.monotonic() - t_start < args.seconds:
+        while True:
             time.sleep(0.1)
+            now = time.monotonic()
+            if t_flow is None and rec.valid_commands():
+                t_flow = now
+            if t_flow is not None and now - t_flow >= args.seconds:
+                break
+            if t_flow is None and now - t_start > STARTUP_TIMEOUT_S:
+                print(
+                    f"gait-estimator demo: no valid command within {STARTUP_TIMEOUT_S:g} s of start-up "
+                    f"(logs in {out / 'logs'})",
+                    file=sys.stderr,
+                )
+                break
             if launcher.dead():
                 print(
                     f"gait-estimator demo: node(s) exited early: {launcher.dead()} (logs in {out / 'logs'})",

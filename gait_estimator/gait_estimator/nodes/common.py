@@ -6,7 +6,8 @@ them without spinning a node.
 
 QoS (DESIGN.md): sensor streams (``imu/<location>``, ``gait/imu_frame``, ``gait/features``,
 ``gait/torque_estimate``, ``gait/torque_reference``) use SensorDataQoS (best effort, depth 5:
-a late sample is worthless); ``exo/torque_command`` uses reliable QoS, volatile, depth 10;
+a late sample is worthless; the pipeline's own subscriptions keep ``SENSOR_SUB_DEPTH`` so a
+stalled process catches up instead of dropping); ``exo/torque_command`` uses reliable QoS, volatile, depth 10;
 ``exo/emergency_stop`` and ``exo/reset`` use reliable QoS, depth 10.
 """
 
@@ -37,10 +38,28 @@ TOPIC_RESET = "exo/reset"  # std_msgs/Empty: clears a latched fault / e-stop
 TOPIC_DIAGNOSTICS = "/diagnostics"
 
 
-def sensor_qos():
+def sensor_qos(depth: int | None = None):
+    """SensorDataQoS; ``depth`` for a subscription that must ride out a scheduling stall of this
+    process without losing samples (best effort, keep last ``depth``: compatible with every
+    SensorDataQoS publisher). Subscriptions of the pipeline use ``SENSOR_SUB_DEPTH``."""
     from rclpy.qos import qos_profile_sensor_data
 
-    return qos_profile_sensor_data
+    if depth is None:
+        return qos_profile_sensor_data
+    from rclpy.qos import QoSProfile
+
+    return QoSProfile(
+        history=qos_profile_sensor_data.history,
+        depth=int(depth),
+        reliability=qos_profile_sensor_data.reliability,
+        durability=qos_profile_sensor_data.durability,
+    )
+
+
+# Subscriber queue of the sensor streams inside the pipeline: 1 s of samples at 100 Hz (0.2 s at
+# 500 Hz); a stalled callback then catches up instead of losing samples (which would make gaps,
+# hence invalid frames and a latched fault, out of a scheduling hiccup).
+SENSOR_SUB_DEPTH = 100
 
 
 def command_qos():
@@ -381,6 +400,16 @@ def run_node(factory, args: list[str] | None = None, executor_factory=None) -> i
         if rclpy.ok():
             rclpy.try_shutdown()
     return code
+
+
+def log_estop(node, callback_ns: int, published_ns: int) -> None:
+    """Log an e-stop with its timing (host ns): the e-stop callback ran at ``callback_ns``, the zero
+    command was published at ``published_ns`` (tests measure the e-stop path from these)."""
+    node.get_logger().warning(
+        f"emergency stop: zero command published {(published_ns - callback_ns) / 1e6:.3f} ms after the "
+        f"e-stop callback started (callback_ns={callback_ns} published_ns={published_ns}); "
+        "latched until exo/reset"
+    )
 
 
 def dump_json(obj) -> str:

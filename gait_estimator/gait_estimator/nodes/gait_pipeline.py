@@ -16,6 +16,11 @@ Core: ``core.pipeline.EstimatorPipeline`` (synchronizer -> features -> window ->
 x subject mass, window mode), the same object offline validation uses, then
 ``core.command.CommandShaper``; both under one lock (samples may arrive on the source thread,
 timers on the executor thread). Parameters: ``params.FUSED`` (the union of the stages').
+Everything runs in the sample callback: the sample is pushed, the frames due at data time
+(``imu_synchronizer.DataClock``: a starved process never synthesises invalid frames for samples
+not yet processed) go through the model and the command is published at once. The control-rate
+timer only fills gaps (watchdog ramp, inactive zeros); ``exo/emergency_stop`` publishes a zero
+command in its own callback.
 
 Lifecycle: configure loads the model (failure: stays unconfigured, logged) and starts the
 input; activate enables estimates and the command ramp-in; deactivate ramps the command out
@@ -31,7 +36,7 @@ from rclpy.lifecycle import LifecycleNode, TransitionCallbackReturn
 
 from gait_estimator.nodes import common
 from gait_estimator.nodes.imu_sources import make_source
-from gait_estimator.nodes.imu_synchronizer import make_synchronizer
+from gait_estimator.nodes.imu_synchronizer import DataClock, make_synchronizer
 from gait_estimator.nodes.params import declare_params, resolve_model_path
 from gait_estimator.nodes.torque_command import JointMap, make_shaper
 
@@ -72,6 +77,7 @@ class GaitPipeline(LifecycleNode):
             self.pipeline = EstimatorPipeline(
                 runtime, make_synchronizer(sync_p), p["subject_mass_kg"], "window"
             )
+            self.clock = DataClock(self.pipeline.synchronizer)
             self.shaper = make_shaper(p)
         except Exception as exc:
             self.get_logger().error(f"configure failed: {exc}")
@@ -110,7 +116,7 @@ class GaitPipeline(LifecycleNode):
                         Imu,
                         common.TOPIC_IMU.format(location=loc),
                         lambda msg, loc=loc: self._on_sample(loc, *common.imu_arrays(msg)),
-                        sensor,
+                        common.sensor_qos(common.SENSOR_SUB_DEPTH),
                     )
                 )
         else:
@@ -185,14 +191,15 @@ class GaitPipeline(LifecycleNode):
             if self.pipeline is None:
                 return
             self.counts["samples"] += 1
-            self.pipeline.synchronizer.push(ImuSample(location, stamp_ns, acc, gyro, quat), now)
-            self._poll(now)
+            self._process(self.clock.push(ImuSample(location, stamp_ns, acc, gyro, quat), now))
 
-    def _poll(self, now: int) -> None:
+    def _process(self, frames) -> None:
+        """Frames -> estimates -> commands, synchronously in the sample's callback (no timer in
+        between): the command of a frame is published as soon as its last IMU sample arrived."""
         from gait_estimator_msgs.msg import JointTorque
 
         pipe = self.pipeline
-        for frame in pipe.synchronizer.poll(now):
+        for frame in frames:
             if self._frame_pub is not None:
                 self._frame_pub.publish(common.frame_to_msg(frame, pipe.synchronizer.rate_hz))
             for est in pipe.push_frame(frame):
@@ -262,12 +269,15 @@ class GaitPipeline(LifecycleNode):
 
     def _on_estop(self, msg) -> None:
         if msg.data:
+            t_cb = time.time_ns()
             with self.lock:
-                if self.shaper is not None:
-                    self.counts["estops"] += 1
-                    self.shaper.emergency_stop()
-                    self._publish_command(time.time_ns(), self._last_stamp_ns or time.time_ns())
-            self.get_logger().warning("emergency stop: command latched to zero until exo/reset")
+                if self.shaper is None:
+                    return
+                self.shaper.emergency_stop()
+                self._publish_command(t_cb, self._last_stamp_ns or t_cb)  # the zero, in this callback
+                self.counts["estops"] += 1
+                t_pub = self._last_pub_ns
+            common.log_estop(self, t_cb, t_pub)
 
     def _on_reset(self, msg) -> None:
         with self.lock:

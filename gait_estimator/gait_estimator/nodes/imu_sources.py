@@ -215,6 +215,8 @@ class RecordedSource(_ThreadedSource):
             if delay > 0:
                 if self._stop.wait(delay):
                     break
+            else:  # behind schedule (catching up after a stall): let the executor thread in
+                time.sleep(0)
             stamp = due + self.offset_ns
             since = due - start
             for j, loc in enumerate(self.locations):

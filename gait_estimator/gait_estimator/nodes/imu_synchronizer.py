@@ -7,6 +7,18 @@ published (``gait_estimator_msgs/ImuFrame``, SensorDataQoS). Parameters (``param
 ``locations``, ``rate_hz`` (must equal the model's ``sample_rate_hz``), ``latency_s``,
 ``max_gap_s``, ``estimate_clock_offset``, ``poll_period_s`` (timer that keeps emitting -
 invalid - frames when a sensor stalls). Counters on ``/diagnostics`` every second.
+
+Data time, not host time (:class:`DataClock`). Frames are polled at the newest host time that
+any received sample describes (its stamp mapped to host time), not at the host clock when the
+callback runs. When this process is starved (CPU load, a GC pause, a VM hiccup), samples sit in
+the DDS queue (or in the in-process source) while the host clock runs on; polling at host time
+would emit grid frames the queued samples belong to, hold stale values for them and mark them
+invalid past ``max_gap_s``: a latched fault caused by our own scheduling, not by a sensor.
+At data time a frame goes out when every IMU has reached its stamp (``emit_early``: at once
+when all IMUs share the stamp), or when some IMU is ``latency_s`` ahead of it: a stream that
+lags the others by that much is stalled, and its frames are invalid after ``max_gap_s`` as the
+safety rule wants. If every IMU stops, frames stop and the command watchdog (which measures the
+newest estimate's stamp against host time) ramps the command to zero.
 """
 
 from __future__ import annotations
@@ -17,6 +29,38 @@ from rclpy.node import Node
 
 from gait_estimator.nodes import common
 from gait_estimator.nodes.params import declare_params
+
+
+class DataClock:
+    """``ImuSynchronizer`` driven at data time (see the module docstring); ROS-free.
+
+    ``push(sample, receive_ns)`` adds the sample and returns the frames due at the newest host
+    time described by a sample of any stream (``lead_ns``, never later than ``receive_ns``).
+    """
+
+    def __init__(self, sync) -> None:
+        self.sync = sync
+        self._newest: dict[str, int] = {}  # location -> device stamp of its last accepted sample
+
+    def reset(self) -> None:
+        self.sync.reset()
+        self._newest.clear()
+
+    def lead_ns(self) -> int | None:
+        lead = None
+        for loc, d in self._newest.items():
+            off = self.sync.clock_offset_ns(loc)
+            if off is not None and (lead is None or d + off > lead):
+                lead = d + off
+        return lead
+
+    def push(self, sample, receive_ns: int) -> list:
+        if self.sync.push(sample, receive_ns):
+            self._newest[sample.location] = int(sample.stamp_ns)
+        lead = self.lead_ns()
+        if lead is None:
+            return []
+        return self.sync.poll(min(lead, int(receive_ns)))
 
 
 def make_synchronizer(p: dict):
@@ -40,11 +84,15 @@ class ImuSynchronizerNode(Node):
 
         p = self.params = declare_params(self, "imu_synchronizer")
         self.sync = make_synchronizer(p)
+        self.clock = DataClock(self.sync)
         qos = common.sensor_qos()
         self.pub = self.create_publisher(ImuFrame, common.TOPIC_FRAME, qos)
         for loc in p["locations"]:
             self.create_subscription(
-                Imu, common.TOPIC_IMU.format(location=loc), lambda msg, loc=loc: self._on_imu(loc, msg), qos
+                Imu,
+                common.TOPIC_IMU.format(location=loc),
+                lambda msg, loc=loc: self._on_imu(loc, msg),
+                common.sensor_qos(common.SENSOR_SUB_DEPTH),
             )
         if p["poll_period_s"] > 0:
             self.create_timer(p["poll_period_s"], self._poll)
@@ -53,11 +101,13 @@ class ImuSynchronizerNode(Node):
         self.published = 0
 
     def _on_imu(self, location: str, msg) -> None:
-        self.sync.push(common.imu_to_sample(location, msg), time.time_ns())
-        self._poll()
+        self._publish(self.clock.push(common.imu_to_sample(location, msg), time.time_ns()))
 
-    def _poll(self) -> None:
-        for frame in self.sync.poll(time.time_ns()):
+    def _poll(self) -> None:  # the optional timer: host time (all IMUs stalled -> invalid frames)
+        self._publish(self.sync.poll(time.time_ns()))
+
+    def _publish(self, frames) -> None:
+        for frame in frames:
             self.pub.publish(common.frame_to_msg(frame, self.sync.rate_hz))
             self.published += 1
 

@@ -4,14 +4,16 @@ Executable: ``lifecycle_manager`` (``python -m gait_estimator.nodes.lifecycle_ma
 name ``lifecycle_manager`` (nav2's manager is C++ and not available here). Parameters
 (``params.MANAGER``): ``node_names`` (start-up order, default ``[torque_estimator,
 torque_command]``; ``[gait_pipeline]`` for the fused mode), ``autostart``, ``check_period_s``,
-``service_timeout_s``, ``transition_timeout_s``, ``startup_timeout_s``, ``command_node``.
+``service_timeout_s``, ``missed_checks``, ``transition_timeout_s``, ``startup_timeout_s``,
+``command_node``.
 
 Start-up: waits for every node's ``change_state`` service, configures all in order, then
 activates all in order (nav2's order). A failed transition aborts the start-up and brings the
 chain down.
 
 Supervision: every ``check_period_s`` the manager asks each node for its state
-(``get_state``). A node that does not answer within ``service_timeout_s`` (process dead), or
+(``get_state``). A node that does not answer within ``service_timeout_s`` on ``missed_checks``
+consecutive checks (process dead; one missed answer is a scheduling stall of a loaded machine), or
 that left *active* for *unconfigured* / *finalized* (an error), is a failure: the command node
 is deactivated first (its output ramps to zero), then every other node is deactivated and
 cleaned up in reverse order. A node deactivated on purpose (*inactive*) is only logged.
@@ -69,6 +71,7 @@ class LifecycleManager(Node):
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._supervising = False
+        self._missed = dict.fromkeys(self.nodes, 0)
         if not p["autostart"]:
             self._set_state("down")
         self._thread = threading.Thread(target=self._worker, name="lifecycle_manager", daemon=True)
@@ -161,8 +164,16 @@ class LifecycleManager(Node):
         for n in self.nodes:
             state = self.get_state(n)
             if state is None:
-                self._fail(f"node '{n}' does not answer (process dead?)")
-                return
+                self._missed[n] += 1
+                if self._missed[n] >= self.params["missed_checks"]:
+                    self._fail(f"node '{n}' does not answer (process dead?)")
+                    return
+                self.get_logger().warning(
+                    f"node '{n}' did not answer get_state within {self.params['service_timeout_s']} s "
+                    f"({self._missed[n]}/{self.params['missed_checks']})"
+                )
+                continue
+            self._missed[n] = 0
             if state in (UNCONFIGURED, FINALIZED):
                 label = "unconfigured" if state == UNCONFIGURED else "finalized"
                 self._fail(f"node '{n}' left the active state (now {label})")

@@ -267,7 +267,16 @@ SYNCHRONIZER = (
         min=0.001,
         max=10.0,
     ),
-    _p("estimate_clock_offset", "bool", True, "estimate and remove each device's clock offset"),
+    _p(
+        "estimate_clock_offset",
+        "bool",
+        True,
+        "estimate and remove each device's clock offset (for device clocks, e.g. serial IMUs); false "
+        "when stamps are already host time (sim, file, drivers that stamp on receipt): the frame grid "
+        "then lands on the sample stamps and a frame goes out as soon as its last IMU arrives, whereas "
+        "an estimated offset moves samples off the grid by its jitter, so interpolation waits for the "
+        "next sample (+1 sample period of latency)",
+    ),
     _p(
         "poll_period_s",
         "double",
@@ -348,6 +357,15 @@ MANAGER = (
         "timeout of one get_state call (no answer = node dead)",
         min=0.1,
         max=120.0,
+    ),
+    _p(
+        "missed_checks",
+        "int",
+        3,
+        "consecutive unanswered get_state calls before a node counts as dead (1 = the first; more "
+        "rides out a scheduling stall of a loaded machine; the command watchdog guards meanwhile)",
+        min=1,
+        max=100,
     ),
     _p(
         "transition_timeout_s",

@@ -130,7 +130,10 @@ class TorqueCommand(LifecycleNode):
             self._pub,
             self._diag_pub,
             self.create_subscription(
-                JointTorque, common.TOPIC_ESTIMATE, self._on_estimate, common.sensor_qos()
+                JointTorque,
+                common.TOPIC_ESTIMATE,
+                self._on_estimate,
+                common.sensor_qos(common.SENSOR_SUB_DEPTH),
             ),
             self.create_subscription(Bool, common.TOPIC_ESTOP, self._on_estop, rel),
             self.create_subscription(Empty, common.TOPIC_RESET, self._on_reset, rel),
@@ -216,10 +219,11 @@ class TorqueCommand(LifecycleNode):
 
     def _on_estop(self, msg) -> None:
         if self.shaper is not None and msg.data:
-            self.counts["estops"] += 1
+            t_cb = time.time_ns()
             self.shaper.emergency_stop()
-            self.get_logger().warning("emergency stop: command latched to zero until exo/reset")
-            self._publish(time.time_ns(), self._last_stamp_ns or time.time_ns())
+            self._publish(t_cb, self._last_stamp_ns or t_cb)  # the zero goes out first, in this callback
+            self.counts["estops"] += 1
+            common.log_estop(self, t_cb, self._last_pub_ns)
 
     def _on_reset(self, msg) -> None:
         if self.shaper is not None:

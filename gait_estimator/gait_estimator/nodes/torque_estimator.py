@@ -84,7 +84,9 @@ class TorqueEstimator(LifecycleNode):
         )
         qos = common.sensor_qos()
         self._pub = self.create_lifecycle_publisher(JointTorque, common.TOPIC_ESTIMATE, qos)
-        self._sub = self.create_subscription(FeatureWindow, common.TOPIC_FEATURES, self._on_window, qos)
+        self._sub = self.create_subscription(
+            FeatureWindow, common.TOPIC_FEATURES, self._on_window, common.sensor_qos(common.SENSOR_SUB_DEPTH)
+        )
         self._diag_pub = self.create_publisher(DiagnosticArray, common.TOPIC_DIAGNOSTICS, 10)
         self._timer = self.create_timer(self.params["diagnostics_period_s"], self._diagnostics)
         self._msg = JointTorque()

@@ -35,7 +35,9 @@ class WindowingNode(Node):
         self.buffer = WindowBuffer(md)
         qos = common.sensor_qos()
         self.pub = self.create_publisher(FeatureWindow, common.TOPIC_FEATURES, qos)
-        self.create_subscription(ImuFrame, common.TOPIC_FRAME, self._on_frame, qos)
+        self.create_subscription(
+            ImuFrame, common.TOPIC_FRAME, self._on_frame, common.sensor_qos(common.SENSOR_SUB_DEPTH)
+        )
         self.diag_pub = self.create_publisher(DiagnosticArray, common.TOPIC_DIAGNOSTICS, 10)
         self.create_timer(1.0, self._diagnostics)
         self.counts = {"frames": 0, "windows": 0, "invalid_windows": 0, "wrong_rate": 0, "mismatch": 0}
