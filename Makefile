@@ -25,5 +25,8 @@ bench: setup  ## every benchmark script prints its measured figures and ratios
 demo: setup  ## the main job on the embedded default: simulated IMUs, shipped model
 	$(PY) -m gait_estimator.cli.main demo
 
+model: setup  ## reproduce the shipped default model from its seed: simulate, train (UG), evaluate, export
+	$(PY) -m gait_estimator.train.default_model
+
 clean:
 	rm -rf build $(VENV)

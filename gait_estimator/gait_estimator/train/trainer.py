@@ -1,0 +1,465 @@
+"""Training loop: windows from recordings, Adam, early stopping, run directory, export.
+
+``train_model`` is the one function every entry point calls (``gait-estimator train``, the
+protocols, the sweep, ``make model``). A run directory holds::
+
+    config.json        the TrainConfig and the data split (recording names per split)
+    train.log          one line per epoch (also on stderr)
+    log.csv            epoch, train_loss, val_loss, lr, seconds
+    checkpoints/       best.pt and last.pt (state_dict + config)
+    model.pt           the exported TorchScript model with its metadata (runtime.model_file)
+    metrics.json       written by the evaluation step, when run
+
+Determinism: ``seed`` fixes weight init, window order and dropout; on the CPU with the same
+thread count a run is bit-reproducible.
+"""
+
+from __future__ import annotations
+
+import copy
+import csv
+import json
+import math
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from gait_estimator import conventions
+from gait_estimator.data.dataset import Recording
+from gait_estimator.errors import ConfigError, DatasetError
+from gait_estimator.runtime.metadata import ModelMetadata
+from gait_estimator.train.models import build_model, count_parameters
+
+__all__ = [
+    "TrainConfig",
+    "TrainResult",
+    "WindowSet",
+    "export_model",
+    "make_metadata",
+    "resolve_device",
+    "train_model",
+]
+
+
+@dataclass
+class TrainConfig:
+    """Everything that defines a training run (saved as ``config.json``)."""
+
+    architecture: str = "tcn"
+    arch_options: dict[str, Any] = field(default_factory=dict)
+    window: int = 64  # samples per input window (T)
+    stride: int = 1  # metadata stride: samples between estimates at run time
+    sample_rate_hz: float = 100.0
+    channels: tuple[str, ...] = ()  # input channels (set from the data when empty)
+    joints: tuple[str, ...] = conventions.JOINTS_R
+    epochs: int = 30
+    batch_size: int = 128
+    lr: float = 1e-3
+    lr_schedule: str = "plateau"  # plateau: halve lr after 2 epochs without val improvement | none
+    weight_decay: float = 0.0
+    patience: int = 5  # early stopping: epochs without val improvement
+    min_delta: float = 1e-4
+    seed: int = 0
+    device: str = "auto"  # auto | cpu | cuda
+    threads: int = 0  # torch CPU threads (0: leave torch's default)
+    train_stride: int = 1  # spacing of training window ends (1: every row, or every seq_rows rows)
+    max_windows_per_epoch: int = 0  # random subset per epoch (0: all)
+    val_stride: int = 1  # spacing of validation window ends
+    seq_rows: int = 1  # causal models: rows trained per window (exact for the TCN)
+    input_noise: float = 0.0  # Gaussian noise added to normalised inputs while training
+    freeze: tuple[str, ...] = ()  # parameter-name prefixes kept fixed (fine-tuning)
+    progress: bool = True
+
+    def validate(self) -> None:
+        checks = [
+            ("window", self.window >= 1, "must be >= 1"),
+            ("stride", 1 <= self.stride <= self.window, "must be in [1, window]"),
+            ("epochs", self.epochs >= 1, "must be >= 1"),
+            ("batch_size", self.batch_size >= 1, "must be >= 1"),
+            ("lr", self.lr > 0 and math.isfinite(self.lr), "must be a finite number > 0"),
+            ("patience", self.patience >= 1, "must be >= 1"),
+            ("sample_rate_hz", self.sample_rate_hz > 0, "must be > 0"),
+            ("train_stride", self.train_stride >= 1, "must be >= 1"),
+            ("seq_rows", self.seq_rows >= 1, "must be >= 1"),
+            ("val_stride", self.val_stride >= 1, "must be >= 1"),
+            ("device", self.device in ("auto", "cpu", "cuda"), "must be auto, cpu or cuda"),
+            ("lr_schedule", self.lr_schedule in ("plateau", "none"), "must be plateau or none"),
+            ("joints", len(self.joints) > 0, "must name at least one joint"),
+        ]
+        for name, ok, rule in checks:
+            if not ok:
+                raise ConfigError(name, getattr(self, name), rule)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["channels"], d["joints"], d["freeze"] = list(self.channels), list(self.joints), list(self.freeze)
+        return d
+
+
+@dataclass
+class TrainResult:
+    model: nn.Module  # the trained module (eval mode, CPU), best validation epoch
+    metadata: ModelMetadata
+    history: list[dict[str, float]]
+    best_epoch: int
+    train_seconds: float
+    run_dir: Path | None
+    model_path: Path | None
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("device", name, "CUDA is not available on this machine")
+    return torch.device(name)
+
+
+class WindowSet:
+    """Normalised recordings concatenated, with the valid window end rows (no boundary crossing)."""
+
+    def __init__(
+        self,
+        recordings: Sequence[Recording],
+        mean: np.ndarray,
+        std: np.ndarray,
+        window: int,
+        span: int = 1,
+        step: int = 1,
+    ) -> None:
+        xs, ys, ends = [], [], []
+        offset = 0
+        self.window, self.span = window, span
+        need = window + span - 1
+        for r in recordings:
+            n = len(r)
+            xs.append((r.inputs - mean) / std)
+            ys.append(r.moments)
+            if n >= need:
+                ends.append(offset + np.arange(need - 1, n, step))
+            offset += n
+        if not ends:
+            raise DatasetError(f"no recording is long enough for one window of {need} samples")
+        self.x = torch.from_numpy(np.concatenate(xs).astype(np.float32))
+        self.y = torch.from_numpy(np.concatenate(ys).astype(np.float32))
+        self.ends = np.concatenate(ends)
+
+    def __len__(self) -> int:
+        return len(self.ends)
+
+    def batch(self, ends: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+        """Inputs ``[B, window + span - 1, C]`` and targets ``[B, span, J]`` (the last rows)."""
+        e = torch.from_numpy(np.asarray(ends, dtype=np.int64))
+        length = self.window + self.span - 1
+        idx = e[:, None] - length + 1 + torch.arange(length)[None, :]
+        return self.x[idx], self.y[idx[:, length - self.span :]]
+
+
+def _stats(recordings: Sequence[Recording]) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    x = np.concatenate([r.inputs for r in recordings]).astype(np.float64)
+    y = np.concatenate([r.moments for r in recordings]).astype(np.float64)
+    x_std = np.maximum(x.std(axis=0), 1e-6)
+    y_std = np.maximum(y.std(axis=0), 1e-6)
+    return x.mean(axis=0), x_std, y.mean(axis=0), y_std
+
+
+def make_metadata(
+    config: TrainConfig,
+    mean: Sequence[float],
+    std: Sequence[float],
+    streaming: bool,
+    training: dict[str, Any],
+) -> ModelMetadata:
+    return ModelMetadata(
+        architecture=config.architecture,
+        input_channels=tuple(config.channels),
+        sample_rate_hz=float(config.sample_rate_hz),
+        window=int(config.window),
+        stride=int(config.stride),
+        input_mean=tuple(float(v) for v in mean),
+        input_std=tuple(float(v) for v in std),
+        output_joints=tuple(config.joints),
+        output_unit="N.m/kg",
+        streaming=streaming,
+        training=training,
+    )
+
+
+def _check_recordings(recordings: Sequence[Recording], config: TrainConfig, what: str) -> list[Recording]:
+    if not recordings:
+        raise DatasetError(f"no {what} recordings")
+    out = []
+    for r in recordings:
+        if abs(r.sample_rate_hz - config.sample_rate_hz) > 1e-6:
+            r = r.resample(config.sample_rate_hz)
+        out.append(r.select(config.channels, config.joints))
+    return out
+
+
+def _apply_freeze(model: nn.Module, prefixes: Sequence[str]) -> list[str]:
+    if not prefixes:
+        return []
+    names = [n for n, _ in model.named_parameters()]
+    frozen = []
+    for prefix in prefixes:
+        if prefix == "backbone":  # everything but the output head
+            hits = [n for n in names if not n.startswith("head.")]
+        else:
+            hits = [n for n in names if n.startswith(prefix)]
+        if not hits:
+            raise ConfigError("freeze", prefix, f"matches no parameter; parameters: {names}")
+        frozen += hits
+    for n, p in model.named_parameters():
+        if n in frozen:
+            p.requires_grad_(False)
+    return sorted(set(frozen))
+
+
+def _log(line: str, fh: Any | None, quiet: bool) -> None:
+    if fh is not None:
+        fh.write(line + "\n")
+        fh.flush()
+    if not quiet:
+        print(line, file=sys.stderr)
+
+
+def train_model(
+    train: Sequence[Recording],
+    val: Sequence[Recording],
+    config: TrainConfig,
+    run_dir: str | Path | None = None,
+    init: nn.Module | None = None,
+    init_metadata: ModelMetadata | None = None,
+    export: bool = True,
+    extra_training_info: dict[str, Any] | None = None,
+    quiet: bool = False,
+) -> TrainResult:
+    """Train ``config.architecture`` on ``train``, early-stop on ``val``, export to ``run_dir``.
+
+    With ``init`` (fine-tuning, protocol UA) the module is copied and trained further; its
+    normalisation (``init_metadata``) is kept, so the model still matches its runtime inputs.
+    """
+    config.validate()
+    if not config.channels:
+        config.channels = train[0].channels if train else ()
+    train = _check_recordings(train, config, "training")
+    val = _check_recordings(val, config, "validation")
+    torch.manual_seed(config.seed)
+    rng = np.random.default_rng(config.seed)
+    if config.threads:
+        torch.set_num_threads(config.threads)
+    device = resolve_device(config.device)
+
+    if init is not None:
+        if init_metadata is None:
+            raise ConfigError("init_metadata", None, "fine-tuning needs the initial model's metadata")
+        model = copy.deepcopy(init)
+        mean, std = np.asarray(init_metadata.input_mean), np.asarray(init_metadata.input_std)
+    else:
+        mean, std, y_mean, y_std = _stats(train)
+        model = build_model(
+            config.architecture,
+            len(config.channels),
+            len(config.joints),
+            config.window,
+            **config.arch_options,
+        )
+        model.set_output_scale(y_std, y_mean)
+    frozen = _apply_freeze(model, config.freeze)
+    span = config.seq_rows if hasattr(model, "forward_seq") else 1
+    # Window ends every ``span`` rows (targets tile the data) unless train_stride asks for more/fewer.
+    step = config.train_stride if config.train_stride > 1 else span
+    train_set = WindowSet(train, mean, std, config.window, span, step)
+    val_set = WindowSet(val, mean, std, config.window, 1, max(1, config.val_stride))
+    model.to(device)
+    params = [p for p in model.parameters() if p.requires_grad]
+    if not params:
+        raise ConfigError("freeze", list(config.freeze), "leaves no parameter to train")
+    opt = torch.optim.Adam(params, lr=config.lr, weight_decay=config.weight_decay)
+    sched = (
+        torch.optim.lr_scheduler.ReduceLROnPlateau(opt, factor=0.5, patience=2, min_lr=config.lr / 64)
+        if config.lr_schedule == "plateau"
+        else None
+    )
+    scale = model.out_scale.detach().clone()
+
+    run_path = Path(run_dir) if run_dir is not None else None
+    log_fh = None
+    csv_rows: list[dict[str, float]] = []
+    if run_path is not None:
+        (run_path / "checkpoints").mkdir(parents=True, exist_ok=True)
+        info = {
+            "config": config.to_dict(),
+            "train": [r.name for r in train],
+            "val": [r.name for r in val],
+            "frozen": frozen,
+            "parameters": count_parameters(model),
+        }
+        if extra_training_info:
+            info.update(extra_training_info)
+        (run_path / "config.json").write_text(json.dumps(info, indent=1))
+        log_fh = (run_path / "train.log").open("w")
+
+    def loss_of(batch_ends: np.ndarray, training: bool) -> torch.Tensor:
+        ds = train_set if training else val_set
+        xb, yb = ds.batch(batch_ends)
+        xb, yb = xb.to(device), yb.to(device)
+        if training and config.input_noise > 0:
+            xb = xb + config.input_noise * torch.randn_like(xb)
+        if ds.span > 1:
+            pred = model.forward_seq(xb)[:, -ds.span :]
+        else:
+            pred = model(xb)[:, None]
+        return (((pred - yb) / scale) ** 2).mean()
+
+    try:
+        from tqdm import tqdm
+    except ImportError:  # pragma: no cover - tqdm is a requirement
+        tqdm = None
+    def val_loss_of_model() -> float:
+        model.eval()
+        with torch.no_grad():
+            vt, vc = 0.0, 0
+            for i in range(0, len(val_set), 1024):
+                ends = val_set.ends[i : i + 1024]
+                vt += float(loss_of(ends, False)) * len(ends)
+                vc += len(ends)
+        return vt / max(vc, 1)
+
+    best, best_epoch, bad_epochs = math.inf, 0, 0
+    best_state = copy.deepcopy(model.state_dict())
+    if init is not None:
+        # Fine-tuning keeps the starting model (epoch 0) unless an epoch beats it on validation.
+        best = val_loss_of_model()
+    history: list[dict[str, float]] = []
+    t_start = time.perf_counter()
+    _log(
+        f"train: {config.architecture} {count_parameters(model)} parameters, {len(train_set)} train windows "
+        f"x {span} rows, {len(val_set)} val windows, device {device}",
+        log_fh,
+        quiet,
+    )
+    bar = (
+        tqdm(
+            total=config.epochs,
+            desc=f"train {config.architecture}",
+            unit="epoch",
+            file=sys.stderr,
+            disable=not config.progress or quiet or tqdm is None,
+        )
+        if tqdm
+        else None
+    )
+    for epoch in range(1, config.epochs + 1):
+        t0 = time.perf_counter()
+        model.train()
+        order = rng.permutation(len(train_set))
+        if config.max_windows_per_epoch and len(order) > config.max_windows_per_epoch:
+            order = order[: config.max_windows_per_epoch]
+        total, count = 0.0, 0
+        for i in range(0, len(order), config.batch_size):
+            ends = train_set.ends[order[i : i + config.batch_size]]
+            opt.zero_grad(set_to_none=True)
+            loss = loss_of(ends, True)
+            loss.backward()
+            opt.step()
+            total += float(loss.detach()) * len(ends)
+            count += len(ends)
+        train_loss, val_loss = total / max(count, 1), val_loss_of_model()
+        lr_now = opt.param_groups[0]["lr"]
+        if sched is not None:
+            sched.step(val_loss)
+        row = {
+            "epoch": epoch,
+            "train_loss": train_loss,
+            "val_loss": val_loss,
+            "lr": lr_now,
+            "seconds": time.perf_counter() - t0,
+        }
+        history.append(row)
+        csv_rows.append(row)
+        improved = val_loss < best - config.min_delta
+        if improved:
+            best, best_epoch, bad_epochs = val_loss, epoch, 0
+            best_state = copy.deepcopy(model.state_dict())
+            if run_path is not None:
+                torch.save(
+                    {"state_dict": best_state, "epoch": epoch, "config": config.to_dict()},
+                    run_path / "checkpoints" / "best.pt",
+                )
+        else:
+            bad_epochs += 1
+        _log(
+            f"epoch {epoch:3d} train {train_loss:.4f} val {val_loss:.4f} ({row['seconds']:.1f} s)"
+            f"{' *' if improved else ''}",
+            log_fh,
+            quiet or bool(bar and not bar.disable),
+        )
+        if bar is not None:
+            bar.set_postfix(train=f"{train_loss:.3f}", val=f"{val_loss:.3f}", best=best_epoch)
+            bar.update(1)
+        if bad_epochs >= config.patience:
+            _log(
+                f"early stop: no val improvement for {config.patience} epochs; best epoch {best_epoch}",
+                log_fh,
+                quiet,
+            )
+            break
+    if bar is not None:
+        bar.close()
+    seconds = time.perf_counter() - t_start
+    model.load_state_dict(best_state)
+    model.to("cpu").eval()
+    for p in model.parameters():
+        p.requires_grad_(True)
+    training_info = {
+        "seed": config.seed,
+        "epochs_run": len(history),
+        "best_epoch": best_epoch,
+        "best_val_loss": best,
+        "train_seconds": round(seconds, 1),
+        "parameters": count_parameters(model),
+        "train_recordings": len(train),
+        "val_recordings": len(val),
+        "subjects_train": sorted({r.subject_id for r in train}),
+        "arch_options": {k: list(v) if isinstance(v, tuple) else v for k, v in config.arch_options.items()},
+    }
+    if extra_training_info:
+        training_info.update(extra_training_info)
+    metadata = make_metadata(config, mean, std, bool(getattr(model, "STREAMING", False)), training_info)
+    model_path = None
+    if run_path is not None:
+        torch.save(
+            {"state_dict": model.state_dict(), "epoch": len(history), "config": config.to_dict()},
+            run_path / "checkpoints" / "last.pt",
+        )
+        with (run_path / "log.csv").open("w", newline="") as fh:
+            w = csv.DictWriter(fh, fieldnames=list(csv_rows[0]))
+            w.writeheader()
+            w.writerows(csv_rows)
+        if export:
+            model_path = export_model(model, metadata, run_path / "model.pt")
+        _log(
+            f"done: best epoch {best_epoch}, val loss {best:.4f}, {seconds:.1f} s"
+            + (f", exported {model_path}" if model_path else ""),
+            log_fh,
+            quiet,
+        )
+        if log_fh is not None:
+            log_fh.close()
+    return TrainResult(model, metadata, history, best_epoch, seconds, run_path, model_path)
+
+
+def export_model(model: nn.Module, metadata: ModelMetadata, path: str | Path) -> Path:
+    """Write ``model`` as a TorchScript model file with ``metadata`` (``runtime.model_file``)."""
+    from gait_estimator.runtime.model_file import save_model
+
+    model = model.to("cpu").eval()
+    return Path(save_model(model, metadata, path))
