@@ -13,7 +13,10 @@ feeds samples straight into the core (``driver_rate_hz`` for sim; the other driv
 have the ``imu_driver`` names).
 
 Core: ``core.pipeline.EstimatorPipeline`` (synchronizer -> features -> window -> model ->
-x subject mass, window mode), the same object offline validation uses, then
+x subject mass, mode ``inference_mode``: ``window`` or ``streaming``; streaming steps the model
+one row per frame from its carried state, O(1) per sample, and needs a model whose metadata
+says streaming true; for a TCN whose receptive field fits the window it equals window mode), the
+same object offline validation uses (``validate`` takes the mode from the same parameter), then
 ``core.command.CommandShaper``; both under one lock (samples may arrive on the source thread,
 timers on the executor thread). Parameters: ``params.FUSED`` (the union of the stages').
 Everything runs in the sample callback: the sample is pushed, the frames due at data time
@@ -37,8 +40,8 @@ from rclpy.lifecycle import LifecycleNode, TransitionCallbackReturn
 from gait_estimator.nodes import common
 from gait_estimator.nodes.imu_sources import make_source
 from gait_estimator.nodes.imu_synchronizer import DataClock, make_synchronizer
-from gait_estimator.nodes.params import declare_params, resolve_model_path
-from gait_estimator.nodes.torque_command import JointMap, make_shaper
+from gait_estimator.nodes.params import check_inference_mode, declare_params, make_shaper, resolve_model_path
+from gait_estimator.nodes.torque_command import JointMap
 
 
 class GaitPipeline(LifecycleNode):
@@ -73,17 +76,16 @@ class GaitPipeline(LifecycleNode):
         try:
             runtime = load_runtime(path, p["threads"])
             md = runtime.metadata
+            mode = check_inference_mode(self.get_name(), p["inference_mode"], md, path)
             sync_p = dict(p, rate_hz=md.sample_rate_hz)
-            self.pipeline = EstimatorPipeline(
-                runtime, make_synchronizer(sync_p), p["subject_mass_kg"], "window"
-            )
+            self.pipeline = EstimatorPipeline(runtime, make_synchronizer(sync_p), p["subject_mass_kg"], mode)
             self.clock = DataClock(self.pipeline.synchronizer)
             self.shaper = make_shaper(p)
         except Exception as exc:
             self.get_logger().error(f"configure failed: {exc}")
             self.pipeline = self.shaper = None
             return TransitionCallbackReturn.FAILURE
-        self.get_logger().info(f"loaded model {path}; input '{p['imu_source']}'")
+        self.get_logger().info(f"loaded model {path} ({p['inference_mode']} mode); input '{p['imu_source']}'")
         self.joints = md.output_joints
         self.map = JointMap(p["joints"])
         self._est_msg, self._cmd_msg = JointTorque(), JointTorque()

@@ -133,6 +133,20 @@ _SUBJECT_MASS = _p(
     min=20.0,
     max=250.0,
 )
+_INFERENCE_MODE = _p(
+    "inference_mode",
+    "string",
+    "window",
+    "window: run the whole window through the model for every estimate (the model's own "
+    "contract, O(window) per estimate). streaming: step the model one row at a time from its "
+    "carried state (forward_step), O(1) per sample; for a model with a finite receptive field "
+    "no longer than the window (TCN) it equals window mode exactly (float32 rounding). For a "
+    "recurrent model (LSTM/GRU) the state carries memory older than the window, which differs "
+    "from how window-trained models were validated. Needs a model whose metadata says "
+    "streaming true (configure fails otherwise). Read at configure",
+    choices=("window", "streaming"),
+    read_only=True,
+)
 _LOCATIONS = _p(
     "locations",
     "string_array",
@@ -295,6 +309,7 @@ ESTIMATOR = (
     _MODEL_PATH,
     _SUBJECT_MASS,
     _p("threads", "int", 1, "torch intra-op threads", min=1, max=64),
+    _INFERENCE_MODE,
     _p("diagnostics_period_s", "double", 1.0, "period of /diagnostics", min=0.05, max=60.0),
 )
 
@@ -412,6 +427,7 @@ FUSED = (
         _MODEL_PATH,
         _SUBJECT_MASS,
         _p("threads", "int", 1, "torch intra-op threads", min=1, max=64),
+        _INFERENCE_MODE,
     )
     + _without(DRIVER, "source", "rate_hz")
     + _without(SYNCHRONIZER, "locations", "rate_hz", "poll_period_s")
@@ -581,6 +597,20 @@ def declare_params(node, schema_name: str, schema: Sequence[ParamSpec] | None = 
     return validate_node_params(schema_name, values)
 
 
+def check_inference_mode(node: str, mode: str, metadata: Any, model: Any = "") -> str:
+    """``mode`` if the model (its ``ModelMetadata``) supports it, else ``ConfigError`` naming
+    ``<node>.inference_mode``: streaming needs a model whose metadata says streaming true (a
+    window-only model would stream through an O(window) ring buffer: no gain)."""
+    if mode == "streaming" and not metadata.streaming:
+        raise ConfigError(
+            f"{node}.inference_mode",
+            mode,
+            f"needs a streaming-capable model (metadata streaming true); the model {model} "
+            f"({metadata.architecture}) is window-only: use inference_mode window",
+        )
+    return mode
+
+
 def resolve_model_path(path: str) -> Path:
     """``""`` -> the installed default model; otherwise the path itself (user-expanded)."""
     if path:
@@ -588,3 +618,33 @@ def resolve_model_path(path: str) -> Path:
     from gait_estimator.nodes.common import default_model_path
 
     return default_model_path()
+
+
+def make_shaper(p: Mapping[str, Any]) -> Any:
+    """The command shaper built from validated ``torque_command`` / ``gait_pipeline`` parameters.
+
+    One builder for the nodes and the offline replay, so both shape commands identically.
+    A one-element ``gains`` / ``limit_nm`` applies to every joint.
+    """
+    from gait_estimator.core.command import CommandConfig, CommandShaper
+
+    joints = tuple(p["joints"])
+
+    def per_joint(v: Any) -> tuple[float, ...]:
+        v = list(v)
+        return tuple(v * len(joints)) if len(v) == 1 else tuple(v)
+
+    return CommandShaper(
+        CommandConfig(
+            joints=joints,
+            subject_mass_kg=p["subject_mass_kg"],
+            gains=per_joint(p["gains"]),
+            phase_shift_s=p["phase_shift_s"],
+            lowpass_hz=p["lowpass_hz"],
+            limit_nm=per_joint(p["limit_nm"]),
+            rate_limit_nm_s=p["rate_limit_nm_s"],
+            ramp_s=p["ramp_s"],
+            watchdog_s=p["watchdog_s"],
+            control_rate_hz=p["control_rate_hz"],
+        )
+    )

@@ -40,31 +40,7 @@ import numpy as np
 from rclpy.lifecycle import LifecycleNode, TransitionCallbackReturn
 
 from gait_estimator.nodes import common
-from gait_estimator.nodes.params import declare_params
-
-
-def make_shaper(p: dict):
-    from gait_estimator.core.command import CommandConfig, CommandShaper
-
-    joints = tuple(p["joints"])
-
-    def per_joint(v):
-        v = list(v)
-        return tuple(v * len(joints)) if len(v) == 1 else tuple(v)
-
-    cfg = CommandConfig(
-        joints=joints,
-        subject_mass_kg=p["subject_mass_kg"],
-        gains=per_joint(p["gains"]),
-        phase_shift_s=p["phase_shift_s"],
-        lowpass_hz=p["lowpass_hz"],
-        limit_nm=per_joint(p["limit_nm"]),
-        rate_limit_nm_s=p["rate_limit_nm_s"],
-        ramp_s=p["ramp_s"],
-        watchdog_s=p["watchdog_s"],
-        control_rate_hz=p["control_rate_hz"],
-    )
-    return CommandShaper(cfg)
+from gait_estimator.nodes.params import declare_params, make_shaper
 
 
 class JointMap:

@@ -189,29 +189,10 @@ def make_synchronizer(p: Mapping[str, Any], rate_hz: float) -> Any:
 
 
 def make_shaper(p: Mapping[str, Any]) -> Any:
-    """The command shaper the nodes build from their parameters (``nodes.torque_command``)."""
-    from gait_estimator.core.command import CommandConfig, CommandShaper
+    """The command shaper the nodes build from their parameters (the same builder)."""
+    from gait_estimator.nodes.params import make_shaper as node_make_shaper
 
-    joints = tuple(p["joints"])
-
-    def per_joint(v: Any) -> tuple[float, ...]:
-        v = list(v)
-        return tuple(v * len(joints)) if len(v) == 1 else tuple(v)
-
-    return CommandShaper(
-        CommandConfig(
-            joints=joints,
-            subject_mass_kg=p["subject_mass_kg"],
-            gains=per_joint(p["gains"]),
-            phase_shift_s=p["phase_shift_s"],
-            lowpass_hz=p["lowpass_hz"],
-            limit_nm=per_joint(p["limit_nm"]),
-            rate_limit_nm_s=p["rate_limit_nm_s"],
-            ramp_s=p["ramp_s"],
-            watchdog_s=p["watchdog_s"],
-            control_rate_hz=p["control_rate_hz"],
-        )
-    )
+    return node_make_shaper(p)
 
 
 def _subject_mass(
