@@ -1,7 +1,7 @@
 """IMU-stamp -> command latency and loss, distributed vs fused, over real DDS.
 
     .venv/bin/python benchmarks/bench_latency.py [--seconds 60] [--rates 100 200 500]
-        [--modes fused distributed]
+        [--modes fused distributed] [--inference-mode streaming|window]
 
 For each mode and IMU rate, 7 simulated IMUs stream in real time (``imu_driver`` sim backend,
 or the same backend inside ``gait_pipeline`` for the fused mode); the synchronizer resamples to
@@ -51,7 +51,9 @@ def _model(tmp: Path) -> tuple[Path, str]:
     ), "tiny LSTM (models/default.pt not present yet)"
 
 
-def run_one(mode: str, rate: float, seconds: float, model: Path, logdir: Path) -> dict:
+def run_one(
+    mode: str, rate: float, seconds: float, model: Path, logdir: Path, inference: str = "streaming"
+) -> dict:
     from _node_harness import Listener, Procs
     from diagnostic_msgs.msg import DiagnosticArray
     from gait_estimator_msgs.msg import ImuFrame, JointTorque
@@ -84,6 +86,7 @@ def run_one(mode: str, rate: float, seconds: float, model: Path, logdir: Path) -
                     "driver_rate_hz": rate,
                     "sim_loop_s": loop,
                     "model_path": str(model),
+                    "inference_mode": inference,
                     "estimate_clock_offset": False,
                     "publish_reference": False,  # as the distributed driver below
                     **common_cmd,
@@ -101,7 +104,7 @@ def run_one(mode: str, rate: float, seconds: float, model: Path, logdir: Path) -
                 "imu_synchronizer", params={"rate_hz": md.sample_rate_hz, "estimate_clock_offset": False}
             )
             procs.start("windowing", params={"model_path": str(model)})
-            procs.start("torque_estimator", params={"model_path": str(model)})
+            procs.start("torque_estimator", params={"model_path": str(model), "inference_mode": inference})
             procs.start("torque_command", params=common_cmd)
             procs.start("lifecycle_manager")
         listener.wait_for(
@@ -158,6 +161,12 @@ def main(argv=None) -> int:
     ap.add_argument("--seconds", type=float, default=60.0)
     ap.add_argument("--rates", type=float, nargs="+", default=[100.0, 200.0, 500.0])
     ap.add_argument("--modes", nargs="+", default=["fused", "distributed"], choices=["fused", "distributed"])
+    ap.add_argument(
+        "--inference-mode",
+        default="streaming",
+        choices=["streaming", "window"],
+        help="the estimators' inference_mode parameter (default streaming, as config/*.yaml)",
+    )
     args = ap.parse_args(argv)
     signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))  # children stopped
     if "ROS_DOMAIN_ID" not in os.environ:  # a free domain, locked like the test sessions' ones
@@ -169,7 +178,7 @@ def main(argv=None) -> int:
         model, what = _model(Path(tmp))
         print(
             f"bench_latency: 7 simulated IMUs, {args.seconds:g} s per configuration, model: {what}; "
-            f"{os.cpu_count()} CPUs"
+            f"{os.cpu_count()} CPUs; inference_mode {args.inference_mode}"
         )
         print(
             f"{'mode':12s} {'IMU Hz':>7s} {'p50 ms':>8s} {'p99 ms':>8s} {'max ms':>8s} {'loss %':>7s} "
@@ -178,7 +187,7 @@ def main(argv=None) -> int:
         )
         for mode in args.modes:
             for rate in args.rates:
-                r = run_one(mode, rate, args.seconds, model, Path(tmp) / "logs")
+                r = run_one(mode, rate, args.seconds, model, Path(tmp) / "logs", args.inference_mode)
                 print(
                     f"{r['mode']:12s} {r['imu_hz']:7.0f} {r['p50']:8.2f} {r['p99']:8.2f} {r['max']:8.2f} "
                     f"{100 * r['loss']:7.2f} {100 * r['stale']:7.2f} {r['estimates']:9d} {r['commands']:9d} "

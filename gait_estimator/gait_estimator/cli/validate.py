@@ -65,7 +65,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         metavar="NAME=VALUE",
         help="override a gait_pipeline node parameter (YAML value), e.g. latency_s=0.05",
     )
-    p.add_argument("--mode", choices=("window", "streaming"), default="window", help="pipeline mode")
+    p.add_argument(
+        "--mode",
+        choices=("window", "streaming"),
+        default=None,
+        help="pipeline mode (default: the gait_pipeline parameter inference_mode, i.e. --param"
+        " inference_mode=..., else window; config/fused.yaml runs streaming, equal for a TCN)",
+    )
     p.add_argument("--start-offset", type=float, default=0.0, metavar="S", help="skip the first S seconds")
     p.add_argument("--duration", type=float, default=0.0, metavar="S", help="replay only S seconds (0 = all)")
     p.add_argument(

@@ -3,7 +3,20 @@
 Executable: ``torque_estimator`` (``python -m gait_estimator.nodes.torque_estimator``), node
 name ``torque_estimator`` (``rclpy.lifecycle.LifecycleNode``). Parameters
 (``params.ESTIMATOR``): ``model_path`` (empty = default model), ``subject_mass_kg``,
-``threads``, ``diagnostics_period_s``.
+``threads``, ``inference_mode``, ``diagnostics_period_s``.
+
+``inference_mode`` (read at configure): ``window`` runs each received window through the model
+(``predict_window``). ``streaming`` (needs a model whose metadata says streaming true, else
+configure fails naming the parameter) steps the model only on the rows that are new since the
+previous window (one row per window at stride 1), O(1) per sample, and equals window mode
+exactly for a model whose receptive field fits the window (TCN; float32 rounding). Continuity is
+checked on the window stamps: the first window, a window after an invalid one, a stamp step that
+is not a whole number of frame periods in [1, window - 1], or a swapped model restarts the
+stream, and until the restarted stream has seen a whole window of rows the estimate comes from
+``predict_window`` (so every published estimate equals window mode's; the stream warms up
+beside it). Missed windows (dropped messages) are caught up from the rows the next window still
+holds. For a recurrent model the carried state remembers more than the window (see
+``params.py``).
 
 Lifecycle:
 - ``on_configure``: loads and validates the TorchScript model (``runtime.model_file.load_model``);
@@ -39,7 +52,7 @@ import numpy as np
 from rclpy.lifecycle import LifecycleNode, TransitionCallbackReturn
 
 from gait_estimator.nodes import common
-from gait_estimator.nodes.params import declare_params, resolve_model_path
+from gait_estimator.nodes.params import check_inference_mode, declare_params, resolve_model_path
 
 
 def load_runtime(path, threads: int):
@@ -61,7 +74,17 @@ class TorqueEstimator(LifecycleNode):
         self._load_lock = threading.Lock()
         self.latency = common.LatencyStats()
         self.inference = common.LatencyStats()
-        self.counts = {"windows": 0, "estimates": 0, "invalid": 0, "swaps": 0, "rejected_swaps": 0}
+        self.counts = {
+            "windows": 0,
+            "estimates": 0,
+            "invalid": 0,
+            "swaps": 0,
+            "rejected_swaps": 0,
+            "stream_restarts": 0,
+        }
+        self._stream_runtime = None  # the runtime whose stream state follows the windows
+        self._stream_stamp: int | None = None  # newest stamp stepped into that stream
+        self._stream_rows = 0  # rows stepped since the stream's restart
         self.add_on_set_parameters_callback(self._on_set_parameters)
 
     # -- lifecycle ------------------------------------------------------------------------
@@ -72,6 +95,7 @@ class TorqueEstimator(LifecycleNode):
         path = resolve_model_path(self.get_parameter("model_path").value)
         try:
             self.runtime = load_runtime(path, self.params["threads"])
+            check_inference_mode(self.get_name(), self.params["inference_mode"], self.runtime.metadata, path)
         except Exception as exc:
             self.get_logger().error(f"configure failed: cannot use model: {exc}")
             self.runtime = None
@@ -80,7 +104,8 @@ class TorqueEstimator(LifecycleNode):
         md = self.runtime.metadata
         self.get_logger().info(
             f"loaded model {path} ({md.architecture}, {len(md.input_channels)} channels, "
-            f"window {md.window}, joints {list(md.output_joints)}, {md.output_unit})"
+            f"window {md.window}, joints {list(md.output_joints)}, {md.output_unit}; "
+            f"{self.params['inference_mode']} mode)"
         )
         qos = common.sensor_qos()
         self._pub = self.create_lifecycle_publisher(JointTorque, common.TOPIC_ESTIMATE, qos)
@@ -94,6 +119,7 @@ class TorqueEstimator(LifecycleNode):
 
     def on_activate(self, state) -> TransitionCallbackReturn:
         self._started = False
+        self._stream_stamp = None
         self._active = True
         return super().on_activate(state)  # activates the lifecycle publisher
 
@@ -172,6 +198,10 @@ class TorqueEstimator(LifecycleNode):
                 f"model swap rejected, keeping {self.model_file}: {path} needs another input layout "
                 "(channels/window/rate) than the running pipeline produces"
             )
+        try:
+            check_inference_mode(self.get_name(), self.params["inference_mode"], md, path)
+        except Exception as exc:
+            return f"model swap rejected, keeping {self.model_file}: {exc}"
         return ""
 
     def _swap_model(self, path) -> None:
@@ -213,11 +243,16 @@ class TorqueEstimator(LifecycleNode):
         y = None
         if valid:
             t0 = time.perf_counter_ns()
-            y = runtime.predict_window(window)
+            if self.params["inference_mode"] == "streaming":
+                y = self._stream(runtime, window, stamp)
+            else:
+                y = runtime.predict_window(window)
             inf_ns = time.perf_counter_ns() - t0
             if md.output_unit == "N.m/kg":
                 y = y * self.params["subject_mass_kg"]
             valid = bool(np.isfinite(y).all())
+        if not valid:
+            self._stream_stamp = None  # the next valid window restarts the stream
         # As core.pipeline.EstimatorPipeline: nothing before the first valid estimate (start-up),
         # then an invalid (zero) estimate for every invalid window.
         if not valid:
@@ -242,6 +277,31 @@ class TorqueEstimator(LifecycleNode):
             self.inference.add(inf_ns)
         self.latency.add(time.time_ns() - stamp)
 
+    def _stream(self, runtime, window: np.ndarray, stamp: int) -> np.ndarray:
+        """Streaming inference on a valid window: step the rows new since the previous window
+        (see the module docstring); equals ``predict_window(window)`` once warmed up."""
+        t = runtime.metadata.window
+        period = 1e9 / runtime.metadata.sample_rate_hz
+        new = 0
+        if runtime is self._stream_runtime and self._stream_stamp is not None:
+            dt = stamp - self._stream_stamp
+            k = round(dt / period)
+            if 1 <= k < t and abs(dt - k * period) <= 0.25 * period:
+                new = k
+        if new == 0:  # not a continuation of the stream: restart it
+            runtime.reset_stream()
+            self._stream_runtime = runtime
+            self._stream_rows = 0
+            self.counts["stream_restarts"] += 1
+            new = 1
+        for row in window[t - new :]:
+            y = runtime.step(row)
+        self._stream_rows += new
+        self._stream_stamp = stamp
+        if self._stream_rows < t:  # warming up: the stream has not seen a whole window yet
+            y = runtime.predict_window(window)
+        return y
+
     def _diagnostics(self) -> None:
         if self._diag_pub is None:
             return
@@ -249,6 +309,7 @@ class TorqueEstimator(LifecycleNode):
         values.update({f"latency_{k}": v for k, v in self.latency.summary_ms().items()})
         values.update({f"inference_{k}": v for k, v in self.inference.summary_ms().items()})
         values["model"] = self.model_file
+        values["inference_mode"] = self.params["inference_mode"]
         values["active"] = self._active
         self._diag_pub.publish(
             common.diagnostic_array(

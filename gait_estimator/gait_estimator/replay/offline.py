@@ -116,7 +116,9 @@ class ReplayOptions:
     imu_prefix: str = DEFAULT_IMU_PREFIX
     frame_topic: str = DEFAULT_FRAME_TOPIC
     subject_mass_kg: float | None = None
-    mode: str = "window"  # EstimatorPipeline mode (the nodes run "window")
+    # EstimatorPipeline mode; None: the fused node's ``inference_mode`` parameter (``params``
+    # below, default "window"), so offline runs the mode the node is configured with.
+    mode: str | None = None
     # Overrides of the fused node's ROS parameters (``params.FUSED``, e.g. latency_s, max_gap_s,
     # estimate_clock_offset, locations, gains, limit_nm): the synchronizer and the command shaper
     # are built from exactly the values the node would use.
@@ -273,7 +275,10 @@ def replay_bag(
         p = node_parameters(options.params, subject_mass_kg=mass if mass > 0 else 70.0)
         p["locations"] = list(locations)
         pipeline = EstimatorPipeline(
-            model, make_synchronizer(p, md.sample_rate_hz), mass if mass > 0 else None, options.mode
+            model,
+            make_synchronizer(p, md.sample_rate_hz),
+            mass if mass > 0 else None,
+            p["inference_mode"] if options.mode is None else options.mode,
         )
     run = _Run(pipeline, p, options, locations, md.sample_rate_hz, Path(bag))
     t0 = time.perf_counter()
