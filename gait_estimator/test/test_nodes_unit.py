@@ -118,7 +118,8 @@ def test_serial_backend_through_a_pty():
             )
         os.write(master, serial_protocol.encode_frame(5, 0, 1, (0, 0, 0), (0, 0, 0), (0, 0, 0, 1)))
         deadline = time.monotonic() + 5
-        while len(got) < 20 and time.monotonic() < deadline:
+        # The unknown-sensor frame is written last: wait for it to be read too, not just the 20.
+        while (len(got) < 20 or src.unknown_sensor < 1) and time.monotonic() < deadline:
             time.sleep(0.02)
         src.stop()
     finally:
