@@ -161,7 +161,8 @@ class _ThreadedSource:
             self._thread.join(timeout=2.0)
 
     def _run(self) -> None:  # pragma: no cover - abstract
-        raise NotImplementedError
+        # Abstract: the serial and recorded sources override it with their read loop.
+        raise TypeError(f"{type(self).__name__} must define _run")
 
 
 class RecordedSource(_ThreadedSource):

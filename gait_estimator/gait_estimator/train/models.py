@@ -85,7 +85,8 @@ class _Recurrent(_OutputScale):
         self.head = nn.Linear(hidden, n_out)
 
     def _run(self, x: Tensor, state: list[Tensor]) -> tuple[Tensor, list[Tensor]]:
-        raise NotImplementedError
+        # Abstract: every concrete recurrent model (LSTM, GRU, CNN-LSTM) overrides it.
+        raise RuntimeError("a recurrent model must define _run")
 
     def _n_state(self) -> int:
         return 1
