@@ -238,6 +238,28 @@ def msg_to_window(msg) -> tuple[np.ndarray, int, bool]:
     return data.reshape(msg.num_samples, msg.num_channels), stamp_to_ns(msg.header.stamp), bool(msg.valid)
 
 
+def command_msg(out, stamp_ns: int, joints, active: bool, subject_mass: float, msg=None):
+    """The exoskeleton command for a ``CommandShaper.update`` output; ``(message, valid)``.
+
+    Valid only while the shaper says so and the node is active; the torque is the shaper's,
+    which is exactly 0.0 whenever it is not valid. Shared by torque_command and the fused node.
+    """
+    from gait_estimator_msgs.msg import JointTorque
+
+    valid = bool(out.valid) and active
+    m = joint_torque_msg(
+        stamp_ns,
+        JointTorque.SOURCE_COMMAND,
+        joints,
+        out.torque,
+        status=out.status,
+        valid=valid,
+        subject_mass=subject_mass,
+        msg=msg,
+    )
+    return m, valid
+
+
 def joint_torque_msg(
     stamp_ns: int,
     source: int,

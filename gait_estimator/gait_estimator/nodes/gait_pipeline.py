@@ -35,16 +35,17 @@ from __future__ import annotations
 import threading
 import time
 
-from rclpy.lifecycle import LifecycleNode, TransitionCallbackReturn
+from rclpy.lifecycle import TransitionCallbackReturn
 
 from gait_estimator.nodes import common
 from gait_estimator.nodes.imu_sources import make_source
 from gait_estimator.nodes.imu_synchronizer import DataClock, make_synchronizer
+from gait_estimator.nodes.lifecycle_base import ReleasingLifecycleNode
 from gait_estimator.nodes.params import check_inference_mode, declare_params, make_shaper, resolve_model_path
 from gait_estimator.nodes.torque_command import JointMap
 
 
-class GaitPipeline(LifecycleNode):
+class GaitPipeline(ReleasingLifecycleNode):
     def __init__(self, name: str = "gait_pipeline") -> None:
         super().__init__(name)
         common.guard_change_state(self)
@@ -168,18 +169,6 @@ class GaitPipeline(LifecycleNode):
             self.pipeline = self.shaper = None
             self._active = False
 
-    def on_cleanup(self, state) -> TransitionCallbackReturn:
-        self._release()
-        return TransitionCallbackReturn.SUCCESS
-
-    def on_shutdown(self, state) -> TransitionCallbackReturn:
-        self._release()
-        return TransitionCallbackReturn.SUCCESS
-
-    def on_error(self, state) -> TransitionCallbackReturn:
-        self._release()
-        return TransitionCallbackReturn.SUCCESS
-
     def close(self) -> None:
         if self.source is not None:
             self.source.stop()
@@ -237,21 +226,12 @@ class GaitPipeline(LifecycleNode):
         )
 
     def _publish_command(self, now_ns: int, stamp_ns: int) -> None:
-        from gait_estimator_msgs.msg import JointTorque
 
         if self._cmd_pub is None or self.shaper is None:
             return
-        out = self.shaper.update(now_ns)
-        valid = bool(out.valid) and self._active
-        m = common.joint_torque_msg(
-            stamp_ns,
-            JointTorque.SOURCE_COMMAND,
-            self.map.joints,
-            out.torque,
-            status=out.status,
-            valid=valid,
-            subject_mass=self.params["subject_mass_kg"],
-            msg=self._cmd_msg,
+        m, valid = common.command_msg(
+            self.shaper.update(now_ns), stamp_ns, self.map.joints, self._active,
+            self.params["subject_mass_kg"], msg=self._cmd_msg,
         )
         self._cmd_pub.publish(m)
         self._last_pub_ns = time.time_ns()

@@ -37,9 +37,10 @@ from __future__ import annotations
 import time
 
 import numpy as np
-from rclpy.lifecycle import LifecycleNode, TransitionCallbackReturn
+from rclpy.lifecycle import TransitionCallbackReturn
 
 from gait_estimator.nodes import common
+from gait_estimator.nodes.lifecycle_base import ReleasingLifecycleNode
 from gait_estimator.nodes.params import declare_params, make_shaper
 
 
@@ -62,7 +63,7 @@ class JointMap:
         return None if self._idx is None else values[self._idx]
 
 
-class TorqueCommand(LifecycleNode):
+class TorqueCommand(ReleasingLifecycleNode):
     def __init__(self, name: str = "torque_command") -> None:
         super().__init__(name)
         common.guard_change_state(self)
@@ -152,18 +153,6 @@ class TorqueCommand(LifecycleNode):
         self.shaper = None
         self._active = False
 
-    def on_cleanup(self, state) -> TransitionCallbackReturn:
-        self._release()
-        return TransitionCallbackReturn.SUCCESS
-
-    def on_shutdown(self, state) -> TransitionCallbackReturn:
-        self._release()
-        return TransitionCallbackReturn.SUCCESS
-
-    def on_error(self, state) -> TransitionCallbackReturn:
-        self._release()
-        return TransitionCallbackReturn.SUCCESS
-
     # -- data -----------------------------------------------------------------------------
     def _on_estimate(self, msg) -> None:
         if self.shaper is None:
@@ -210,21 +199,12 @@ class TorqueCommand(LifecycleNode):
             self.get_logger().info("reset: fault/e-stop cleared")
 
     def _publish(self, now_ns: int, stamp_ns: int) -> None:
-        from gait_estimator_msgs.msg import JointTorque
 
         if self._pub is None or self.shaper is None:
             return
-        out = self.shaper.update(now_ns)
-        valid = bool(out.valid) and self._active
-        m = common.joint_torque_msg(
-            stamp_ns,
-            JointTorque.SOURCE_COMMAND,
-            self.map.joints,
-            out.torque,
-            status=out.status,
-            valid=valid,
-            subject_mass=self.params["subject_mass_kg"],
-            msg=self._msg,
+        m, valid = common.command_msg(
+            self.shaper.update(now_ns), stamp_ns, self.map.joints, self._active,
+            self.params["subject_mass_kg"], msg=self._msg,
         )
         self._pub.publish(m)
         self._last_pub_ns = time.time_ns()

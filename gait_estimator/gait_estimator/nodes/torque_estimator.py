@@ -49,9 +49,10 @@ import threading
 import time
 
 import numpy as np
-from rclpy.lifecycle import LifecycleNode, TransitionCallbackReturn
+from rclpy.lifecycle import TransitionCallbackReturn
 
 from gait_estimator.nodes import common
+from gait_estimator.nodes.lifecycle_base import ReleasingLifecycleNode
 from gait_estimator.nodes.params import check_inference_mode, declare_params, resolve_model_path
 
 
@@ -61,7 +62,7 @@ def load_runtime(path, threads: int):
     return load_model(path, threads=threads)
 
 
-class TorqueEstimator(LifecycleNode):
+class TorqueEstimator(ReleasingLifecycleNode):
     def __init__(self, name: str = "torque_estimator") -> None:
         super().__init__(name)
         common.guard_change_state(self)
@@ -140,18 +141,6 @@ class TorqueEstimator(LifecycleNode):
                 destroy(obj)
                 setattr(self, attr, None)
         self.runtime = None
-
-    def on_cleanup(self, state) -> TransitionCallbackReturn:
-        self._release()
-        return TransitionCallbackReturn.SUCCESS
-
-    def on_shutdown(self, state) -> TransitionCallbackReturn:
-        self._release()
-        return TransitionCallbackReturn.SUCCESS
-
-    def on_error(self, state) -> TransitionCallbackReturn:
-        self._release()
-        return TransitionCallbackReturn.SUCCESS
 
     # -- parameters: atomic model swap ----------------------------------------------------
     def _on_set_parameters(self, params):
