@@ -56,7 +56,8 @@ def chain(models, tmp_path_factory, request):
     procs.start("torque_estimator", params={"model_path": str(models["missing"])})
     procs.start("torque_command", params={"control_rate_hz": RATE, "ramp_s": 0.0})
     listener.subscribe(JointTorque, common.TOPIC_COMMAND, common.command_qos())
-    listener.subscribe(JointTorque, common.TOPIC_ESTIMATE, common.sensor_qos())
+    # deep queue: a scheduling stall of this (test) process must not drop estimates the test counts
+    listener.subscribe(JointTorque, common.TOPIC_ESTIMATE, common.sensor_qos(common.SENSOR_SUB_DEPTH))
     return procs, listener
 
 

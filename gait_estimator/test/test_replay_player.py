@@ -49,13 +49,15 @@ def small_bag(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture()
 def listener():
     from gait_estimator_msgs.msg import JointTorque
-    from rclpy.qos import QoSProfile, qos_profile_sensor_data
+    from rclpy.qos import QoSProfile
     from rosgraph_msgs.msg import Clock
     from sensor_msgs.msg import Imu
 
+    from gait_estimator.nodes import common
+
     lst = Listener("player_test_listener")
     for loc in LOCS:
-        lst.subscribe(Imu, f"/imu/{loc}", qos_profile_sensor_data)
+        lst.subscribe(Imu, f"/imu/{loc}", common.sensor_qos(common.SENSOR_SUB_DEPTH))  # rides out stalls
     lst.subscribe(JointTorque, "/gait/torque_reference", QoSProfile(depth=1000))
     lst.subscribe(Clock, "/clock", QoSProfile(depth=1000))
     yield lst
