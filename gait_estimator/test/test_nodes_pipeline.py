@@ -330,3 +330,34 @@ def test_nan_imu_data_never_reaches_the_command(chain):
         assert all(math.isfinite(x) for x in m.torque)
         if not m.valid:
             assert not any(m.torque), "an invalid estimate or command carries zero torque"
+
+
+def test_sigint_shuts_the_command_node_down_with_a_last_zero(chain):
+    """Ctrl-C / SIGINT (what ``gait-estimator run`` and ``ros2 launch`` send) takes the command node
+    through its lifecycle shutdown while it can still publish: the last command is a zero."""
+    from std_msgs.msg import Empty
+
+    from gait_estimator.nodes import common
+
+    procs, listener = chain
+    reset = listener.publisher(Empty, common.TOPIC_RESET, common.command_qos())
+    listener.wait_for(lambda: reset.get_subscription_count() > 0, 10, "reset subscriber")
+    listener.clear(common.TOPIC_ESTIMATE)
+    listener.wait_for(
+        lambda: sum(m.valid for _, m in listener.take(common.TOPIC_ESTIMATE)[-10:]) >= 10,
+        20,
+        "valid estimates (the NaN period of the previous test over)",
+    )
+    reset.publish(Empty())  # the fault the NaN period latched
+    listener.wait_for(
+        lambda: sum(m.valid and any(m.torque) for _, m in listener.take(common.TOPIC_COMMAND)[-10:]) >= 8,
+        10,
+        "non-zero commands before SIGINT",
+    )
+    procs.kill("lifecycle_manager", sig=2)  # as the launcher does: the manager first
+    procs.kill("torque_command", sig=2)
+    assert procs.procs["torque_command"].returncode == 0, procs.log("torque_command")
+    assert "Traceback" not in procs.log("torque_command"), procs.log("torque_command")
+    time.sleep(0.3)  # the last message in flight
+    last = listener.take(common.TOPIC_COMMAND)[-1][1]
+    assert not last.valid and not any(last.torque), "the command node's last message is a zero"

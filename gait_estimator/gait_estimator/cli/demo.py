@@ -344,6 +344,8 @@ def run(args: argparse.Namespace) -> int:
             if time.monotonic() >= next_print:
                 next_print += 2.0
                 print(_table(_stats(rec), time.monotonic() - t_start) + "\n", flush=True)
+    except KeyboardInterrupt:  # Ctrl-C ends the run early; what was recorded is still written
+        print("gait-estimator demo: interrupted; stopping the nodes and writing the run", file=sys.stderr)
     finally:
         launcher.stop()
         if rec is not None:

@@ -138,7 +138,9 @@ def run(args: argparse.Namespace) -> int:
     def on_signal(signum, frame):
         stop["flag"] = True
 
-    old = signal.signal(signal.SIGTERM, on_signal)
+    # Both signals explicitly: a process started in the background of a non-interactive shell
+    # inherits SIGINT ignored, and a launcher must still stop its nodes on Ctrl-C / SIGINT.
+    old = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
     code = 0
     try:
         launcher.start(steps)
@@ -150,9 +152,8 @@ def run(args: argparse.Namespace) -> int:
                 code = 1
                 break
             time.sleep(0.2)
-    except KeyboardInterrupt:
-        pass
     finally:
         launcher.stop()
-        signal.signal(signal.SIGTERM, old)
+        for s, h in old.items():
+            signal.signal(s, h)
     return code

@@ -389,12 +389,23 @@ def guard_change_state(node) -> None:
 
 
 def run_node(factory, args: list[str] | None = None, executor_factory=None) -> int:
-    """``main`` of every executable: init, build, spin, shut down; ConfigError -> exit 2."""
+    """``main`` of every executable: init, build, spin, shut down; ConfigError -> exit 2.
+
+    SIGINT/SIGTERM are handled here rather than by rclpy's handler, which shuts the context down
+    at once: a lifecycle node first goes through its ``shutdown`` transition while it can still
+    publish (the command nodes send a last zero command), then the node is destroyed."""
+    import signal
+    import threading
+
     import rclpy
     from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
+    from rclpy.lifecycle import LifecycleNode
+    from rclpy.signals import SignalHandlerOptions
 
     args = sys.argv if args is None else args
-    rclpy.init(args=args)
+    rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
+    stop = threading.Event()
+    old = {s: signal.signal(s, lambda *_: stop.set()) for s in (signal.SIGINT, signal.SIGTERM)}
     node = None
     code = 0
     try:
@@ -402,7 +413,12 @@ def run_node(factory, args: list[str] | None = None, executor_factory=None) -> i
         executor = (executor_factory or SingleThreadedExecutor)()
         executor.add_node(node)
         try:
-            executor.spin()
+            while not stop.is_set() and rclpy.ok():
+                executor.spin_once(timeout_sec=0.1)  # wakes to see the stop flag
+            if isinstance(node, LifecycleNode) and rclpy.ok():
+                state = node._state_machine.current_state[1]
+                if state in ("unconfigured", "inactive", "active"):
+                    node.trigger_shutdown()  # on_shutdown releases (last zero command)
         finally:
             executor.shutdown(timeout_sec=1.0)
     except (KeyboardInterrupt, ExternalShutdownException):
@@ -421,6 +437,8 @@ def run_node(factory, args: list[str] | None = None, executor_factory=None) -> i
             node.destroy_node()
         if rclpy.ok():
             rclpy.try_shutdown()
+        for s, h in old.items():
+            signal.signal(s, h)
     return code
 
 
