@@ -131,13 +131,15 @@ class Listener:
             else:
                 self.msgs[topic] = []
 
-    def wait_for(self, predicate, timeout: float, what: str = "condition") -> None:
+    def wait_for(self, predicate, timeout: float, what: str = "condition", details=None) -> None:
+        """Poll ``predicate`` until true; on timeout fail naming ``what`` (+ ``details()``)."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if predicate():
                 return
             time.sleep(0.05)
-        raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+        extra = f" ({details()})" if details is not None else ""
+        raise AssertionError(f"timed out after {timeout} s waiting for {what}{extra}")
 
     def call(self, srv_type, name: str, request, timeout: float = 10.0):
         """Call a service; bounded by ``timeout`` in all. A fresh client can lose its first answer

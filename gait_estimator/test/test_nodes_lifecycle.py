@@ -191,10 +191,13 @@ def test_gait_estimator_run_fused_mode_from_yaml(chain, models, tmp_path):
         ]
     )
     try:
+        cmds = lambda: listener.take(common.TOPIC_COMMAND)  # noqa: E731
         listener.wait_for(
-            lambda: sum(m.valid for _, m in listener.take(common.TOPIC_COMMAND)) > 30,
+            lambda: sum(m.valid for _, m in cmds()) > 30,
             60,  # a CPU-saturated machine starves the process: stale commands are blanked (watchdog)
             "valid commands from the fused pipeline",
+            lambda: f"{len(cmds())} commands, {sum(m.valid for _, m in cmds())} valid; logs: "
+            + " | ".join(f.read_text()[-1500:] for f in sorted((tmp_path / "logs").glob("*.log"))),
         )
         # No latched fault and no invalid frame from scheduling (the node's own counters, 3 s
         # later): on a starved machine the watchdog may blank stale commands, which is no fault.
