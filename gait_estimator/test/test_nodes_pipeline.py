@@ -358,6 +358,11 @@ def test_sigint_shuts_the_command_node_down_with_a_last_zero(chain):
     procs.kill("torque_command", sig=2)
     assert procs.procs["torque_command"].returncode == 0, procs.log("torque_command")
     assert "Traceback" not in procs.log("torque_command"), procs.log("torque_command")
-    time.sleep(0.3)  # the last message in flight
-    last = listener.take(common.TOPIC_COMMAND)[-1][1]
-    assert not last.valid and not any(last.torque), "the command node's last message is a zero"
+
+    def last_is_zero() -> bool:
+        last = listener.take(common.TOPIC_COMMAND)[-1][1]
+        return not last.valid and not any(last.torque)
+
+    listener.wait_for(last_is_zero, 5, "the command node's last message to be a zero")
+    time.sleep(0.3)
+    assert last_is_zero(), "a command after the last zero"

@@ -446,6 +446,17 @@ def run_node(factory, args: list[str] | None = None, executor_factory=None) -> i
     return code
 
 
+def deliver_last(publisher, timeout_s: float = 0.5) -> bool:
+    """Wait (bounded) until reliable subscribers acknowledged what ``publisher`` sent: the last zero
+    command before a publisher is destroyed must reach the controller, not die in a send queue."""
+    from rclpy.duration import Duration
+
+    try:
+        return bool(publisher.wait_for_all_acked(Duration(nanoseconds=int(timeout_s * 1e9))))
+    except Exception:  # publisher or context already gone: nothing left to deliver
+        return False
+
+
 def log_estop(node, callback_ns: int, published_ns: int) -> None:
     """Log an e-stop with its timing (host ns): the e-stop callback ran at ``callback_ns``, the zero
     command was published at ``published_ns`` (tests measure the e-stop path from these)."""

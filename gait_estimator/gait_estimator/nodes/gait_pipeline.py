@@ -158,6 +158,7 @@ class GaitPipeline(ReleasingLifecycleNode):
             if self.shaper is not None and self._cmd_pub is not None:
                 self.shaper.emergency_stop()
                 self._publish_command(time.time_ns(), self._last_stamp_ns or time.time_ns())
+                common.deliver_last(self._cmd_pub)
             for e in self._entities:
                 if isinstance(e, Timer):
                     self.destroy_timer(e)

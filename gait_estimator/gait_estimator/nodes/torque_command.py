@@ -142,6 +142,7 @@ class TorqueCommand(ReleasingLifecycleNode):
             self.shaper.disable()
             self.shaper.emergency_stop()
             self._publish(time.time_ns(), self._last_stamp_ns or time.time_ns())  # a last zero
+            common.deliver_last(self._pub)
         for e in self._entities:
             if isinstance(e, Timer):
                 self.destroy_timer(e)
