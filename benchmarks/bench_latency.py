@@ -16,11 +16,12 @@ stale = stamps whose commands all came out invalid (the watchdog blanked them: t
 older than ``watchdog_s`` when the command went out, i.e. the process was starved).
 
 Where the time goes (columns): ``node p50/p99`` is stamp -> command publish inside the command
-node (its ``/diagnostics``), so ``p99 - node p99`` is the last DDS hop plus this listener's
-wake-up; ``frame p50`` (distributed) is stamp -> ``gait/imu_frame`` received here (driver and
-synchronizer hops). The 1-minute load average before/after each configuration is printed: on a
-shared machine it, not the code, dominates the tail. Targets on this machine: fused p99 <= 2 ms,
-distributed p99 <= 8 ms, no loss at 200 Hz.
+node (its ``/diagnostics``: the first command of each estimate stamp, over the last 2000 stamps of
+the run), the IMU-stamp -> command-publish latency the targets name; ``p99 - node p99`` is the
+last DDS hop plus this listener's wake-up; ``frame p50`` (distributed) is stamp ->
+``gait/imu_frame`` received here (driver and synchronizer hops). The 1-minute load average
+before/after each configuration is printed: on a shared machine it, not the code, dominates the
+tail. Targets on this machine: fused p99 <= 2 ms, distributed p99 <= 8 ms, no loss at 200 Hz.
 """
 
 from __future__ import annotations
