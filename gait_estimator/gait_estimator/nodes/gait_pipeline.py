@@ -130,7 +130,10 @@ class GaitPipeline(ReleasingLifecycleNode):
                 self.get_logger().error(f"configure failed: input: {exc}")
                 self._release()
                 return TransitionCallbackReturn.FAILURE
+            common.freeze_heap()  # before samples flow
             self.source.start(self._on_sample, self._on_reference if self._ref_pub else None)
+            return TransitionCallbackReturn.SUCCESS
+        common.freeze_heap()
         return TransitionCallbackReturn.SUCCESS
 
     def on_activate(self, state) -> TransitionCallbackReturn:

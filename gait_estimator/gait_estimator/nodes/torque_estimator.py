@@ -116,6 +116,7 @@ class TorqueEstimator(ReleasingLifecycleNode):
         self._diag_pub = self.create_publisher(DiagnosticArray, common.TOPIC_DIAGNOSTICS, 10)
         self._timer = self.create_timer(self.params["diagnostics_period_s"], self._diagnostics)
         self._msg = JointTorque()
+        common.freeze_heap()
         return TransitionCallbackReturn.SUCCESS
 
     def on_activate(self, state) -> TransitionCallbackReturn:
