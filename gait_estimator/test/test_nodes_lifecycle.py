@@ -191,7 +191,9 @@ def test_gait_estimator_run_fused_mode_from_yaml(chain, models, tmp_path):
         ]
     )
     try:
-        cmds = lambda: listener.take(common.TOPIC_COMMAND)  # noqa: E731
+        def cmds():
+            return listener.take(common.TOPIC_COMMAND)
+
         listener.wait_for(
             lambda: sum(m.valid for _, m in cmds()) > 30,
             60,  # a CPU-saturated machine starves the process: stale commands are blanked (watchdog)

@@ -332,6 +332,14 @@ class LatencyStats:
         self._buf = np.zeros(n, dtype=np.int64)
         self._n = 0
         self._i = 0
+        self._last_stamp: int | None = None
+
+    def add_stamp(self, stamp_ns: int, now_ns: int) -> None:
+        """Add ``now - stamp`` once per stamp: repeats of a stamp (the control timer re-sending the
+        last estimate's command) are not latency samples."""
+        if stamp_ns != self._last_stamp:
+            self._last_stamp = stamp_ns
+            self.add(now_ns - stamp_ns)
 
     def add(self, ns: int) -> None:
         self._buf[self._i] = ns

@@ -56,7 +56,6 @@ class GaitPipeline(ReleasingLifecycleNode):
         self._active = False
         self._cmd_pub = None
         self._last_pub_ns = 0
-        self._latency_stamp_ns = 0  # latency counts the first command of each estimate stamp
         self._published_since_tick = False
         self._last_stamp_ns = 0
         self.latency = common.LatencyStats()
@@ -242,9 +241,8 @@ class GaitPipeline(ReleasingLifecycleNode):
         self._last_pub_ns = time.time_ns()
         self._published_since_tick = True
         self.counts["commands"] += 1
-        if valid and stamp_ns != self._latency_stamp_ns:  # not the control timer's repeats
-            self._latency_stamp_ns = stamp_ns
-            self.latency.add(self._last_pub_ns - stamp_ns)
+        if valid:
+            self.latency.add_stamp(stamp_ns, self._last_pub_ns)
 
     def _on_timer(self) -> None:
         now = time.time_ns()

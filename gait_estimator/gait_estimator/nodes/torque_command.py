@@ -73,7 +73,6 @@ class TorqueCommand(ReleasingLifecycleNode):
         self._entities: list = []
         self._pub = None
         self._last_pub_ns = 0
-        self._latency_stamp_ns = 0  # latency counts the first command of each estimate stamp
         self._published_since_tick = False
         self._last_stamp_ns = 0
         self.latency = common.LatencyStats()
@@ -212,9 +211,8 @@ class TorqueCommand(ReleasingLifecycleNode):
         self._last_pub_ns = time.time_ns()
         self._published_since_tick = True
         self.counts["commands"] += 1
-        if stamp_ns and valid and stamp_ns != self._latency_stamp_ns:  # not the control timer's repeats
-            self._latency_stamp_ns = stamp_ns
-            self.latency.add(self._last_pub_ns - stamp_ns)
+        if stamp_ns and valid:
+            self.latency.add_stamp(stamp_ns, self._last_pub_ns)
 
     def _diagnostics(self) -> None:
         values = dict(self.counts)

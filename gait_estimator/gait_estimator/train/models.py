@@ -183,7 +183,20 @@ class CNN1D(_OutputScale):
         return self.head(self.drop(z)) * self.out_scale + self.out_offset
 
 
-class CNNLSTM(_OutputScale):
+class _ConvFrontEnd(_OutputScale):
+    """Two causal convolutions with ReLU (``conv1``, ``conv2``) ahead of a recurrent layer."""
+
+    def __init__(self, n_in: int, n_out: int, conv_channels: int, kernel: int) -> None:
+        super().__init__(n_out)
+        self.conv1 = CausalConv1d(n_in, conv_channels, kernel)
+        self.conv2 = CausalConv1d(conv_channels, conv_channels, kernel)
+
+    def _features(self, x: Tensor) -> Tensor:  # [B, T, C] -> [B, T, F]
+        z = torch.relu(self.conv1(x.transpose(1, 2)))
+        return torch.relu(self.conv2(z)).transpose(1, 2)
+
+
+class CNNLSTM(_ConvFrontEnd):
     """Causal conv front end (2 x kernel 5) feeding an LSTM; streams with conv buffers + LSTM state."""
 
     STREAMING = True
@@ -197,16 +210,10 @@ class CNNLSTM(_OutputScale):
         hidden: int = 64,
         layers: int = 1,
     ) -> None:
-        super().__init__(n_out)
-        self.conv1 = CausalConv1d(n_in, conv_channels, kernel)
-        self.conv2 = CausalConv1d(conv_channels, conv_channels, kernel)
+        super().__init__(n_in, n_out, conv_channels, kernel)
         self.layers, self.hidden = layers, hidden
         self.rnn = nn.LSTM(conv_channels, hidden, num_layers=layers, batch_first=True)
         self.head = nn.Linear(hidden, n_out)
-
-    def _features(self, x: Tensor) -> Tensor:  # [B, T, C] -> [B, T, F]
-        z = torch.relu(self.conv1(x.transpose(1, 2)))
-        return torch.relu(self.conv2(z)).transpose(1, 2)
 
     def forward_seq(self, x: Tensor) -> Tensor:
         out, _ = self.rnn(self._features(x))
@@ -230,7 +237,7 @@ class CNNLSTM(_OutputScale):
         return y, [b1, b2, h, c]
 
 
-class CNNGRUAttention(_OutputScale):
+class CNNGRUAttention(_ConvFrontEnd):
     """Conv front end, bidirectional-free GRU, additive temporal attention (after Xie 2025).
 
     The attention pools over the whole window, so this model runs in window mode only.
@@ -248,17 +255,13 @@ class CNNGRUAttention(_OutputScale):
         layers: int = 1,
         attention: int = 32,
     ) -> None:
-        super().__init__(n_out)
-        self.conv1 = CausalConv1d(n_in, conv_channels, kernel)
-        self.conv2 = CausalConv1d(conv_channels, conv_channels, kernel)
+        super().__init__(n_in, n_out, conv_channels, kernel)
         self.rnn = nn.GRU(conv_channels, hidden, num_layers=layers, batch_first=True)
         self.att = nn.Sequential(nn.Linear(hidden, attention), nn.Tanh(), nn.Linear(attention, 1))
         self.head = nn.Linear(2 * hidden, n_out)
 
     def forward(self, x: Tensor) -> Tensor:
-        z = torch.relu(self.conv1(x.transpose(1, 2)))
-        z = torch.relu(self.conv2(z)).transpose(1, 2)
-        out, _ = self.rnn(z)  # [B, T, H]
+        out, _ = self.rnn(self._features(x))  # [B, T, H]
         w = torch.softmax(self.att(out), dim=1)  # [B, T, 1]
         context = (w * out).sum(dim=1)
         feat = torch.cat([context, out[:, -1]], dim=1)  # attention summary + newest state
