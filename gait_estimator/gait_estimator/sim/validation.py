@@ -12,13 +12,13 @@ from gait_estimator.sim import anthropometry as an
 from gait_estimator.sim.imu import ImuConfig, ImuErrorModel
 from gait_estimator.sim.normative import default_data_root
 
-# Delay of the real Dorschky IMU signals behind the motion-capture kinematics, measured on the
-# real data: the thigh, shank and foot gyroscopes of P01 correlate best with the time derivative
-# of the mocap segment angles (hip + pelvis, + knee, + ankle) one cycle point (1 % of 1.21 s =
-# 12 ms) later (P03: 1-2 points). The simulated IMU is exactly consistent with its kinematics, so
-# the comparison may delay the simulated channels by this sensor latency (``latency_s``; default
-# 0: with it the P01 thigh/foot/pelvis channels gain 0.03-0.12 r, the shank acc_x lose 0.05).
-DORSCHKY_IMU_LATENCY_S = 0.012
+# The real Dorschky IMU signals lag the motion-capture kinematics that define the cycle (its
+# events and joint angles): the thigh, shank and foot gyroscopes correlate best (r 0.93-0.99)
+# with the time derivative of the mocap segment angles 11-16 ms later for P01 and 15-19 ms
+# later for P03 (``measure_imu_latency``). The simulated IMU has no such lag, so the comparison
+# delays the simulated channels by the participant's measured lag (sensor filtering/clock
+# offset, a property of the recording, not of the simulator).
+LATENCY_SEARCH_POINTS = np.arange(-3.0, 4.0001, 0.1)  # cycle points (1 % of a cycle each)
 
 DORSCHKY_SEGMENT = {"pelvis": "pelvis", "femur_r": "thigh_r", "femur_l": "thigh_l", "tibia_r": "shank_r",
                     "tibia_l": "shank_l", "foot_r": "foot_r", "foot_l": "foot_l"}
@@ -136,10 +136,45 @@ def sim_channel(trial, column: str, meta_col: dict, hs: np.ndarray, latency_s: f
     return cycle_mean(sig, np.asarray(hs, dtype=float) - latency_s * trial.sample_rate_hz)
 
 
+def _periodic_shift(x: np.ndarray, d: float) -> np.ndarray:
+    """Periodic signal ``x`` delayed by ``d`` samples (fractional, via the Fourier series)."""
+    k = np.arange(x.size // 2 + 1)
+    return np.fft.irfft(np.fft.rfft(x) * np.exp(-2j * np.pi * k * d / x.size), x.size)
+
+
+def _periodic_derivative(x: np.ndarray, period_s: float) -> np.ndarray:
+    k = np.arange(x.size // 2 + 1)
+    return np.fft.irfft(np.fft.rfft(x) * 2j * np.pi * k / period_s, x.size)
+
+
+def measure_imu_latency(data: dict, n: int = 100) -> tuple[float, dict[str, float]]:
+    """Lag (s) of the real IMUs behind the mocap kinematics of one Dorschky mean cycle.
+
+    For the right thigh, shank and foot, the sagittal gyroscope is compared with the time
+    derivative of the mocap segment angle (hip flexion; + knee angle; + ankle angle, OpenSim
+    signs, relative to the pelvis, whose slow tilt changes little); the delay (0.1-point steps)
+    that maximises Pearson r is that sensor's lag. Returns the median lag in seconds and, per
+    segment, (lag in s, r at that lag)."""
+    period = float(np.nanmean(data["dur"]))
+    hip = np.asarray(data["hip_flexion_r_angle"][:n], float)
+    knee = np.asarray(data["knee_angle_r_angle"][:n], float)
+    ankle = np.asarray(data["ankle_angle_r_angle"][:n], float)
+    per_seg = {}
+    for seg, ang in (("femur_r", hip), ("tibia_r", hip + knee), ("foot_r", hip + knee + ankle)):
+        gyro = np.asarray(data[f"{seg}_gyro_z"][:n], float)
+        rate = _periodic_derivative(ang, period)
+        r, d = max((pearson(_periodic_shift(rate, d), gyro), d) for d in LATENCY_SEARCH_POINTS)
+        per_seg[seg] = (float(d * period / n), float(r))
+    return float(np.median([v[0] for v in per_seg.values()])), per_seg
+
+
 def compare_dorschky(trial, meta: dict, data: dict,
-                     latency_s: float = 0.0) -> dict[str, float]:
-    """Pearson r per IMU column between simulated and real cycle means (simulated channels
-    delayed by ``latency_s``, e.g. the measured real sensor latency DORSCHKY_IMU_LATENCY_S)."""
+                     latency_s: float | None = None) -> dict[str, float]:
+    """Pearson r per IMU column between simulated and real cycle means, the simulated channels
+    delayed by ``latency_s`` (default: the participant's lag measured by ``measure_imu_latency``;
+    0 compares the raw clocks)."""
+    if latency_s is None:
+        latency_s = measure_imu_latency(data)[0]
     hs = trial.events["heel_strike_r"]
     out = {}
     for col in meta["columns"]:
