@@ -62,7 +62,8 @@ LOAD_BAND = 0.0
 # Single support: the COP may move at most COP_MAX_SHIFT (m) from its heel-to-toe template.
 COP_MAX_SHIFT = 0.07
 # Trunk (HAT) pitch follows the pelvic tilt oscillation by this gain (rad per rad): 1.0 = trunk
-# and pelvis pitch together (lumbar sagittal motion in walking is small); knee r 0.82 -> 0.85.
+# and pelvis pitch together (lumbar sagittal motion in walking is small); knee r 0.82 -> 0.85 on the
+# old 3-subject pool.
 HAT_TILT_GAIN = 1.0
 # Arm swing against the ipsilateral thigh (rad per rad).
 ARM_GAIN = 0.7
