@@ -46,7 +46,7 @@ def _cycle_moment(trials, joint_idx):
 
 
 # Issue 3 targets: r >= 0.85 per joint and each main peak within Winter mean +- 2 SD. Measured
-# (12 subjects pooled, noise off, v4 = normative double-support load share): hip r 0.878, knee
+# (12 subjects pooled, noise off, v5 = normative double-support load share): hip r 0.878, knee
 # 0.794, ankle 0.968; hip extensor peak 0.81 (0.60+-0.63), hip flexor peak -1.27 (-0.40+-0.83),
 # knee extensor 0.58 (0.61+-0.86), ankle plantarflexor 1.64 (1.63+-0.51). The knee r and the hip
 # flexor peak miss their targets: the bounds below guard against regressions (the simulated

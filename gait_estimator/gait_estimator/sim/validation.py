@@ -13,7 +13,7 @@ from gait_estimator.sim.imu import ImuConfig, ImuErrorModel
 from gait_estimator.sim.normative import default_data_root
 
 # The real Dorschky IMU signals lag the motion-capture kinematics that define the cycle (its
-# events and joint angles): the thigh, shank and foot gyroscopes correlate best (r 0.93-0.99)
+# events and joint angles): the thigh, shank and foot gyroscopes correlate best (r 0.92-0.99)
 # with the time derivative of the mocap segment angles 11-16 ms later for P01 and 15-19 ms
 # later for P03 (``measure_imu_latency``). The simulated IMU has no such lag, so the comparison
 # delays the simulated channels by the participant's measured lag (sensor filtering/clock
@@ -143,11 +143,12 @@ def _periodic_shift(x: np.ndarray, d: float) -> np.ndarray:
 
 
 def _periodic_derivative(x: np.ndarray, period_s: float) -> np.ndarray:
+    """Time derivative of one period ``x`` lasting ``period_s`` seconds (Fourier series)."""
     k = np.arange(x.size // 2 + 1)
     return np.fft.irfft(np.fft.rfft(x) * 2j * np.pi * k / period_s, x.size)
 
 
-def measure_imu_latency(data: dict, n: int = 100) -> tuple[float, dict[str, float]]:
+def measure_imu_latency(data: dict, n: int = 100) -> tuple[float, dict[str, tuple[float, float]]]:
     """Lag (s) of the real IMUs behind the mocap kinematics of one Dorschky mean cycle.
 
     For the right thigh, shank and foot, the sagittal gyroscope is compared with the time
