@@ -34,6 +34,8 @@ def test_embedded_equals_fresh_fit(shared_data):
     assert _close(list(emb["bovi_speed_norm"].values()), list(fresh["bovi_speed_norm"].values()))
     assert _close(emb["pelvis_tilt"]["coeffs"], fresh["pelvis_tilt"]["coeffs"])
     assert _close(emb["pelvis_tilt"]["speed_norm"], fresh["pelvis_tilt"]["speed_norm"])
+    assert _close(emb["cop"]["progress"], fresh["cop"]["progress"])
+    assert _close(emb["cop"]["ahead"], fresh["cop"]["ahead"])
     # The loaders give the same objects either way.
     for a, b in zip(nv.load_templates(), nv.load_templates(str(shared_data)), strict=True):
         assert a.name == b.name and _close(a.coeffs, b.coeffs)
@@ -52,12 +54,27 @@ def test_pelvis_tilt_template_is_realistic(shared_data):
         assert va.pearson(rate, data["pelvis_gyro_z"][:100]) >= r_min, name
 
 
+def test_cop_template_is_realistic():
+    """P01's COP (from its ankle moment and GRF), for a 1.73 m walker: behind the ankle at heel
+    strike (the heel), advancing through stance without going back by more than 5 mm, and at the
+    metatarsal heads (0.12-0.17 m ahead of the ankle) over the last third of stance."""
+    cop = nv.load_cop_template()
+    ahead = 1.73 * cop.ahead
+    print(np.round(ahead[::5], 3))
+    assert cop.progress[0] == 0.0 and cop.progress[-1] == 1.0
+    assert -0.10 < ahead[0] < -0.03
+    late = ahead[(cop.progress > 0.6) & (cop.progress < 0.9)]
+    assert 0.12 < late.min() and late.max() < 0.17
+    assert np.all(np.diff(ahead[cop.progress <= 0.9]) > -0.005)
+
+
 def test_simulates_without_reference_data(monkeypatch, tmp_path):
     """The simulator reads only the package data: hide ../shared/data and simulate."""
     from gait_estimator.sim.generate import sample_subject, simulate_trial
 
     monkeypatch.setattr(nv, "default_data_root", lambda: tmp_path / "missing")
-    for fn in (nv.load_templates, nv.load_grf_templates, nv.load_pelvis_tilt, nv.embedded):
+    for fn in (nv.load_templates, nv.load_grf_templates, nv.load_pelvis_tilt, nv.load_cop_template,
+               nv.embedded):
         fn.cache_clear()
     s = sample_subject(np.random.default_rng(1))
     tr = simulate_trial(s, 3.0, 1.2, 100.0, seed=1)

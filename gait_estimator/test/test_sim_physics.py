@@ -19,9 +19,8 @@ def _ideal() -> ImuConfig:
     return ImuConfig(errors=ImuErrorModel(enabled=False), random_misalignment_deg=0.0)
 
 
-# Twelve subjects: the earlier 3-subject pool (seeds 11-13) was a favourable draw (knee r 0.865
-# there, 0.79-0.83 for three other 3-subject draws).
-NATURAL_SEEDS = tuple(range(11, 23))
+# 48 subjects: small pools are draw-dependent (12-subject draws give hip r 0.84-0.89 on v6).
+NATURAL_SEEDS = tuple(range(11, 59))
 
 
 @pytest.fixture(scope="module")
@@ -46,15 +45,11 @@ def _cycle_moment(trials, joint_idx):
 
 
 # Issue 3 targets: r >= 0.85 per joint and each main peak within Winter mean +- 2 SD. Measured
-# (12 subjects pooled, noise off, v5 = normative double-support load share): hip r 0.878, knee
-# 0.794, ankle 0.968; hip extensor peak 0.81 (0.60+-0.63), hip flexor peak -1.27 (-0.40+-0.83),
-# knee extensor 0.58 (0.61+-0.86), ankle plantarflexor 1.64 (1.63+-0.51). The knee r and the hip
-# flexor peak miss their targets: the bounds below guard against regressions (the simulated
-# stance lacks Winter's late-stance knee flexor moment and has a flexor spike just before the
-# other foot's heel strike); everything else asserts the target.
+# (48 subjects pooled, noise off, v6 = real P01 COP path, HIP_FILTER 5, COP_MAX_SHIFT 0.05): hip r
+# 0.862, knee 0.909, ankle 0.954; every peak within 0.6 of its 2 SD band (see the peak test).
 @pytest.mark.parametrize("joint,col,idx,r_min", [
     ("hip", "Hip", 0, 0.85),
-    ("knee", "Knee", 1, 0.77),
+    ("knee", "Knee", 1, 0.85),
     ("ankle", "Ankle", 2, 0.85),
 ])
 def test_moments_follow_winter_natural(natural_trials, shared_data, joint, col, idx, r_min):
@@ -67,13 +62,13 @@ def test_moments_follow_winter_natural(natural_trials, shared_data, joint, col, 
     assert r >= r_min
 
 
-@pytest.mark.parametrize("col,idx,which,tol_sd", [
-    ("Hip", 0, "max", 2.0),   # hip extensor peak (Winter sign), early stance
-    ("Hip", 0, "min", 2.2),   # hip flexor peak, late stance: -1.27, 0.04 beyond mean - 2 SD (bound)
-    ("Knee", 1, "max", 2.0),  # knee extensor peak
-    ("Ankle", 2, "max", 2.0),  # ankle plantarflexor peak
+@pytest.mark.parametrize("col,idx,which", [
+    ("Hip", 0, "max"),    # hip extensor peak (Winter sign), early stance
+    ("Hip", 0, "min"),    # hip flexor peak, late stance
+    ("Knee", 1, "max"),   # knee extensor peak
+    ("Ankle", 2, "max"),  # ankle plantarflexor peak
 ])
-def test_moment_peaks_within_two_sd(natural_trials, shared_data, col, idx, which, tol_sd):
+def test_moment_peaks_within_two_sd(natural_trials, shared_data, col, idx, which):
     rows = _winter(shared_data, "natural")
     mean = np.array([float(r[f"{col} Mean"]) for r in rows])[:50]
     sd = np.array([float(r[f"{col} Std. Dev."]) for r in rows])[:50]
@@ -81,7 +76,7 @@ def test_moment_peaks_within_two_sd(natural_trials, shared_data, col, idx, which
     k = int(np.argmax(mean) if which == "max" else np.argmin(mean))
     peak = float(sim.max() if which == "max" else sim.min())
     print(f"{col} {which}: sim {peak:.2f}, Winter {mean[k]:.2f} +- {2 * sd[k]:.2f}")
-    assert abs(peak - mean[k]) <= tol_sd * sd[k]
+    assert abs(peak - mean[k]) <= 2.0 * sd[k]
 
 
 def test_bovi_speed_trend(shared_data):
@@ -117,8 +112,8 @@ def test_pelvis_residual_bound(natural_trials):
     # Top-down (pelvis + HAT + arms) vs bottom-up hip moments. The force residual is zero by
     # construction; the moment residual is zero wherever the COP shift needed for angular
     # momentum balance fits and non-zero where it is clipped (COP_MAX_SHIFT). Measured RMS over
-    # the 12 subjects: 0.21-0.66 N m/kg for ten, 1.04 and 1.20 for two (knee offsets +3-4 deg).
-    # Bounds: median < 0.7, every subject < 1.3.
+    # the 48 subjects (v6): median 0.60 N m/kg, 0.17-1.18, four above 1.0. Bounds: median < 0.7,
+    # every subject < 1.3.
     rms = []
     for t in natural_trials:
         res = t.extras["residual_moment_nm"].astype(float) / t.subject["mass_kg"]
@@ -153,16 +148,16 @@ def test_real_imu_lag_behind_mocap_is_measured(shared_data):
 
 
 # Dominant accelerometer channel per segment (largest variance of the real P01 mean curve) and
-# regression bounds (measured v5 minus ~0.05) where the 0.7 target is not met. The real thigh and
+# regression bounds (measured v6 minus ~0.05) where the 0.7 target is not met. The real thigh and
 # shank acc_x curves carry 40-52 % of their variance above the 6th harmonic (heel-strike impact
 # and soft-tissue ringing at 0-20 % and 50-65 %), which the rigid-segment model does not produce.
 DORSCHKY_DOMINANT = {  # segment: (dominant column, bound)
-    "pelvis": ("pelvis_acc_y", 0.7),    # 0.85 (target met)
-    "femur_r": ("femur_r_acc_x", 0.64),  # 0.69
-    "femur_l": ("femur_l_acc_x", 0.57),  # 0.62
+    "pelvis": ("pelvis_acc_y", 0.7),    # 0.82 (target met)
+    "femur_r": ("femur_r_acc_x", 0.7),  # 0.73 (target met)
+    "femur_l": ("femur_l_acc_x", 0.62),  # 0.67
     "tibia_r": ("tibia_r_acc_y", 0.7),   # 0.87 (target met)
-    "tibia_l": ("tibia_l_acc_x", 0.15),  # 0.20
-    "foot_r": ("foot_r_acc_x", 0.7),     # 0.74 (target met)
+    "tibia_l": ("tibia_l_acc_x", 0.22),  # 0.27
+    "foot_r": ("foot_r_acc_x", 0.7),     # 0.75 (target met)
     "foot_l": ("foot_l_acc_x", 0.64),    # 0.69
 }
 

@@ -29,8 +29,9 @@ Pipeline of :func:`simulate_kinematics` and :func:`inverse_dynamics`:
    body weight over a stride by construction). In double support the load share is the
    two feet's ratio in Winter's normative vertical GRF (optionally moved towards whole-body
    angular momentum balance within ``LOAD_BAND``); horizontal force split so each foot's force
-   points at the CoM; COP from a heel-to-toe template, shifted by at most ``COP_MAX_SHIFT``
-   towards angular momentum balance and clipped to the foot. Where the shift is clipped the
+   points at the CoM; COP from a real participant's path (Dorschky P01: heel -> metatarsal
+   heads, derived from its ankle moment and GRF), shifted by at most ``COP_MAX_SHIFT`` towards
+   angular momentum balance and clipped to the foot. Where the shift is clipped the
    top-down/bottom-up pelvis moment residual is non-zero (reported in
    ``extras["residual_moment_nm"]``). Bottom-up Newton-Euler gives ankle, knee and hip moments.
 """
@@ -49,7 +50,9 @@ from gait_estimator.sim import normative as nv
 SIDES = ("r", "l")
 # Pelvis path: zero-phase low-pass at HIP_FILTER x stride frequency; weights of the stance-leg
 # (no-slip) fluctuation and of the normative-GRF CoM fluctuation (see simulate_kinematics).
-HIP_FILTER = 2.5
+# 5 passes the GRF's first four harmonics (2.5 cut the swing leg's terminal deceleration out of
+# the hip path, which left a horizontal GRF dip and a hip/knee spike at contralateral heel strike).
+HIP_FILTER = 5.0
 CHAIN_WEIGHT = 0.0
 GRF_WEIGHT = 1.0
 # Double support: the load share follows Winter's per-foot vertical GRF (the trailing foot keeps
@@ -59,8 +62,12 @@ GRF_WEIGHT = 1.0
 # smoothstep hand-over with LOAD_BAND 1.0 (that let the trailing foot unload within 5 % of the
 # stride, Winter's keeps 90 % of its load there).
 LOAD_BAND = 0.0
-# Single support: the COP may move at most COP_MAX_SHIFT (m) from its heel-to-toe template.
-COP_MAX_SHIFT = 0.07
+# The COP may move at most COP_MAX_SHIFT (m) from its template (real P01 path, see template_cop)
+# towards whole-body angular momentum balance. 48 subjects: 0.05 gives Winter r hip/knee/ankle
+# 0.869/0.906/0.953; 0.03 keeps the real path closer but raises the pelvis residual and lowers hip
+# r (0.86/0.84/0.98 on 12), 0.07 lets the template kinematics drag the COP 3-4 cm behind the real
+# one in late stance (no knee flexor moment there: knee r 0.72).
+COP_MAX_SHIFT = 0.05
 # Trunk (HAT) pitch follows the pelvic tilt oscillation by this gain (rad per rad): 1.0 = trunk
 # and pelvis pitch together (lumbar sagittal motion in walking is small); knee r 0.82 -> 0.85 on the
 # old 3-subject pool.
@@ -255,6 +262,7 @@ class Kinematics:
     sole: Sole
     toe_off: np.ndarray  # [N] toe-off fraction
     ds_envelope: np.ndarray | None = None  # [N] sin(pi p) in double support, 0 elsewhere
+    height: float = 1.75  # body height, m (scales the COP template)
 
 
 def _smooth_noise(rng, knots_t, sd, n_series):
@@ -445,7 +453,7 @@ def simulate_kinematics(subject: dict, duration_s: float, speed_mps: float, rate
         t=t[sl], angles=angles, omega=omega, alpha=alpha,
         hip=stack[sl, -2:], hip_v=d1[sl, -2:], hip_a=d2[sl, -2:],
         load_r=lam[sl], ds_envelope=env[sl], phase_r=ang["phase_r"][sl], phase_l=ang["phase_l"][sl],
-        speed=speed_at(t[sl]), events=events, sole=sole, toe_off=to_frac[sl],
+        speed=speed_at(t[sl]), events=events, sole=sole, toe_off=to_frac[sl], height=height,
     )
 
 
@@ -536,15 +544,18 @@ def _inertia(seg, name):
 
 
 def template_cop(body: Body, kin: Kinematics) -> dict:
-    """COP per foot rolling from the heel to beyond the metatarsal heads over stance (z = 0)."""
-    foot = body.seg["foot"]
+    """COP per foot (z = 0): the real P01 path ahead of the ankle over stance (from its ankle
+    moment and GRF, :func:`normative.fit_cop_template`), scaled by body height, clipped to the
+    foot's heel..toe footprint. Its late-stance position (0.14 m ahead of the ankle at 1.73 m)
+    puts the GRF line in front of the knee, where Winter's knee flexor moment comes from."""
+    tpl = nv.load_cop_template()
     cop = {}
     for side, phase in (("r", kin.phase_r), ("l", kin.phase_l)):
         prog = np.clip(np.mod(phase, 1.0) / kin.toe_off, 0.0, 1.0)
-        x_loc = -foot["heel_back"] + (foot["heel_back"] + foot["ball_front"] + 0.08 * foot["length"]) * prog
-        loc = np.stack([x_loc, np.full_like(x_loc, -foot["ankle_height"])], axis=-1)
-        p = body.origin[f"foot_{side}"][0] + rot(body.theta[f"foot_{side}"], loc)
-        cop[side] = np.stack([p[:, 0], np.zeros_like(p[:, 0])], axis=-1)
+        x = body.origin[f"foot_{side}"][0][:, 0] + kin.height * np.interp(prog, tpl.progress, tpl.ahead)
+        heel, toe = foot_extent(body, side)
+        x = np.clip(x, np.minimum(heel, toe), np.maximum(heel, toe))
+        cop[side] = np.stack([x, np.zeros_like(x)], axis=-1)
     return cop
 
 

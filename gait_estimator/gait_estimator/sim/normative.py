@@ -335,6 +335,59 @@ def load_pelvis_tilt(root: str | None = None) -> PelvisTemplate:
 
 
 # --------------------------------------------------------------------------------------
+# Centre of pressure under the stance foot (real ankle moment and GRF)
+# --------------------------------------------------------------------------------------
+COP_SOURCE = "P01_walking"  # P03's mass is not given, so its ankle moment cannot be turned into a COP
+COP_POINTS = 51
+COP_MIN_LOAD_BW = 0.2  # below this vertical load the moment/force ratio is ill-conditioned
+ANKLE_HEIGHT_PER_HEIGHT = 0.039  # de Leva / Winter ankle joint height over body height
+
+
+@dataclass(frozen=True)
+class CopTemplate:
+    """Horizontal COP position ahead of the ankle joint over stance, in body heights."""
+
+    progress: np.ndarray  # [P] stance progress 0 (heel strike) .. 1 (toe off)
+    ahead: np.ndarray  # [P] (x_cop - x_ankle) / body height
+
+
+def fit_cop_template(base: Path, name: str = COP_SOURCE) -> CopTemplate:
+    """COP path from a real participant's ankle moment and GRF (Dorschky 2019 P01 walking).
+
+    Quasi-static foot balance (the foot's own inertia is small in stance): the ankle moment
+    M (OpenSim sign, + dorsiflexion, N m) equals minus the moment of the GRF about the ankle,
+    M + d Fy + h Fx = 0, with d the COP's horizontal distance ahead of the ankle and h the
+    ankle height. Samples with less than ``COP_MIN_LOAD_BW`` body weight are left out and the
+    curve is held flat to heel strike / toe off there.
+    """
+    _require(base)
+    folder = base / "real" / "dorschky2019_imu2d"
+    meta = json.loads((folder / f"{name}_meta.json").read_text("utf-8"))
+    height, weight = float(meta["height_m"]), float(meta["mass_kg"]) * 9.80665
+    with open(folder / f"{name}_mean.csv", newline="", encoding="utf-8") as fh:
+        rows = list(csv.DictReader(fh))
+    fy = np.array([float(r["GRF_y_r"]) for r in rows]) * weight  # body weights -> N
+    fx = np.array([float(r["GRF_x_r"]) for r in rows]) * weight
+    moment = np.array([float(r["ankle_angle_r_moment"]) for r in rows])
+    loaded = np.nonzero(fy > 0.0)[0]
+    stance_end = int(loaded[loaded < 0.8 * len(rows)].max()) + 1  # first unloaded sample
+    idx = np.arange(stance_end)
+    ahead = (-moment[idx] - ANKLE_HEIGHT_PER_HEIGHT * height * fx[idx]) / np.maximum(fy[idx], 1e-9)
+    ok = fy[idx] > COP_MIN_LOAD_BW * weight
+    progress = np.linspace(0.0, 1.0, COP_POINTS)
+    return CopTemplate(progress, np.interp(progress, idx[ok] / stance_end, ahead[ok]) / height)
+
+
+@lru_cache(maxsize=4)
+def load_cop_template(root: str | None = None) -> CopTemplate:
+    """The COP template: embedded package data, or fitted afresh under ``root``."""
+    if root:
+        return fit_cop_template(Path(root))
+    c = embedded()["cop"]
+    return CopTemplate(np.array(c["progress"], dtype=float), np.array(c["ahead"], dtype=float))
+
+
+# --------------------------------------------------------------------------------------
 # Embedded package data
 # --------------------------------------------------------------------------------------
 def source_files(base: Path) -> list[Path]:
@@ -342,7 +395,7 @@ def source_files(base: Path) -> list[Path]:
     files = [base / "normative" / "winter" / f"{kind}_{w}_cadence.csv"
              for kind in ("joint_angles", "ground_reaction") for w in WINTER_CADENCE]
     files += [base / "normative" / "bovi2011" / f for f in ("joint_rotations.csv", "parameters.csv")]
-    for name in PELVIS_SOURCES:
+    for name in sorted(set(PELVIS_SOURCES) | {COP_SOURCE}):
         files += [base / "real" / "dorschky2019_imu2d" / f"{name}_{x}" for x in ("mean.csv", "meta.json")]
     return files
 
@@ -351,6 +404,7 @@ def build_payload(base: Path) -> dict:
     """Everything the simulator reads at run time, fitted from ``base`` (JSON-serialisable)."""
     base = _require(Path(base))
     pel = fit_pelvis_tilt(base)
+    cop = fit_cop_template(base)
     return {
         "format": 1,
         "generator": "python -m gait_estimator.sim.make_normative_coefficients",
@@ -363,6 +417,8 @@ def build_payload(base: Path) -> dict:
             "pelvis_tilt": f"Dorschky 2019 {' + '.join(PELVIS_SOURCES)} pelvis_gyro_z, {PELVIS_HARMONICS}-"
                            "harmonic fit integrated to degrees (+ posterior); phase of the complex "
                            "mean, mean amplitude; speed_norm: P01 v/H",
+            "cop": f"Dorschky 2019 {COP_SOURCE}: horizontal COP ahead of the ankle over stance from the "
+                   "ankle moment and GRF (quasi-static foot), body heights",
         },
         "templates": [{"name": t.name, "family": t.family, "speed_norm": t.speed_norm,
                        "coeffs": t.coeffs.tolist()} for t in fit_templates(base)],
@@ -370,6 +426,7 @@ def build_payload(base: Path) -> dict:
                  "horizontal": g.horizontal.tolist()} for g in fit_grf_templates(base)],
         "bovi_speed_norm": bovi_speed_norm(base),
         "pelvis_tilt": {"speed_norm": pel.speed_norm, "coeffs": pel.coeffs.tolist()},
+        "cop": {"progress": cop.progress.tolist(), "ahead": cop.ahead.tolist()},
     }
 
 
