@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import numpy as np
 
+ANKLE_HEIGHT_PER_HEIGHT = 0.039  # Winter: lateral malleolus height over body height
+
 # de Leva (1996), Table 4: mass fraction, length (mm at the reference stature), CoM from the
 # proximal end (fraction of length), sagittal radius of gyration (fraction of length).
 _DE_LEVA = {
@@ -87,7 +89,7 @@ def segment_parameters(sex: str, mass_kg: float, height_m: float, length_scale=N
     lf = foot["length"]
     foot["heel_back"] = 0.22 * lf  # heel behind the ankle joint
     foot["ball_front"] = 0.52 * lf  # metatarsal heads ahead of the ankle joint
-    foot["ankle_height"] = 0.039 * height_m  # Winter: lateral malleolus height
+    foot["ankle_height"] = ANKLE_HEIGHT_PER_HEIGHT * height_m
     return seg
 
 

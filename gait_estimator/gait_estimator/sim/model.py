@@ -64,9 +64,9 @@ GRF_WEIGHT = 1.0
 LOAD_BAND = 0.0
 # The COP may move at most COP_MAX_SHIFT (m) from its template (real P01 path, see template_cop)
 # towards whole-body angular momentum balance. 48 subjects: 0.05 gives Winter r hip/knee/ankle
-# 0.869/0.906/0.953; 0.03 keeps the real path closer but raises the pelvis residual and lowers hip
-# r (0.86/0.84/0.98 on 12), 0.07 lets the template kinematics drag the COP 3-4 cm behind the real
-# one in late stance (no knee flexor moment there: knee r 0.72).
+# 0.862/0.909/0.954; in the exploration a smaller shift (0.03) raised the pelvis residual and
+# lowered hip r, a larger one (0.07) let the template kinematics drag the COP 3-4 cm behind the
+# real one in late stance (no knee flexor moment there: knee r 0.72).
 COP_MAX_SHIFT = 0.05
 # Trunk (HAT) pitch follows the pelvic tilt oscillation by this gain (rad per rad): 1.0 = trunk
 # and pelvis pitch together (lumbar sagittal motion in walking is small); knee r 0.82 -> 0.85 on the

@@ -35,7 +35,9 @@ from pathlib import Path
 
 import numpy as np
 
+from gait_estimator.conventions import GRAVITY
 from gait_estimator.errors import DatasetError
+from gait_estimator.sim.anthropometry import ANKLE_HEIGHT_PER_HEIGHT
 
 N_HARMONICS = 12
 PELVIS_HARMONICS = 4
@@ -340,7 +342,6 @@ def load_pelvis_tilt(root: str | None = None) -> PelvisTemplate:
 COP_SOURCE = "P01_walking"  # P03's mass is not given, so its ankle moment cannot be turned into a COP
 COP_POINTS = 51
 COP_MIN_LOAD_BW = 0.2  # below this vertical load the moment/force ratio is ill-conditioned
-ANKLE_HEIGHT_PER_HEIGHT = 0.039  # de Leva / Winter ankle joint height over body height
 
 
 @dataclass(frozen=True)
@@ -363,7 +364,7 @@ def fit_cop_template(base: Path, name: str = COP_SOURCE) -> CopTemplate:
     _require(base)
     folder = base / "real" / "dorschky2019_imu2d"
     meta = json.loads((folder / f"{name}_meta.json").read_text("utf-8"))
-    height, weight = float(meta["height_m"]), float(meta["mass_kg"]) * 9.80665
+    height, weight = float(meta["height_m"]), float(meta["mass_kg"]) * GRAVITY
     with open(folder / f"{name}_mean.csv", newline="", encoding="utf-8") as fh:
         rows = list(csv.DictReader(fh))
     fy = np.array([float(r["GRF_y_r"]) for r in rows]) * weight  # body weights -> N
@@ -372,10 +373,10 @@ def fit_cop_template(base: Path, name: str = COP_SOURCE) -> CopTemplate:
     loaded = np.nonzero(fy > 0.0)[0]
     stance_end = int(loaded[loaded < 0.8 * len(rows)].max()) + 1  # first unloaded sample
     idx = np.arange(stance_end)
-    ahead = (-moment[idx] - ANKLE_HEIGHT_PER_HEIGHT * height * fx[idx]) / np.maximum(fy[idx], 1e-9)
-    ok = fy[idx] > COP_MIN_LOAD_BW * weight
+    idx = idx[fy[idx] > COP_MIN_LOAD_BW * weight]
+    ahead = (-moment[idx] - ANKLE_HEIGHT_PER_HEIGHT * height * fx[idx]) / fy[idx]
     progress = np.linspace(0.0, 1.0, COP_POINTS)
-    return CopTemplate(progress, np.interp(progress, idx[ok] / stance_end, ahead[ok]) / height)
+    return CopTemplate(progress, np.interp(progress, idx / stance_end, ahead) / height)
 
 
 @lru_cache(maxsize=4)
