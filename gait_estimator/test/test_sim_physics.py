@@ -150,7 +150,9 @@ def test_real_imu_lag_behind_mocap_is_measured(shared_data):
 # Dominant accelerometer channel per segment (largest variance of the real P01 mean curve) and
 # regression bounds (measured v6 minus ~0.05) where the 0.7 target is not met. The real thigh and
 # shank acc_x curves carry 40-52 % of their variance above the 6th harmonic (heel-strike impact
-# and soft-tissue ringing at 0-20 % and 50-65 %), which the rigid-segment model does not produce.
+# and soft-tissue ringing at 0-20 % and 50-65 %), which the rigid-segment model does not produce;
+# test_dorschky_reference_agreement shows a second real walker misses 0.7 on the left thigh and
+# left shank too.
 DORSCHKY_DOMINANT = {  # segment: (dominant column, bound)
     "pelvis": ("pelvis_acc_y", 0.7),    # 0.82 (target met)
     "femur_r": ("femur_r_acc_x", 0.7),  # 0.73 (target met)
@@ -185,3 +187,51 @@ def test_dorschky_p01_channels(shared_data):
         print(f"dominant {dom}: r = {r[dom]:.2f}")
         assert dom == col
         assert r[dom] >= bound, (dom, r[dom])
+
+
+def test_dorschky_reference_agreement(shared_data):
+    """What the 0.7 target on the dominant accelerometer channels asks of a walker model.
+
+    A second real walker, P03 (same lab, set-up and cycle definition; its left accelerometer
+    columns are its right ones shifted by half a cycle in the source), agrees with P01 on every
+    leg gyroscope (r >= 0.8) but reaches only 0.57 / 0.55 on P01's left thigh / left shank acc_x.
+    Most of P01's shank acc_x variance lies above the 5th harmonic (stance ringing after heel
+    strike). Its low harmonics are rigid-body motion: predicted from P01's own thigh sensor,
+    gyroscopes and knee angle with rigid segments, they match at r 0.87 (first 4 harmonics),
+    and acc_y matches at 0.78 unfiltered, but the whole acc_x curve does not (r 0.00). The same
+    chain applied to the simulator's own cycle means (rigid by construction) reproduces its shank
+    sensor at r > 0.99, so the chain itself is right."""
+    m1, d1 = va.load_dorschky("P01_walking", shared_data)
+    tr = simulate_trial(va.dorschky_subject(m1, data=d1), 30.0, 1.29, 100.0, seed=3,
+                        imu_config=va.dorschky_imu_config(m1))
+    hs = tr.events["heel_strike_r"]
+    cols = {c["column"]: c for c in m1["columns"]}
+    sim = {c: va.sim_channel(tr, c, cols[c], hs)
+           for c in cols if c.startswith(("femur_r", "tibia_r", "foot_r"))}
+    for i, k in enumerate(("hip_flexion_r_angle", "knee_angle_r_angle", "ankle_angle_r_angle")):
+        sim[k] = va.cycle_mean(tr.extras["angles_rad"][:, i].astype(float), hs)
+    sim["dur"] = np.array([float(np.mean(np.diff(hs))) / tr.sample_rate_hz])
+    pred_sim = va.rigid_shank_prediction(m1, sim)
+    for k, a in enumerate("xy"):
+        assert va.pearson(pred_sim[:, k], sim[f"tibia_r_acc_{a}"]) > 0.99, a
+    _, d3 = va.load_dorschky("P03_walking", shared_data)
+    agree = va.participant_agreement(m1, d1, d3)
+    for k, v in agree.items():
+        if not np.isnan(v):
+            print(f"P03 vs P01 {k:16s} r = {v:5.2f}")
+    for seg in ("femur_r", "femur_l", "tibia_r", "tibia_l", "foot_r", "foot_l"):
+        assert agree[f"{seg}_gyro_z"] >= 0.8, (seg, agree[f"{seg}_gyro_z"])
+    assert agree["femur_l_acc_x"] < 0.65 and agree["tibia_l_acc_x"] < 0.65, agree
+    for side in "rl":
+        x = np.asarray(d1[f"tibia_{side}_acc_x"][:100], float)
+        high = 1.0 - np.var(va._periodic_lowpass(x, 5)) / np.var(x)
+        print(f"tibia_{side}_acc_x: {100 * high:.0f} % of the variance above the 5th harmonic")
+        assert high > 0.5, (side, high)
+    pred = va.rigid_shank_prediction(m1, d1)
+    real = {a: np.asarray(d1[f"tibia_r_acc_{a}"][:100], float) for a in "xy"}
+    r_y = va.pearson(pred[:, 1], real["y"])
+    r_x = va.pearson(pred[:, 0], real["x"])
+    r_x_low = va.pearson(va._periodic_lowpass(pred[:, 0], 4), va._periodic_lowpass(real["x"], 4))
+    print(f"rigid chain from P01's thigh sensor: shank acc_y r {r_y:.2f}, acc_x r {r_x:.2f}, "
+          f"acc_x first 4 harmonics r {r_x_low:.2f}")
+    assert r_y >= 0.7 and r_x_low >= 0.8 and r_x < 0.3, (r_y, r_x_low, r_x)

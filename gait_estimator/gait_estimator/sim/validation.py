@@ -185,3 +185,49 @@ def compare_dorschky(trial, meta: dict, data: dict,
         sim = sim_channel(trial, col["column"], col, hs, latency_s)
         out[col["column"]] = pearson(sim, real)
     return out
+
+
+def _periodic_lowpass(x: np.ndarray, harmonics: int) -> np.ndarray:
+    """One period ``x`` keeping only the mean and the first ``harmonics`` Fourier harmonics."""
+    f = np.fft.rfft(np.asarray(x, float))
+    f[harmonics + 1:] = 0.0
+    return np.fft.irfft(f, x.size)
+
+
+def participant_agreement(meta: dict, data_a: dict, data_b: dict) -> dict[str, float]:
+    """Pearson r per IMU column between two real participants' cycle means, as recorded (same
+    lab, set-up and cycle definition). How well one real walker's curves match another's: the
+    most a simulator of a generic walker can be expected to reach on that channel."""
+    return {c["column"]: pearson(data_a[c["column"]][:100], data_b[c["column"]][:100])
+            for c in meta["columns"] if c.get("type") in ("acc", "gyro")}
+
+
+def rigid_shank_prediction(meta: dict, data: dict, n: int = 100) -> np.ndarray:
+    """The right shank sensor's sagittal specific force [n, 2] (x, y in its frame) predicted
+    from the participant's own right thigh sensor, thigh and shank gyroscopes and mocap knee
+    angle, assuming rigid segments: f_knee = f_thigh_sensor + alpha_t x d - omega_t^2 d in the thigh frame,
+    rotated by the knee angle, then f_shank_sensor = f_knee + alpha_s x e - omega_s^2 e.
+    Specific force is a free vector, so gravity needs no separate term. The thigh length
+    (hip to knee) comes from the participant's height (Winter proportions)."""
+    period = float(np.nanmean(data["dur"]))
+    pos = {c["column"]: c["sensor_position_in_segment_m"] for c in meta["columns"]
+           if "sensor_position_in_segment_m" in c}
+    seg = an.segment_parameters("male", float(meta["mass_kg"]), float(meta["height_m"]))
+    thigh_len = seg["thigh"]["length"]
+    f_t = np.stack([np.asarray(data[f"femur_r_acc_{a}"][:n], float) for a in "xy"], -1)
+    w_t = np.asarray(data["femur_r_gyro_z"][:n], float)
+    w_s = np.asarray(data["tibia_r_gyro_z"][:n], float)
+    a_t, a_s = _periodic_derivative(w_t, period), _periodic_derivative(w_s, period)
+    # The IMUs lag the mocap (measure_imu_latency): put the knee angle on the IMU clock.
+    lag = measure_imu_latency(data, n)[0] / period * n
+    knee = _periodic_shift(np.asarray(data["knee_angle_r_angle"][:n], float), lag)
+
+    def rigid(f0, alpha, omega, r):  # specific force at offset r from a point with f0 (2-D)
+        return f0 + np.stack([-alpha * r[1], alpha * r[0]], -1) - (omega ** 2)[:, None] * r
+
+    d = np.array([0.0, -thigh_len - pos["femur_r_acc_x"][1]])  # thigh sensor -> knee
+    f_k = rigid(f_t, a_t, w_t, d)
+    c, s = np.cos(-knee), np.sin(-knee)  # thigh frame -> shank frame
+    f_k = np.stack([c * f_k[:, 0] - s * f_k[:, 1], s * f_k[:, 0] + c * f_k[:, 1]], -1)
+    e = np.array([0.0, pos["tibia_r_acc_x"][1]])  # knee -> shank sensor
+    return rigid(f_k, a_s, w_s, e)
