@@ -9,6 +9,8 @@ from pathlib import Path
 import numpy as np
 
 from gait_estimator.sim import anthropometry as an
+from gait_estimator.sim import model as md
+from gait_estimator.sim import normative as nv
 from gait_estimator.sim.imu import ImuConfig, ImuErrorModel
 from gait_estimator.sim.normative import default_data_root
 
@@ -81,9 +83,6 @@ def dorschky_subject(meta: dict, seed: int = 0, data: dict | None = None) -> dic
 
 def calibrate_gait(subject: dict, data: dict) -> None:
     """Fit ``subject["gait"]`` scale/offset and stride length to measured mean curves (in place)."""
-    from gait_estimator.sim import model as md
-    from gait_estimator.sim import normative as nv
-
     g = subject["gait"]
     speed = float(np.nanmean(data["speed"]))
     height = subject["height_m"]
@@ -205,9 +204,9 @@ def participant_agreement(meta: dict, data_a: dict, data_b: dict) -> dict[str, f
 def rigid_shank_prediction(meta: dict, data: dict, n: int = 100) -> np.ndarray:
     """The right shank sensor's sagittal specific force [n, 2] (x, y in its frame) predicted
     from the participant's own right thigh sensor, thigh and shank gyroscopes and mocap knee
-    angle, assuming rigid segments: f_knee = f_thigh_sensor + alpha_t x d - omega_t^2 d in the thigh frame,
-    rotated by the knee angle, then f_shank_sensor = f_knee + alpha_s x e - omega_s^2 e.
-    Specific force is a free vector, so gravity needs no separate term. The thigh length
+    angle, assuming rigid segments: f_knee = f_thigh_sensor + alpha_t x d - omega_t^2 d in the
+    thigh frame, rotated by the knee angle, then f_shank_sensor = f_knee + alpha_s x e -
+    omega_s^2 e. Specific force is a free vector, so gravity needs no separate term. The thigh length
     (hip to knee) comes from the participant's height (Winter proportions)."""
     period = float(np.nanmean(data["dur"]))
     pos = {c["column"]: c["sensor_position_in_segment_m"] for c in meta["columns"]
@@ -223,11 +222,10 @@ def rigid_shank_prediction(meta: dict, data: dict, n: int = 100) -> np.ndarray:
     knee = _periodic_shift(np.asarray(data["knee_angle_r_angle"][:n], float), lag)
 
     def rigid(f0, alpha, omega, r):  # specific force at offset r from a point with f0 (2-D)
-        return f0 + np.stack([-alpha * r[1], alpha * r[0]], -1) - (omega ** 2)[:, None] * r
+        return f0 + alpha[:, None] * md.perp(r) - (omega ** 2)[:, None] * r
 
     d = np.array([0.0, -thigh_len - pos["femur_r_acc_x"][1]])  # thigh sensor -> knee
     f_k = rigid(f_t, a_t, w_t, d)
-    c, s = np.cos(-knee), np.sin(-knee)  # thigh frame -> shank frame
-    f_k = np.stack([c * f_k[:, 0] - s * f_k[:, 1], s * f_k[:, 0] + c * f_k[:, 1]], -1)
+    f_k = md.rot(-knee, f_k)  # thigh frame -> shank frame
     e = np.array([0.0, pos["tibia_r_acc_x"][1]])  # knee -> shank sensor
     return rigid(f_k, a_s, w_s, e)
