@@ -1,5 +1,6 @@
-"""Embedded normative data (issue 3): the package file equals a fresh fit from ../shared/data,
-and the simulator runs without the reference data directory."""
+"""Embedded normative data (issue 3): the package file equals a fresh fit from the reference data
+(the in-repository copy in test/data/reference), and the simulator runs without the reference
+data directory."""
 
 from __future__ import annotations
 
