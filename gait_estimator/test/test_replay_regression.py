@@ -37,7 +37,9 @@ def baseline() -> dict:
 
 @pytest.fixture(scope="module")
 def model_file(baseline: dict, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    kind, path = _generator().model_path(tmp_path_factory.mktemp("model"), baseline["model"])
+    kind, path = _generator().model_path(
+        tmp_path_factory.mktemp("model"), baseline["generator"]["model_kind"]
+    )
     if not path.is_file():
         pytest.fail(f"regression model {path} ({kind}) is missing")
     return path
@@ -111,6 +113,7 @@ def test_degraded_model_fails_naming_joint_and_metric(
             str(degraded_model_file),
             "--baseline",
             str(DATA / "baseline.json"),
+            "--allow-model-change",  # a candidate judged against the accepted model's baseline
             "--quiet",
         ]
     )
@@ -125,6 +128,18 @@ def test_degraded_model_fails_naming_joint_and_metric(
         joint, metric = ln.split()[:2]
         assert joint in JOINTS and metric in ("rmse", "nrmse", "pearson_r", "r2"), ln
         assert "baseline" in ln and "tolerance" in ln
+
+
+def test_committed_baseline_names_these_bags_and_this_model(baseline: dict, model_file: Path) -> None:
+    """The identities the gate checks are those of the committed files (regenerate the baseline
+    with make_regression_data.py --baseline-only when the bags or the model change)."""
+    from gait_estimator.replay.baseline import bag_identity, model_identity
+    from gait_estimator.runtime.model_file import read_metadata
+
+    assert baseline["schema"] == 2
+    assert baseline["model"] == model_identity(model_file, read_metadata(model_file))
+    for bag in BAGS:
+        assert baseline["bags"][bag]["bag"] == bag_identity(DATA / bag), bag
 
 
 def test_baseline_regeneration_is_deterministic(tmp_path: Path, model_file: Path, baseline: dict) -> None:
@@ -159,6 +174,10 @@ def test_baseline_file_problems_are_one_line_errors(
     )
     assert code == 2 and "cannot be read" in capsys.readouterr().err
     other = tmp_path / "other.json"
-    other.write_text(json.dumps({"bags": {"x": {"metrics": {}}}}))
+    doc = json.loads((DATA / "baseline.json").read_text())
+    doc["bags"] = {"walk_sqlite3": doc["bags"]["walk_sqlite3"]}
+    other.write_text(json.dumps(doc))
     code = cli_main(["validate", str(DATA / BAGS[0]), "--model", str(model_file), "--baseline", str(other)])
-    assert code == 2 and "has no entry for bag 'walk_mcap'" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert code == 2 and "bag walk_mcap" in err and "the baseline has no entry for it" in err, err
+    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err

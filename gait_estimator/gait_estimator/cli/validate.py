@@ -1,6 +1,7 @@
 """``gait-estimator validate``: deterministic offline replay of a bag, scored against its reference.
 
-    gait-estimator validate BAG [--model MODEL] [--reference-topic T] [--baseline FILE]
+    gait-estimator validate BAG|DIR [--model MODEL] [--reference-topic T] [--baseline FILE]
+                            [--allow-model-change] [--write-baseline FILE] [--workers N]
                             [--report OUT.json] [--plots DIR] [--output-bag OUT] [--param NAME=VALUE ...]
 
 Replays the bag's IMU topics (``imu/<location>``, or an ``ImuFrame`` topic) in log-time order
@@ -15,10 +16,27 @@ and the cost of reading the bag vs estimating.
 Prints per-joint RMSE (N·m/kg), NRMSE (% of the reference range), r and R² against the
 reference torques, and command statistics, as a table. ``--report`` writes everything as JSON,
 ``--plots`` PNG figures, ``--output-bag`` the estimates, commands and diagnostics as a new bag.
+A metric the data leave undefined (a constant reference has no r; an all-NaN one has nothing)
+is shown as n/a and named with its reason.
 
-Exit status: 0 ok; 1 a metric is worse than ``--baseline`` by more than the baseline's stated
-tolerance (each such joint and metric is named); 2 bad input (bag, model, parameter), one line.
-``--write-baseline FILE`` stores the current metrics with the default tolerances.
+A directory that is not itself a bag is validated bag by bag (its sub-directory bags and
+.mcap/.db3 files, by name); ``--workers N`` runs N bags at a time in worker processes, with the
+same reports as one by one; ``--report`` then holds ``{"bags": {name: report}}`` and
+``--plots DIR`` one sub-directory per bag.
+
+Regression gate (``--baseline``, see ``replay/baseline.py``): the baseline names the model file
+(SHA-256) and each bag (SHA-256 of its files) and the replay settings it was made with; it is
+refused when a metric is missing or not finite, when the bag's content or the settings differ,
+and when the model file differs (unless ``--allow-model-change``: judge a candidate model). A
+metric missing or undefined in this run is a regression. ``--write-baseline FILE`` stores the
+metrics with the default tolerances; it refuses (and writes nothing) if any metric is undefined.
+
+Exit status: 0 ok (every metric within tolerance); 1 regression: a metric worse than the
+baseline by more than its tolerance, or undefined in this run (each joint and metric named);
+2 error: the gate could not judge (bad bag, model, parameter, or baseline: unreadable, incomplete,
+another bag/model/settings; a baseline that cannot be written), one line per problem; with
+several bags, 2 if any bag had an error, else 1 if any regressed; 3 internal error (a bug:
+traceback printed).
 """
 
 from __future__ import annotations
@@ -36,8 +54,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "validate",
         help="replay a bag offline and score the estimates (CI regression test)",
         description=__doc__.split("\n\n")[0],
+        epilog="exit status: 0 ok; 1 regression (a metric worse than the baseline beyond tolerance, or"
+        " undefined); 2 error (bad input, or a baseline that is incomplete or not for this bag, model"
+        " or settings: the gate could not judge); 3 internal error (a bug)",
     )
-    p.add_argument("bag", help="rosbag2 directory (mcap or sqlite3) or a .mcap/.db3 file")
+    p.add_argument(
+        "bag", help="rosbag2 directory (mcap or sqlite3), a .mcap/.db3 file, or a directory of bags"
+    )
     p.add_argument("--model", default="", help="model file (default: the installed default model)")
     p.add_argument(
         "--reference-topic",
@@ -82,10 +105,28 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="a stamp step larger than this is a time jump: the pipeline is reset",
     )
     p.add_argument(
-        "--baseline", default=None, help="baseline JSON: exit 1 when a metric is worse beyond tolerance"
+        "--baseline",
+        default=None,
+        help="baseline JSON: exit 1 when a metric is worse beyond tolerance or undefined, 2 when the"
+        " baseline is not for this bag/model/settings or is incomplete",
     )
     p.add_argument(
-        "--write-baseline", default=None, metavar="FILE", help="write the metrics as a new baseline"
+        "--allow-model-change",
+        action="store_true",
+        help="judge another model file (a candidate) against the baseline (same output joints/unit)",
+    )
+    p.add_argument(
+        "--write-baseline",
+        default=None,
+        metavar="FILE",
+        help="write the metrics as a new baseline (refused, exit 2, if a metric is undefined)",
+    )
+    p.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        metavar="N",
+        help="with a directory of bags: validate N bags at a time in worker processes (same reports)",
     )
     p.add_argument("--report", default=None, metavar="OUT.json", help="write the full report as JSON")
     p.add_argument("--plots", default=None, metavar="DIR", help="write PNG plots into DIR")
@@ -108,7 +149,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         " large model calls and slows the per-window calls of --per-sample on a busy machine)",
     )
     p.add_argument("--quiet", action="store_true", help="no table, no warnings (exit status only)")
-    p.set_defaults(handler=run)
+    p.set_defaults(handler=guarded_run)
 
 
 def parse_params(items: list[str]) -> dict[str, Any]:
@@ -191,158 +232,63 @@ def summary_lines(report: dict[str, Any]) -> list[str]:
     return out
 
 
-def write_plots(result: Any, report: dict[str, Any], directory: Path) -> list[Path]:
-    import matplotlib
+def guarded_run(args: argparse.Namespace) -> int:
+    """``run``; an unexpected exception (a bug) exits 3, never 1 (which means "regression")."""
+    from gait_estimator.errors import GaitEstimatorError
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    import numpy as np
+    try:
+        return run(args)
+    except (GaitEstimatorError, KeyboardInterrupt):
+        raise
+    except Exception:
+        import traceback
 
-    from gait_estimator.replay.offline import match_reference
-
-    directory.mkdir(parents=True, exist_ok=True)
-    mass = result.subject_mass_kg if result.subject_mass_kg > 0 else 1.0
-    unit = "N·m/kg" if result.subject_mass_kg > 0 else "N·m"
-    t = (result.est_sensor_ns - result.est_sensor_ns[0]) / 1e9 if result.est_sensor_ns.size else np.zeros(0)
-    ok, ref = match_reference(result)
-    joints = result.joints
-    fig, axes = plt.subplots(len(joints), 1, figsize=(11, 1.9 * len(joints)), sharex=True, squeeze=False)
-    for i, joint in enumerate(joints):
-        ax = axes[i, 0]
-        ax.plot(t, np.where(result.est_valid, result.est_nm[:, i] / mass, np.nan), lw=0.8, label="estimate")
-        if ok.any():
-            ax.plot(t, np.where(ok, ref[:, i] / mass, np.nan), lw=0.8, label="reference")
-        m = (report.get("metrics") or {}).get(joint)
-        title = (
-            joint
-            if not m or m.get("rmse") is None
-            else f"{joint}: RMSE {m['rmse']:.3f} {unit}, r {m['pearson_r']:.2f}"
-        )
-        ax.set_title(title, fontsize=8, loc="left")
-        ax.set_ylabel(unit, fontsize=7)
-        ax.tick_params(labelsize=7)
-    axes[0, 0].legend(fontsize=7, loc="upper right")
-    axes[-1, 0].set_xlabel("time since first estimate (s)")
-    fig.tight_layout()
-    paths = [directory / "torque_estimate_vs_reference.png"]
-    fig.savefig(paths[0], dpi=110)
-    plt.close(fig)
-    if result.cmd_nm.shape[0]:
-        fig, ax = plt.subplots(figsize=(11, 3.2))
-        for i, joint in enumerate(result.cmd_joints):
-            ax.plot(t[: result.cmd_nm.shape[0]], result.cmd_nm[:, i], lw=0.8, label=joint)
-        ax.set_xlabel("time since first estimate (s)")
-        ax.set_ylabel("command (N·m)")
-        ax.legend(fontsize=7, ncol=3)
-        fig.tight_layout()
-        paths.append(directory / "torque_command.png")
-        fig.savefig(paths[-1], dpi=110)
-        plt.close(fig)
-    return paths
+        traceback.print_exc()
+        print("gait-estimator validate: internal error (a bug, please report it): exit 3", file=sys.stderr)
+        return 3
 
 
-def write_output_bag(result: Any, report: dict[str, Any], path: str, storage: str) -> None:
-    """Estimates (gait/torque_estimate), commands (exo/torque_command), one /diagnostics summary per
-    second of bag time, and the reference (gait/torque_reference) when the bag had one."""
-    from gait_estimator.replay import convert
-    from gait_estimator.replay.bag import BagWriter
-    from gait_estimator.replay.typestore import make_typestore
+def _bags(arg: str) -> tuple[list[Path], bool]:
+    """(bags, whether ``arg`` is a directory of bags rather than one bag)."""
+    from gait_estimator.errors import BagError
+    from gait_estimator.replay.jobs import find_bags
 
-    store = make_typestore()
-    mass = float(result.subject_mass_kg)
-    diag_t = store.types["diagnostic_msgs/msg/DiagnosticArray"]
-    status_t = store.types["diagnostic_msgs/msg/DiagnosticStatus"]
-    kv_t = store.types["diagnostic_msgs/msg/KeyValue"]
-    with BagWriter(path, storage) as w:
-        w.set_custom_data("gait_estimator.subject_mass_kg", str(mass))
-        w.set_custom_data("gait_estimator.source_bag", str(result.bag))
-        w.set_custom_data("gait_estimator.model", str(result.model_source))
-        next_diag = None
-        for k in range(result.est_nm.shape[0]):
-            log = int(result.est_log_ns[k])
-            stamp = int(result.est_stamp_ns[k])
-            w.write(
-                "gait/torque_estimate",
-                log,
-                convert.joint_torque_message(
-                    stamp,
-                    result.joints,
-                    result.est_nm[k],
-                    convert.SOURCE_ESTIMATE,
-                    valid=bool(result.est_valid[k]),
-                    subject_mass=mass,
-                    store=store,
-                ),
-            )
-            if k < result.cmd_nm.shape[0]:
-                w.write(
-                    "exo/torque_command",
-                    log,
-                    convert.joint_torque_message(
-                        stamp,
-                        result.cmd_joints,
-                        result.cmd_nm[k],
-                        convert.SOURCE_COMMAND,
-                        valid=bool(result.cmd_valid[k]),
-                        joint_status=result.cmd_status[k],
-                        subject_mass=mass,
-                        store=store,
-                    ),
-                )
-            if next_diag is None or log >= next_diag:
-                next_diag = log + 1_000_000_000
-                values = [kv_t(key=f"{key}", value=str(v)) for key, v in report["counters"].items()]
-                w.write(
-                    "/diagnostics",
-                    log,
-                    diag_t(
-                        header=convert.header(log, "", store),
-                        status=[
-                            status_t(
-                                level=0,
-                                name="gait_estimator validate",
-                                message="offline replay",
-                                hardware_id="",
-                                values=values,
-                            )
-                        ],
-                    ),
-                )
-        ref = result.reference
-        if ref is not None:
-            for k in range(len(ref)):
-                w.write(
-                    "gait/torque_reference",
-                    int(ref.log_ns[k]),
-                    convert.joint_torque_message(
-                        int(ref.stamp_ns[k]),
-                        ref.joints,
-                        ref.torque_nm[k],
-                        convert.SOURCE_REFERENCE,
-                        valid=bool(ref.valid[k]),
-                        subject_mass=ref.subject_mass_kg,
-                        store=store,
-                    ),
-                )
+    p = Path(arg)
+    if not p.is_dir() or (p / "metadata.yaml").is_file():
+        return [p], False
+    bags = find_bags(p)
+    if not bags:
+        raise BagError(f"bag {p}: neither a rosbag2 directory (no metadata.yaml) nor a directory of bags")
+    return bags, True
 
 
 def run(args: argparse.Namespace) -> int:
     from gait_estimator.errors import ConfigError
-    from gait_estimator.replay.offline import (
-        ReplayOptions,
-        compare_baseline,
-        evaluate,
+    from gait_estimator.replay.baseline import (
+        BaselineError,
+        bag_identity,
+        check_model,
+        compare,
         load_baseline,
         make_baseline,
-        replay_bag,
+        select_entry,
+        write_baseline,
     )
-    from gait_estimator.runtime.model_file import load_model
+    from gait_estimator.replay.jobs import ValidateJob, load_cached, run_jobs
+    from gait_estimator.replay.offline import ReplayOptions, replay_settings
 
     logging.basicConfig(
         level=logging.ERROR if args.quiet else logging.WARNING,
         format="gait-estimator validate: warning: %(message)s",
     )
-    baseline = load_baseline(args.baseline, args.bag) if args.baseline else None  # fail fast on a bad file
+    for name, value in (
+        ("--threads", args.threads),
+        ("--batch-size", args.batch_size),
+        ("--workers", args.workers),
+    ):
+        if value < 1:
+            raise ConfigError(name, value, "must be >= 1")
+    baseline = load_baseline(args.baseline) if args.baseline else None  # fail fast on a bad file
     if args.model:
         model_path = Path(args.model)
     else:
@@ -351,11 +297,11 @@ def run(args: argparse.Namespace) -> int:
         model_path = resolve_model_path("")
     if not model_path.is_file():
         raise ConfigError("--model", str(model_path), "no such model file")
-    if args.threads < 1:
-        raise ConfigError("--threads", args.threads, "must be >= 1")
-    if args.batch_size < 1:
-        raise ConfigError("--batch-size", args.batch_size, "must be >= 1")
-    model = load_model(model_path, threads=args.threads)
+    bags, many = _bags(args.bag)
+    if many and args.output_bag:
+        raise ConfigError("--output-bag", args.output_bag, "takes one bag, not a directory of bags")
+    _, model_id = load_cached(str(model_path), args.threads)  # a bad model: one error, before any bag
+    model_note = check_model(baseline, model_id, args.allow_model_change) if baseline is not None else ""
     options = ReplayOptions(
         reference_topic=args.reference_topic or None,
         reference_required=bool(args.reference_topic) and args.reference_topic != "gait/torque_reference",
@@ -370,35 +316,83 @@ def run(args: argparse.Namespace) -> int:
         batch=not args.per_sample,
         batch_size=args.batch_size,
     )
-    result = replay_bag(args.bag, model, options, model_source=str(model_path))
-    report = evaluate(result)
-    regressions = compare_baseline(report, baseline) if baseline is not None else []
-    if baseline is not None:
-        report["baseline"] = {
-            "file": str(args.baseline),
-            "tolerances": baseline["tolerances"],
-            "regressions": [str(r) for r in regressions],
-        }
+    errors: dict[str, str] = {}
+    entries: dict[str, dict[str, Any]] = {}
+    if baseline is not None:  # before replaying: a baseline for another bag or settings is an error
+        settings = replay_settings(options)
+        for bag in bags:
+            try:
+                entries[str(bag)] = select_entry(baseline, bag_identity(bag), settings)
+            except BaselineError as exc:
+                errors[str(bag)] = str(exc)
+    jobs = [
+        ValidateJob(
+            str(bag),
+            str(model_path),
+            options,
+            args.threads,
+            plots=(str(Path(args.plots) / bag.name) if many else args.plots) if args.plots else None,
+            output_bag=args.output_bag,
+            storage=args.storage,
+        )
+        for bag in bags
+        if str(bag) not in errors
+    ]
+    reports: dict[str, dict[str, Any]] = {}
+    for outcome in run_jobs(jobs, args.workers):
+        if outcome.report is None:
+            errors[outcome.bag] = outcome.error
+        else:
+            reports[outcome.bag] = outcome.report
+    regressions: dict[str, list[Any]] = {}
+    for bag, report in reports.items():
+        if bag in entries:
+            regressions[bag] = compare(report, entries[bag])
+            report["baseline"] = {
+                "file": str(args.baseline),
+                "model": model_note or "same model file",
+                "tolerances": entries[bag]["tolerances"],
+                "regressions": [str(r) for r in regressions[bag]],
+            }
     if args.report:
-        Path(args.report).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.report).write_text(json.dumps(report, indent=1, allow_nan=False, default=str) + "\n")
-    if args.plots:
-        write_plots(result, report, Path(args.plots))
-    if args.output_bag:
-        write_output_bag(result, report, args.output_bag, args.storage)
+        doc = (
+            reports.get(str(bags[0]))
+            if not many
+            else {
+                "bags": {Path(b).name: r for b, r in reports.items()},
+                "errors": {Path(b).name: e for b, e in errors.items()},
+            }
+        )
+        if doc is not None:
+            Path(args.report).parent.mkdir(parents=True, exist_ok=True)
+            Path(args.report).write_text(json.dumps(doc, indent=1, allow_nan=False, default=str) + "\n")
     if args.write_baseline:
-        Path(args.write_baseline).write_text(json.dumps(make_baseline(report), indent=1) + "\n")
+        if errors:
+            raise BaselineError(f"baseline {args.write_baseline} not written: {len(errors)} bag(s) failed")
+        write_baseline(args.write_baseline, make_baseline(list(reports.values())))
     if not args.quiet:
-        print(format_table(report))
-        print("\n".join(summary_lines(report)))
-    if regressions:
+        for bag, report in reports.items():
+            if many:
+                print(f"== {Path(bag).name}")
+            print(format_table(report))
+            print("\n".join(summary_lines(report)))
+    if model_note and not args.quiet:
+        print(f"note: {model_note}")
+    for err in errors.values():
+        print(f"gait-estimator validate: error: {err}", file=sys.stderr)
+    bad = {b: r for b, r in regressions.items() if r}
+    for bag, regs in bad.items():
+        where = f" on {Path(bag).name}" if many else ""
         print(
-            f"REGRESSION against {args.baseline}: {len(regressions)} metric(s) worse than baseline beyond"
-            " tolerance:",
+            f"REGRESSION against {args.baseline}{where}: {len(regs)} metric(s) worse than baseline"
+            " beyond tolerance or undefined:",
             file=sys.stderr,
         )
-        for r in regressions:
+        for r in regs:
             print(f"  {r}", file=sys.stderr)
+    if errors:
+        return 2
+    if bad:
         return 1
     if baseline is not None and not args.quiet:
         print(f"baseline {args.baseline}: ok (every metric within tolerance)")

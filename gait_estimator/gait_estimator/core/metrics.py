@@ -53,7 +53,9 @@ def nrmse(estimate: np.ndarray, reference: np.ndarray) -> float:
 
 def pearson_r(estimate: np.ndarray, reference: np.ndarray) -> float:
     e, r = _pair(estimate, reference)
-    if e.size < 2:
+    # an exact range test: the mean of equal values can be off by an ulp, which would make a
+    # constant signal's deviations tiny but non-zero and r a rounding artefact
+    if e.size < 2 or np.ptp(e) == 0 or np.ptp(r) == 0:
         return float("nan")
     de, dr = e - e.mean(), r - r.mean()
     denom = float(np.sqrt((de @ de) * (dr @ dr)))
@@ -62,7 +64,7 @@ def pearson_r(estimate: np.ndarray, reference: np.ndarray) -> float:
 
 def r2(estimate: np.ndarray, reference: np.ndarray) -> float:
     e, r = _pair(estimate, reference)
-    if e.size < 2:
+    if e.size < 2 or np.ptp(r) == 0:  # constant reference (exact test, see pearson_r)
         return float("nan")
     ss_tot = float(((r - r.mean()) ** 2).sum())
     return float(1.0 - ((e - r) ** 2).sum() / ss_tot) if ss_tot > 0 else float("nan")

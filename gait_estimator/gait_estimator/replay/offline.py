@@ -35,13 +35,14 @@ Bad timing in the bag never raises:
 the reference at the estimate stamps, within the reference's span and without bridging gaps),
 computes per-joint RMSE (N·m/kg), NRMSE, r, R² with :mod:`gait_estimator.core.metrics`, and
 command statistics of :class:`gait_estimator.core.command.CommandShaper` driven by the
-estimates. :func:`compare_baseline` checks a report against a committed baseline with stated
-tolerances and names every joint and metric that got worse.
+estimates. A metric that is undefined on the data (a constant or all-NaN reference, a constant
+estimate) is None in the report and its reason is in ``metrics_undefined``; the regression gate
+(:mod:`gait_estimator.replay.baseline`) refuses such a report as a baseline and counts such a
+value as a regression.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import time
@@ -64,6 +65,7 @@ from gait_estimator.replay.bag import (
     normalise_topic,
     read_joint_torques,
 )
+from gait_estimator.replay.baseline import METRIC_NAMES
 from gait_estimator.replay.batch import (
     FrameArrays,
     ImuArrays,
@@ -73,25 +75,16 @@ from gait_estimator.replay.batch import (
 )
 
 __all__ = [
-    "DEFAULT_TOLERANCES",
-    "LOWER_IS_BETTER",
     "MASS_KEY",
-    "Regression",
     "ReplayOptions",
     "ReplayResult",
-    "compare_baseline",
     "evaluate",
-    "load_baseline",
-    "make_baseline",
     "replay_bag",
+    "replay_settings",
+    "undefined_metrics",
 ]
 
 MASS_KEY = "gait_estimator.subject_mass_kg"  # bag custom_data key written by our bag generators
-METRIC_NAMES = ("rmse", "nrmse", "pearson_r", "r2")
-LOWER_IS_BETTER = {"rmse": True, "nrmse": True, "pearson_r": False, "r2": False}
-# Absolute tolerances of a regression check: a metric may be worse than its baseline by this
-# much. rmse in N·m/kg; nrmse, r, R² dimensionless.
-DEFAULT_TOLERANCES = {"rmse": 0.005, "nrmse": 0.005, "pearson_r": 0.01, "r2": 0.02}
 _MAX_EVENTS = 50
 
 
@@ -175,6 +168,29 @@ def node_parameters(overrides: Mapping[str, Any] | None = None, **fixed: Any) ->
     from gait_estimator.nodes.params import validate_node_params
 
     return validate_node_params("gait_pipeline", {**dict(overrides or {}), **fixed})
+
+
+def replay_settings(options: ReplayOptions) -> dict[str, Any]:
+    """The options the metrics depend on, JSON-normalised (a baseline holds them: another
+    mode, parameter, reference, span or mass makes other metrics, so the gate refuses it)."""
+    import json
+
+    mode = options.mode or node_parameters(options.params, subject_mass_kg=70.0)["inference_mode"]
+    return json.loads(
+        json.dumps(
+            {
+                "mode": mode,
+                "params": dict(options.params),
+                "reference_topic": options.reference_topic,
+                "subject_mass_kg": options.subject_mass_kg,
+                "start_offset_s": float(options.start_offset_s),
+                "duration_s": float(options.duration_s),
+                "jump_threshold_s": float(options.jump_threshold_s),
+            },
+            sort_keys=True,
+            default=str,
+        )
+    )
 
 
 def make_synchronizer(p: Mapping[str, Any], rate_hz: float) -> Any:
@@ -586,6 +602,30 @@ def _finite(x: float) -> float | None:
     return float(x) if math.isfinite(x) else None
 
 
+def undefined_metrics(
+    est: np.ndarray, ref: np.ndarray, joints: tuple[str, ...], metrics: Mapping[str, Mapping[str, Any]]
+) -> dict[str, dict[str, str]]:
+    """``{joint: {metric: why}}`` for every metric that came out None (``est``, ``ref``: the
+    matched [N, J] rows)."""
+    out: dict[str, dict[str, str]] = {}
+    for i, jn in enumerate(joints):
+        missing = [k for k in METRIC_NAMES if metrics[jn][k] is None]
+        if not missing:
+            continue
+        e, r = est[:, i], ref[:, i]
+        both = np.isfinite(e) & np.isfinite(r)
+        if both.sum() < 2:
+            why = f"{int(both.sum())} sample(s) where estimate and reference are both finite (reference NaN?)"
+        elif np.ptp(r[both]) == 0:
+            why = f"reference is constant ({r[both][0]:g} N.m): range 0, r undefined"
+        elif np.ptp(e[both]) == 0:
+            why = "estimate is constant: r undefined"
+        else:
+            why = "not finite"
+        out[jn] = dict.fromkeys(missing, why)
+    return out
+
+
 def evaluate(result: ReplayResult) -> dict[str, Any]:
     """The JSON-ready report: metrics per joint (N·m/kg), command statistics, counters, speed."""
     from gait_estimator.core.metrics import joint_metrics
@@ -610,6 +650,9 @@ def evaluate(result: ReplayResult) -> dict[str, Any]:
         if ok.sum() >= 2 and mass > 0:
             m = joint_metrics(result.est_nm[ok] / mass, ref_nm[ok] / mass, joints)
             metrics = {jn: {k: _finite(v) for k, v in d.items()} for jn, d in m.items()}
+            undefined = undefined_metrics(result.est_nm[ok], ref_nm[ok], joints, metrics)
+            if undefined:
+                report["metrics_undefined"] = undefined
         elif mass <= 0:
             report["metrics_skipped"] = "subject mass unknown (N·m/kg metrics need it)"
         else:
@@ -617,11 +660,11 @@ def evaluate(result: ReplayResult) -> dict[str, Any]:
     else:
         report["metrics_skipped"] = "no reference topic"
     report["metrics"] = metrics
-    if metrics:
+    if metrics:  # a mean over the joints that have the metric would hide the others: None then
         report["mean"] = {
-            k: _finite(
-                float(np.nanmean([np.nan if metrics[jn][k] is None else metrics[jn][k] for jn in joints]))
-            )
+            k: None
+            if any(metrics[jn][k] is None for jn in joints)
+            else float(np.mean([metrics[jn][k] for jn in joints]))
             for k in METRIC_NAMES
         }
     report["units"] = {
@@ -672,97 +715,3 @@ def command_statistics(result: ReplayResult) -> dict[str, Any]:
         "faults": list(result.cmd_faults),
         "joints": per_joint,
     }
-
-
-# --------------------------------------------------------------------------------------------
-# baseline
-# --------------------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class Regression:
-    joint: str
-    metric: str
-    value: float | None
-    baseline: float
-    tolerance: float
-
-    def __str__(self) -> str:
-        if self.value is None:
-            return f"{self.joint} {self.metric}: missing (baseline {self.baseline:.4f})"
-        op = ">" if LOWER_IS_BETTER[self.metric] else "<"
-        bound = (
-            self.baseline + self.tolerance if LOWER_IS_BETTER[self.metric] else self.baseline - self.tolerance
-        )
-        return (
-            f"{self.joint} {self.metric} = {self.value:.4f} {op} {bound:.4f}"
-            f" (baseline {self.baseline:.4f}, tolerance {self.tolerance:g})"
-        )
-
-
-def make_baseline(
-    report: Mapping[str, Any], tolerances: Mapping[str, float] | None = None, note: str = ""
-) -> dict[str, Any]:
-    """A baseline document from a report: its metrics plus the stated tolerances."""
-    if not report.get("metrics"):
-        raise BagError(
-            f"bag {report.get('bag')}: no metrics to make a baseline from"
-            f" ({report.get('metrics_skipped', 'no reference')})"
-        )
-    tol = dict(DEFAULT_TOLERANCES if tolerances is None else tolerances)
-    return {
-        "schema": 1,
-        "note": note or "gait-estimator validate baseline: a metric may be worse than this by its tolerance",
-        "bag": Path(str(report["bag"])).name,
-        "model": Path(str(report["model"])).name,
-        "tolerances": tol,
-        "lower_is_better": {k: LOWER_IS_BETTER[k] for k in tol},
-        "metrics": report["metrics"],
-    }
-
-
-def load_baseline(path: str | Path, bag: str | Path | None = None) -> dict[str, Any]:
-    """A baseline document: ``{"metrics": {joint: {metric: value}}, "tolerances": {...}}``, or a
-    multi-bag file ``{"bags": {<bag directory name>: {...}}}`` from which ``bag``'s entry is taken."""
-    path = Path(path)
-    try:
-        doc = json.loads(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise ConfigError("baseline", str(path), f"cannot be read: {exc.strerror or exc}") from None
-    except json.JSONDecodeError as exc:
-        raise ConfigError("baseline", str(path), f"is not valid JSON: {exc}") from None
-    if isinstance(doc, dict) and isinstance(doc.get("bags"), dict):
-        key = Path(str(bag)).name if bag is not None else ""
-        if key not in doc["bags"]:
-            raise ConfigError(
-                "baseline", str(path), f"has no entry for bag '{key}' (entries: {sorted(doc['bags'])})"
-            )
-        doc = {**doc["bags"][key], "model": doc.get("model")}
-    if not isinstance(doc, dict) or not isinstance(doc.get("metrics"), dict) or not doc["metrics"]:
-        raise ConfigError("baseline", str(path), "must be a JSON object with a non-empty 'metrics' object")
-    tol = doc.get("tolerances", DEFAULT_TOLERANCES)
-    unknown = sorted(set(tol) - set(LOWER_IS_BETTER))
-    if unknown or not all(isinstance(v, int | float) and v >= 0 for v in tol.values()):
-        raise ConfigError(
-            "baseline",
-            str(path),
-            f"'tolerances' must map {sorted(LOWER_IS_BETTER)} to numbers >= 0 (unknown: {unknown})",
-        )
-    doc["tolerances"] = dict(tol)
-    return doc
-
-
-def compare_baseline(report: Mapping[str, Any], baseline: Mapping[str, Any]) -> list[Regression]:
-    """Every (joint, metric) of the baseline that the report misses or exceeds beyond its tolerance."""
-    tol = baseline.get("tolerances", DEFAULT_TOLERANCES)
-    current = report.get("metrics") or {}
-    out = []
-    for joint, base in baseline["metrics"].items():
-        for metric, b in base.items():
-            if metric not in tol or b is None:
-                continue
-            v = current.get(joint, {}).get(metric)
-            t = float(tol[metric])
-            if v is None or not math.isfinite(v):
-                out.append(Regression(joint, metric, None, float(b), t))
-            elif (LOWER_IS_BETTER[metric] and v > b + t) or (not LOWER_IS_BETTER[metric] and v < b - t):
-                out.append(Regression(joint, metric, float(v), float(b), t))
-    return out

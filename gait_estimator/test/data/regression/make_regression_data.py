@@ -13,8 +13,11 @@ Both are written by ``replay.trial_bag.write_trial_bag`` (topics ``imu/<location
 
 Model: the shipped default model (``gait_estimator/models/default.pt``) when it exists, else
 ``tiny_lstm`` = ``runtime.reference_models.make_tiny_lstm_model(window=50, hidden=16, seed=0)``
-(untrained, recreated by the test from these arguments). ``baseline.json`` holds the metrics
-of ``gait-estimator validate`` on each bag with that model and the stated tolerances.
+(untrained, recreated by the test from these arguments; ``generator.model_kind`` in the baseline
+says which). ``baseline.json`` (schema 2, ``replay/baseline.py``) holds the metrics of
+``gait-estimator validate`` on each bag with that model, the stated tolerances, and the
+SHA-256 of the model file and of each bag: regenerate it whenever the bags or the model change
+(the gate refuses a baseline made on other files).
 
 ``--baseline-only`` keeps the bags and recomputes the baseline (after a model change).
 """
@@ -22,7 +25,6 @@ of ``gait-estimator validate`` on each bag with that model and the stated tolera
 from __future__ import annotations
 
 import argparse
-import json
 import shutil
 import sys
 from pathlib import Path
@@ -73,24 +75,23 @@ def make_bags() -> None:
 
 
 def make_baseline(workdir: Path) -> Path:
-    from gait_estimator.replay.offline import evaluate, make_baseline, replay_bag
-    from gait_estimator.runtime.model_file import load_model
+    """baseline.json (schema 2) through the code path of ``validate --write-baseline``: the
+    model's and every bag's SHA-256, the replay settings, the metrics and the tolerances."""
+    from gait_estimator.replay.baseline import make_baseline as baseline_doc
+    from gait_estimator.replay.baseline import write_baseline
+    from gait_estimator.replay.jobs import ValidateJob, run_job
+    from gait_estimator.replay.offline import ReplayOptions
 
     kind, path = model_path(workdir)
-    model = load_model(path)
-    doc = {"schema": 1, "model": kind, "tiny_lstm_args": TINY_ARGS, "bags": {}}
+    reports = []
     for name in BAGS:
-        report = evaluate(replay_bag(HERE / name, model, model_source=str(path)))
-        base = make_baseline(report)
-        doc["bags"][name] = {
-            "tolerances": base["tolerances"],
-            "lower_is_better": base["lower_is_better"],
-            "metrics": base["metrics"],
-            "mean": report["mean"],
-        }
-        print(f"{name}: mean {report['mean']}")
+        outcome = run_job(ValidateJob(str(HERE / name), str(path), ReplayOptions()))
+        if outcome.report is None:
+            raise SystemExit(f"{name}: {outcome.error}")
+        reports.append(outcome.report)
+        print(f"{name}: mean {outcome.report['mean']}")
     out = HERE / "baseline.json"
-    out.write_text(json.dumps(doc, indent=1) + "\n")
+    write_baseline(out, baseline_doc(reports, generator={"model_kind": kind, "tiny_lstm_args": TINY_ARGS}))
     return out
 
 
