@@ -1,9 +1,12 @@
 """The metadata contract that travels inside every model file.
 
-A model file is a TorchScript archive (``torch.jit.save``) whose ``_extra_files`` hold
-``METADATA_FILE`` as UTF-8 JSON. Everything the pipeline needs to feed the model (channel
-order, rate, window, stride, normalisation) and to read its output (joints, unit) comes from
-here, never from separate hand-kept settings.
+A model file carries ``METADATA_FILE`` as UTF-8 JSON: a TorchScript archive
+(``torch.jit.save``) in its ``_extra_files``, a torch.export ``.pt2`` package as an extra file,
+an ONNX model as the ``metadata_props`` entry of that key. The ONNX and .pt2 graphs that stand
+for the methods below (step with explicit state) are described in ``runtime/explicit_state.py``.
+Everything the pipeline needs to feed the model (channel order, rate, window, stride,
+normalisation) and to read its output (joints, unit) comes from here, never from separate
+hand-kept settings.
 
 TorchScript module interface (``SCHEMA_VERSION`` 1):
 

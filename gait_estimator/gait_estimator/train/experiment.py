@@ -85,10 +85,16 @@ def load_trainable(path: str | os.PathLike[str]) -> tuple[torch.nn.Module, Model
 
     runtime = load_model(path, threads=0)
     md = runtime.metadata
+    module = getattr(runtime, "module", None)  # TorchScript and .pt2 keep parameter names; ONNX does not
+    if module is None:
+        raise ModelError(
+            f"{path}: a trainable model cannot be rebuilt from an ONNX file; use the run directory or "
+            "its TorchScript (.pt) or .pt2 file"
+        )
     options = dict(md.training.get("arch_options", {}))
     model = build_model(md.architecture, len(md.input_channels), len(md.output_joints), md.window, **options)
     try:
-        model.load_state_dict(runtime.module.state_dict())
+        model.load_state_dict(module.state_dict())
     except RuntimeError as exc:
         raise ModelError(
             f"{path}: cannot rebuild a trainable '{md.architecture}' from the file: {exc}"

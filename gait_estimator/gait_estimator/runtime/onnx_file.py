@@ -1,0 +1,214 @@
+"""ONNX model files (``*.onnx``): written by ``torch.onnx`` (dynamo exporter), run by ONNX Runtime.
+
+One file holds one graph with the window and, for streaming models, the step graph side by
+side (names and state layout: ``runtime/explicit_state.py``); the metadata contract
+(``runtime/metadata.py``) is the model's ``metadata_props`` entry ``METADATA_FILE``, so any
+ONNX tool can read it. ONNX Runtime runs every node of a graph whatever outputs are asked for,
+so the loader cuts the file into its two graphs (``onnx.utils.Extractor``) and opens one
+session each: a streaming step never pays for the window graph.
+
+For TensorRT, :func:`extract_graph` writes either graph as a plain ONNX file (``gait-estimator
+export --format onnx --graph window|step``); see the README section on runtimes.
+"""
+
+from __future__ import annotations
+
+import logging
+import warnings
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from gait_estimator.errors import ModelError, ModelFileCorruptError, ModelMetadataError
+from gait_estimator.runtime.explicit_state import (
+    STEP_INPUT,
+    STEP_OUTPUT,
+    WINDOW_INPUT,
+    WINDOW_OUTPUT,
+    WindowAndStepGraph,
+    export_failure,
+    state_batch_dims,
+    state_input,
+    state_output,
+)
+from gait_estimator.runtime.metadata import METADATA_FILE, ModelMetadata
+from gait_estimator.runtime.model_file import ArrayRuntime, first_line, no_metadata_error
+
+__all__ = ["OnnxRuntime", "extract_graph", "load_onnx", "onnx_bytes", "read_onnx_metadata"]
+
+OPSET = 18  # torch's ONNX exporter's opset; TensorRT >= 8.6 parses it
+
+
+class OnnxRuntime(ArrayRuntime):
+    """Runs the window and step sessions of an ONNX model file; build it with ``load_model``."""
+
+    def __init__(self, window_session, step_session, metadata: ModelMetadata, source: str) -> None:
+        self.window_session = window_session
+        self.step_session = step_session
+        self._step_inputs: list[str] = []
+        self._step_outputs: list[str] = []
+        self._zero_state: list[np.ndarray] = []
+        if step_session is not None:
+            state_ins = [i for i in step_session.get_inputs() if i.name != STEP_INPUT]
+            self._step_inputs = [STEP_INPUT] + [state_input(k) for k in range(len(state_ins))]
+            self._step_outputs = [STEP_OUTPUT] + [state_output(k) for k in range(len(state_ins))]
+            by_name = {i.name: i for i in state_ins}
+            # Symbolic (batch) dimensions become 1: the runtime streams one row at a time.
+            self._zero_state = [
+                np.zeros([d if isinstance(d, int) else 1 for d in by_name[n].shape], dtype=np.float32)
+                for n in self._step_inputs[1:]
+            ]
+        super().__init__(metadata, source)
+
+    def _run_window(self, x: np.ndarray) -> np.ndarray:
+        return self.window_session.run([WINDOW_OUTPUT], {WINDOW_INPUT: x})[0]
+
+    def _initial_state(self) -> list[np.ndarray]:
+        return list(self._zero_state)
+
+    def _run_step(self, x: np.ndarray, state: list[np.ndarray]) -> tuple[np.ndarray, list[np.ndarray]]:
+        out = self.step_session.run(
+            self._step_outputs, dict(zip(self._step_inputs, [x, *state], strict=True))
+        )
+        return out[0], out[1:]
+
+
+# -- writing ----------------------------------------------------------------------------------
+def onnx_bytes(module: torch.nn.Module, metadata: ModelMetadata, path: Path) -> bytes:
+    """Export ``module`` (eval, CPU) to ONNX with ``metadata`` in ``metadata_props``."""
+    import onnx
+    from torch.export import Dim
+
+    t, c = metadata.window, len(metadata.input_channels)
+    batch = Dim("batch", min=1)
+    if metadata.streaming:
+        dims = state_batch_dims(module, metadata, path)
+        n = len(dims)
+        step_batch = Dim("step_batch", min=1)
+        graph: torch.nn.Module = WindowAndStepGraph(module)
+        args: tuple = (torch.zeros(2, t, c), torch.zeros(2, c), module.init_state(2))
+        shapes: tuple = ({0: batch}, {0: step_batch}, [{d: step_batch} for d in dims])
+        inputs = [WINDOW_INPUT, STEP_INPUT] + [state_input(i) for i in range(n)]
+        outputs = [WINDOW_OUTPUT, STEP_OUTPUT] + [state_output(i) for i in range(n)]
+    else:
+        graph, args, shapes = module, (torch.zeros(2, t, c),), ({0: batch},)
+        inputs, outputs = [WINDOW_INPUT], [WINDOW_OUTPUT]
+    exporter_log = logging.getLogger("torch.onnx")
+    level = exporter_log.level
+    exporter_log.setLevel(logging.ERROR)  # "torchvision is not installed" and similar notes
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            program = torch.onnx.export(
+                graph,
+                args,
+                dynamic_shapes=shapes,
+                input_names=inputs,
+                output_names=outputs,
+                opset_version=OPSET,
+                dynamo=True,
+                verbose=False,
+            )
+    except Exception as exc:
+        raise export_failure(path, "ONNX", metadata, exc) from exc
+    finally:
+        exporter_log.setLevel(level)
+    model = program.model_proto
+    onnx.helper.set_model_props(model, {METADATA_FILE: metadata.to_json()})
+    return model.SerializeToString()
+
+
+def extract_graph(path: str | Path, graph: str, out: str | Path) -> Path:
+    """Write the ``window`` or ``step`` graph of an ONNX model file alone (metadata kept), e.g.
+    for ``trtexec``, which builds an engine for the whole graph it is given."""
+    import onnx.utils
+
+    model, md, source = _read(Path(path))
+    if graph not in ("window", "step"):
+        raise ModelError(f"{source}: graph must be 'window' or 'step', not {graph!r}")
+    if graph == "step" and not md.streaming:
+        raise ModelMetadataError(f"{source}: a window-only '{md.architecture}' model has no step graph")
+    names = _graph_names(model, md, source)
+    part = onnx.utils.Extractor(model).extract_model(*names[graph])
+    onnx.helper.set_model_props(part, {METADATA_FILE: md.to_json()})
+    out = Path(out)
+    onnx.save_model(part, str(out))
+    return out
+
+
+# -- reading ----------------------------------------------------------------------------------
+def _read(p: Path):
+    """The parsed ModelProto, its metadata and the source label; refuses non-ONNX files."""
+    import onnx
+
+    try:
+        model = onnx.load_model(str(p), load_external_data=False)
+    except Exception as exc:
+        raise ModelFileCorruptError(f"model file {p}: not a readable ONNX model ({first_line(exc)})") from exc
+    if not model.graph.node:  # protobuf parses an empty or foreign file as an empty model
+        raise ModelFileCorruptError(
+            f"model file {p}: not a readable ONNX model (no graph: empty or not ONNX)"
+        )
+    props = {e.key: e.value for e in model.metadata_props}
+    if METADATA_FILE not in props:
+        raise no_metadata_error(p)
+    source = f"model file {p}"
+    return model, ModelMetadata.from_json(props[METADATA_FILE], source=source), source
+
+
+def read_onnx_metadata(p: Path) -> ModelMetadata:
+    return _read(p)[1]
+
+
+def _graph_names(model, md: ModelMetadata, source: str) -> dict[str, tuple[list[str], list[str]]]:
+    """Input and output names of the window and step graphs; refuses a graph that lacks one."""
+    have_in = [i.name for i in model.graph.input]
+    have_out = [o.name for o in model.graph.output]
+    names = {"window": ([WINDOW_INPUT], [WINDOW_OUTPUT])}
+    if md.streaming:
+        n = sum(1 for name in have_in if name.startswith("state_in_"))
+        names["step"] = (
+            [STEP_INPUT] + [state_input(i) for i in range(n)],
+            [STEP_OUTPUT] + [state_output(i) for i in range(n)],
+        )
+    for graph, (ins, outs) in names.items():
+        missing = [x for x in ins if x not in have_in] + [x for x in outs if x not in have_out]
+        if missing or (graph == "step" and len(ins) == 1):
+            what = (
+                "the window graph" if graph == "window" else "metadata says streaming=true but the step graph"
+            )
+            raise ModelMetadataError(
+                f"{source}: {what} is missing from the ONNX graph (no {missing or ['state_in_0']}; "
+                f"graph inputs {have_in}, outputs {have_out}); export it with `gait-estimator export`"
+            )
+    return names
+
+
+def load_onnx(p: Path, threads: int) -> OnnxRuntime:
+    """Parse, check names and metadata, split into the window and step graphs, open ORT sessions."""
+    import onnx.utils
+    import onnxruntime as ort
+
+    model, md, source = _read(p)
+    names = _graph_names(model, md, source)
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = threads  # 0: ONNX Runtime's default (all cores)
+    opts.inter_op_num_threads = 1
+    opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    opts.log_severity_level = 3  # errors only
+
+    def session(part):
+        try:
+            return ort.InferenceSession(part.SerializeToString(), opts, providers=["CPUExecutionProvider"])
+        except Exception as exc:
+            raise ModelFileCorruptError(
+                f"{source}: ONNX Runtime cannot load the graph ({first_line(exc)})"
+            ) from exc
+
+    if len(model.graph.input) == 1:  # a window-only graph: nothing to split
+        return OnnxRuntime(session(model), None, md, source)
+    extractor = onnx.utils.Extractor(model)
+    window = session(extractor.extract_model(*names["window"]))
+    step = session(extractor.extract_model(*names["step"])) if md.streaming else None
+    return OnnxRuntime(window, step, md, source)

@@ -1,0 +1,128 @@
+"""torch.export model files (``*.pt2``): TorchScript's successor upstream.
+
+A .pt2 package (``torch.export.pt2_archive``) holds named ``ExportedProgram``s and extra files:
+
+- ``model``: the window graph (``forward``); ``torch.export.load(path)`` returns this one;
+- ``forward_step`` (streaming models): the step graph with explicit state
+  (``runtime/explicit_state.py``: ``row`` and the flattened state in, torque and state out);
+- extra file ``METADATA_FILE``: the metadata contract (``runtime/metadata.py``).
+
+The programs run eagerly through ``ExportedProgram.module()``; the same file is the input of
+AOTInductor (``torch._inductor.aoti_compile_and_package``) for a compiled deployment. Like
+TorchScript, loading unpickles: load only files you trust.
+"""
+
+from __future__ import annotations
+
+import io
+import warnings
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from gait_estimator.errors import ModelError, ModelFileCorruptError, ModelMetadataError
+from gait_estimator.runtime.explicit_state import StepGraph, export_failure, state_batch_dims
+from gait_estimator.runtime.metadata import METADATA_FILE, ModelMetadata
+from gait_estimator.runtime.model_file import ArrayRuntime, first_line, no_metadata_error
+
+__all__ = ["Pt2Runtime", "load_pt2_model", "pt2_bytes"]
+
+WINDOW_PROGRAM, STEP_PROGRAM = "model", "forward_step"
+
+
+class Pt2Runtime(ArrayRuntime):
+    """Runs the window and step programs of a .pt2 file; build it with ``load_model``."""
+
+    def __init__(self, programs: dict, metadata: ModelMetadata, source: str) -> None:
+        self.module = programs[WINDOW_PROGRAM].module()  # parameter names as in the eager model
+        self.step_module = None
+        self._zero_state: list[torch.Tensor] = []
+        if metadata.streaming:
+            step = programs[STEP_PROGRAM]
+            self.step_module = step.module()
+            self._zero_state = [torch.zeros(shape) for shape in _state_shapes(step)]
+        super().__init__(metadata, source)
+
+    def _run_window(self, x: np.ndarray) -> np.ndarray:
+        with torch.inference_mode():
+            return self.module(torch.from_numpy(x)).numpy()
+
+    def _initial_state(self) -> list[torch.Tensor]:
+        return [s.clone() for s in self._zero_state]
+
+    def _run_step(self, x: np.ndarray, state: list[torch.Tensor]) -> tuple[np.ndarray, list[torch.Tensor]]:
+        with torch.inference_mode():
+            out = self.step_module(torch.from_numpy(x), state)
+        return out[0].numpy(), list(out[1:])
+
+
+def _state_shapes(program) -> list[tuple[int, ...]]:
+    """Shapes of the step program's state inputs, symbolic (batch) dimensions set to 1."""
+    placeholders = {n.name: n for n in program.graph.nodes if n.op == "placeholder"}
+    shapes = []
+    for name in program.graph_signature.user_inputs[1:]:  # [row, state_0, ...]
+        shape = placeholders[name].meta["val"].shape
+        shapes.append(tuple(d if isinstance(d, int) else 1 for d in shape))
+    return shapes
+
+
+def pt2_bytes(module: torch.nn.Module, metadata: ModelMetadata, path: Path) -> bytes:
+    """Export the window (and step) programs of ``module`` with ``metadata`` as a .pt2 package."""
+    from torch.export import Dim
+    from torch.export.pt2_archive._package import package_pt2
+
+    t, c = metadata.window, len(metadata.input_channels)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            programs = {
+                WINDOW_PROGRAM: torch.export.export(
+                    module, (torch.zeros(2, t, c),), dynamic_shapes=({0: Dim("batch", min=1)},)
+                )
+            }
+            if metadata.streaming:
+                dims = state_batch_dims(module, metadata, path)
+                sb = Dim("step_batch", min=1)
+                programs[STEP_PROGRAM] = torch.export.export(
+                    StepGraph(module),
+                    (torch.zeros(2, c), module.init_state(2)),
+                    dynamic_shapes=({0: sb}, [{d: sb} for d in dims]),
+                )
+    except ModelError:
+        raise
+    except Exception as exc:
+        raise export_failure(path, ".pt2 (torch.export)", metadata, exc) from exc
+    buf = io.BytesIO()
+    package_pt2(buf, exported_programs=programs, extra_files={METADATA_FILE: metadata.to_json()})
+    return buf.getvalue()
+
+
+def load_pt2_model(p: Path, threads: int) -> Pt2Runtime:
+    from torch.export.pt2_archive._package import load_pt2
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            contents = load_pt2(str(p))
+    except Exception as exc:
+        raise ModelFileCorruptError(
+            f"model file {p}: not a readable torch.export .pt2 archive ({first_line(exc)})"
+        ) from exc
+    raw = contents.extra_files.get(METADATA_FILE)
+    if not raw:
+        raise no_metadata_error(p)
+    source = f"model file {p}"
+    md = ModelMetadata.from_json(raw, source=source)
+    programs = contents.exported_programs
+    needed = [WINDOW_PROGRAM] + ([STEP_PROGRAM] if md.streaming else [])
+    missing = [n for n in needed if n not in programs]
+    if missing:
+        raise ModelMetadataError(
+            f"{source}: the .pt2 package lacks program(s) {missing} (has {sorted(programs)}); "
+            + ("metadata says streaming=true; " if STEP_PROGRAM in missing else "")
+            + "export it with `gait-estimator export --format pt2`"
+        )
+    if threads >= 1:
+        torch.set_num_threads(threads)
+    return Pt2Runtime(programs, md, source)
