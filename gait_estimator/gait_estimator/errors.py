@@ -41,3 +41,7 @@ class BagError(GaitEstimatorError):
 
 class SafetyFault(GaitEstimatorError):
     """A latched fault of the torque-command safety layer."""
+
+
+class CalibrationError(GaitEstimatorError):
+    """A sensor-to-segment calibration is malformed, unusable or flagged as bad."""
