@@ -3,6 +3,10 @@
 Data: a simulator dataset directory (``manifest.json``) or a mapping YAML that lists CSV and
 OpenSim trials (see ``gait_estimator.data.loaders``). Writes a run directory (config, logs,
 checkpoints, ``model.pt``, ``metrics.json``, plots) and prints the per-joint test table.
+
+Data-parallel: ``torchrun --nproc-per-node N -m gait_estimator.cli.main train ...`` trains with
+DistributedDataParallel (``train/distributed.py``); rank 0 writes the same run directory and
+prints the same table as a single process would.
 """
 
 from __future__ import annotations
@@ -104,7 +108,7 @@ def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from gait_estimator.errors import ConfigError
-    from gait_estimator.train import experiment
+    from gait_estimator.train import distributed, experiment
     from gait_estimator.train.evaluate import format_table, plot_evaluation, write_json
     from gait_estimator.train.trainer import TrainConfig
 
@@ -142,6 +146,9 @@ def run(args: argparse.Namespace) -> int:
         if not subjects:
             raise ConfigError("test-subjects", None, "UA needs the target subject(s)")
         res = experiment.run_ua(recs, model, md, cfg, run_dir, subjects, args.fraction, base_path=args.init)
+    if not distributed.current().primary:
+        distributed.shutdown()
+        return 0  # rank 0 reports and writes metrics.json and the plots
     title = (
         f"{args.arch} {args.protocol}: test set, {res.evaluation.samples} samples, "
         f"training {res.train_seconds:.0f} s"
@@ -152,4 +159,5 @@ def run(args: argparse.Namespace) -> int:
     write_json(res.evaluation, run_dir / "metrics.json", {"summary": res.summary()})
     plot_evaluation(res.evaluation, run_dir, rate_hz=args.rate, title=title)
     print(f"run directory: {run_dir}")
+    distributed.shutdown()
     return 0

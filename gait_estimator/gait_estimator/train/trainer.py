@@ -12,6 +12,9 @@ protocols, the sweep, ``make model``). A run directory holds::
 
 Determinism: ``seed`` fixes weight init, window order and dropout; on the CPU with the same
 thread count a run is bit-reproducible.
+
+Under ``torchrun`` the same call trains data-parallel (DistributedDataParallel, gloo on CPU,
+NCCL on GPUs) with the same results contract; see ``train/distributed.py``.
 """
 
 from __future__ import annotations
@@ -35,6 +38,7 @@ from gait_estimator import conventions
 from gait_estimator.data.dataset import Recording
 from gait_estimator.errors import ConfigError, DatasetError
 from gait_estimator.runtime.metadata import ModelMetadata
+from gait_estimator.train import distributed
 from gait_estimator.train.models import build_model, count_parameters
 
 __all__ = [
@@ -222,6 +226,20 @@ def _apply_freeze(model: nn.Module, prefixes: Sequence[str]) -> list[str]:
     return sorted(set(frozen))
 
 
+class _TrainForward(nn.Module):
+    """The training forward as one module, so DistributedDataParallel sees (and syncs) it:
+    the last ``span`` rows of ``forward_seq`` for sequence training, else ``forward``."""
+
+    def __init__(self, model: nn.Module, span: int) -> None:
+        super().__init__()
+        self.model, self.span = model, span
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.span > 1:
+            return self.model.forward_seq(x)[:, -self.span :]
+        return self.model(x)[:, None]
+
+
 def _log(line: str, fh: Any | None, quiet: bool) -> None:
     if fh is not None:
         fh.write(line + "\n")
@@ -255,7 +273,8 @@ def train_model(
     rng = np.random.default_rng(config.seed)
     if config.threads:
         torch.set_num_threads(config.threads)
-    device = resolve_device(config.device)
+    ddp, device = distributed.setup(resolve_device(config.device))
+    quiet = quiet or not ddp.primary  # one rank reports
 
     if init is not None:
         if init_metadata is None:
@@ -282,6 +301,11 @@ def train_model(
     params = [p for p in model.parameters() if p.requires_grad]
     if not params:
         raise ConfigError("freeze", list(config.freeze), "leaves no parameter to train")
+    net: nn.Module = _TrainForward(model, span)
+    if ddp.active:
+        from torch.nn.parallel import DistributedDataParallel
+
+        net = DistributedDataParallel(net, device_ids=[device.index] if device.type == "cuda" else None)
     opt = torch.optim.Adam(params, lr=config.lr, weight_decay=config.weight_decay)
     sched = (
         torch.optim.lr_scheduler.ReduceLROnPlateau(opt, factor=0.5, patience=2, min_lr=config.lr / 64)
@@ -291,9 +315,10 @@ def train_model(
     scale = model.out_scale.detach().clone()
 
     run_path = Path(run_dir) if run_dir is not None else None
+    writes = run_path is not None and ddp.primary  # rank 0 owns the run directory
     log_fh = None
     csv_rows: list[dict[str, float]] = []
-    if run_path is not None:
+    if writes:
         (run_path / "checkpoints").mkdir(parents=True, exist_ok=True)
         info = {
             "config": config.to_dict(),
@@ -307,17 +332,33 @@ def train_model(
         (run_path / "config.json").write_text(json.dumps(info, indent=1))
         log_fh = (run_path / "train.log").open("w")
 
-    def loss_of(batch_ends: np.ndarray, training: bool) -> torch.Tensor:
-        ds = train_set if training else val_set
-        xb, yb = ds.batch(batch_ends)
+    def squared_errors(batch_ends: np.ndarray, training: bool) -> torch.Tensor:
+        """Normalised squared errors ``[B, span, J]`` (training: through the DDP-wrapped net)."""
+        xb, yb = (train_set if training else val_set).batch(batch_ends)
         xb, yb = xb.to(device), yb.to(device)
         if training and config.input_noise > 0:
             xb = xb + config.input_noise * torch.randn_like(xb)
-        if ds.span > 1:
-            pred = model.forward_seq(xb)[:, -ds.span :]
-        else:
-            pred = model(xb)[:, None]
-        return (((pred - yb) / scale) ** 2).mean()
+        pred = net(xb) if training else model(xb)[:, None]
+        return ((pred - yb) / scale) ** 2
+
+    def train_batch_loss(batch_ends: np.ndarray) -> tuple[torch.Tensor, float]:
+        """The loss to back-propagate on this rank and its share of the epoch's summed loss.
+
+        Single process: the batch mean. DDP: this rank's rows ``rank::world`` of the global
+        batch, summed and scaled by ``world / elements of the global batch``, so the gradient
+        average DDP takes is the gradient of the global batch mean (see train/distributed.py).
+        """
+        if not ddp.active:
+            loss = squared_errors(batch_ends, True).mean()
+            return loss, float(loss.detach()) * len(batch_ends)
+        mine = batch_ends[ddp.rank :: ddp.world]
+        if len(mine) == 0:  # a short last batch: DDP still needs this rank's forward/backward
+            return squared_errors(batch_ends[:1], True).sum() * 0.0, 0.0
+        err = squared_errors(mine, True)
+        per_window = err[0].numel()
+        total = err.sum()
+        loss = total * (ddp.world / (len(batch_ends) * per_window))
+        return loss, float(total.detach()) / per_window
 
     try:
         from tqdm import tqdm
@@ -325,12 +366,14 @@ def train_model(
         tqdm = None
     def val_loss_of_model() -> float:
         model.eval()
+        mine = val_set.ends[ddp.rank :: ddp.world]  # every window once over all ranks
         with torch.no_grad():
             vt, vc = 0.0, 0
-            for i in range(0, len(val_set), 1024):
-                ends = val_set.ends[i : i + 1024]
-                vt += float(loss_of(ends, False)) * len(ends)
+            for i in range(0, len(mine), 1024):
+                ends = mine[i : i + 1024]
+                vt += float(squared_errors(ends, False).mean()) * len(ends)
                 vc += len(ends)
+        vt, vc = ddp.all_sum([vt, vc])
         return vt / max(vc, 1)
 
     best, best_epoch, bad_epochs = math.inf, 0, 0
@@ -367,11 +410,12 @@ def train_model(
         for i in range(0, len(order), config.batch_size):
             ends = train_set.ends[order[i : i + config.batch_size]]
             opt.zero_grad(set_to_none=True)
-            loss = loss_of(ends, True)
+            loss, batch_total = train_batch_loss(ends)
             loss.backward()
             opt.step()
-            total += float(loss.detach()) * len(ends)
+            total += batch_total
             count += len(ends)
+        total = ddp.all_sum([total])[0]
         train_loss, val_loss = total / max(count, 1), val_loss_of_model()
         lr_now = opt.param_groups[0]["lr"]
         if sched is not None:
@@ -389,7 +433,7 @@ def train_model(
         if improved:
             best, best_epoch, bad_epochs = val_loss, epoch, 0
             best_state = copy.deepcopy(model.state_dict())
-            if run_path is not None:
+            if writes:
                 torch.save(
                     {"state_dict": best_state, "epoch": epoch, "config": config.to_dict()},
                     run_path / "checkpoints" / "best.pt",
@@ -435,7 +479,7 @@ def train_model(
         training_info.update(extra_training_info)
     metadata = make_metadata(config, mean, std, bool(getattr(model, "STREAMING", False)), training_info)
     model_path = None
-    if run_path is not None:
+    if writes:
         torch.save(
             {"state_dict": model.state_dict(), "epoch": len(history), "config": config.to_dict()},
             run_path / "checkpoints" / "last.pt",
@@ -454,6 +498,9 @@ def train_model(
         )
         if log_fh is not None:
             log_fh.close()
+    ddp.barrier()  # the other ranks return once rank 0 has written and verified model.pt
+    if run_path is not None and export and not ddp.primary:
+        model_path = run_path / "model.pt"
     return TrainResult(model, metadata, history, best_epoch, seconds, run_path, model_path)
 
 
