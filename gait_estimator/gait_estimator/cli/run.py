@@ -7,6 +7,13 @@ nodes that have a section in the file (distributed: ``imu_driver``, ``imu_synchr
 validated first (``nodes.params.load_config``): an invalid file is rejected with the node,
 parameter, value and rule, and nothing starts. Runs until Ctrl-C or ``--duration``; then every
 child gets SIGINT (the command node publishes a last zero) and is waited for.
+
+The manager's state (``lifecycle_manager/state``) is followed: when it reports ``failed: <why>``
+(a node could not be configured or activated, or died later) every node is stopped.
+
+Exit status: 0 stopped by Ctrl-C/SIGTERM or ``--duration`` with the pipeline up; 1 the pipeline
+failed (the manager reported a failure, e.g. configure failed, or a node process exited);
+2 invalid configuration (nothing started).
 """
 
 from __future__ import annotations
@@ -65,6 +72,58 @@ def plan(config: dict, model: str | None = None, namespace: str = "") -> list[tu
             ]
         out.append((n, extra))
     return out
+
+
+class ManagerWatch:
+    """Follows ``lifecycle_manager/state`` (latched) from this process, in its own rclpy context."""
+
+    def __init__(self, namespace: str = "") -> None:
+        import threading
+
+        import rclpy
+        from rclpy.executors import SingleThreadedExecutor
+        from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
+        from std_msgs.msg import String
+
+        self.state = ""
+        from rclpy.signals import SignalHandlerOptions
+
+        self._context = rclpy.Context()
+        # no rclpy signal handlers: run's own SIGINT/SIGTERM handling stops the nodes in order
+        rclpy.init(args=[], context=self._context, signal_handler_options=SignalHandlerOptions.NO)
+        ns = "/" + namespace.strip("/") if namespace.strip("/") else "/"
+        self._node = rclpy.create_node(
+            f"gait_estimator_run_{os.getpid()}", namespace=ns, context=self._context
+        )
+        latched = QoSProfile(
+            depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL
+        )
+        self._node.create_subscription(String, "lifecycle_manager/state", self._on_state, latched)
+        self._executor = SingleThreadedExecutor(context=self._context)
+        self._executor.add_node(self._node)
+        self._thread = threading.Thread(target=self._spin, name="manager_watch", daemon=True)
+        self._thread.start()
+
+    def _on_state(self, msg) -> None:
+        self.state = msg.data
+
+    def _spin(self) -> None:
+        from rclpy.executors import ExternalShutdownException
+
+        try:
+            self._executor.spin()
+        except ExternalShutdownException:
+            pass
+
+    @property
+    def failure(self) -> str | None:
+        return self.state if self.state.startswith("failed") else None
+
+    def close(self) -> None:
+        self._executor.shutdown(timeout_sec=1.0)
+        self._node.destroy_node()
+        self._context.try_shutdown()
+        self._thread.join(timeout=2.0)
 
 
 class Launcher:
@@ -142,6 +201,7 @@ def run(args: argparse.Namespace) -> int:
     # inherits SIGINT ignored, and a launcher must still stop its nodes on Ctrl-C / SIGINT.
     old = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
     code = 0
+    watch = ManagerWatch(args.namespace)
     try:
         launcher.start(steps)
         t_end = time.monotonic() + args.duration if args.duration > 0 else None
@@ -151,9 +211,18 @@ def run(args: argparse.Namespace) -> int:
                 print(f"gait-estimator run: node(s) exited: {dead}; stopping", file=sys.stderr, flush=True)
                 code = 1
                 break
+            if watch.failure:
+                print(
+                    f"gait-estimator run: lifecycle manager {watch.failure}; stopping",
+                    file=sys.stderr,
+                    flush=True,
+                )
+                code = 1
+                break
             time.sleep(0.2)
     finally:
         launcher.stop()
+        watch.close()
         for s, h in old.items():
             signal.signal(s, h)
     return code

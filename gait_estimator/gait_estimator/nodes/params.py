@@ -509,6 +509,10 @@ def load_config(path: str | Path) -> dict[str, dict[str, Any]]:
         text = path.read_text()
     except OSError as exc:
         raise ConfigError("config", str(path), f"cannot read the file: {exc.strerror}") from exc
+    except UnicodeDecodeError as exc:  # binary garbage: a ConfigError, not a traceback
+        raise ConfigError(
+            "config", str(path), f"not a text (UTF-8) file: undecodable byte at offset {exc.start}"
+        ) from None
     try:
         raw = yaml.safe_load(text)
     except yaml.YAMLError as exc:
