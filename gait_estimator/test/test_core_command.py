@@ -61,11 +61,13 @@ event = st.one_of(
         st.integers(0, 40 * MS),
     ),
     st.sampled_from([("enable",), ("disable",), ("estop",), ("reset",), ("idle",), ("gap",)]),
+    st.tuples(st.just("reconfigure"), configs()),  # a runtime parameter set, applied at once
+    st.tuples(st.just("confidence"), st.floats(0.0, 1.0)),  # confidence of later estimates
 )
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(cfg=configs(), events=st.lists(event, min_size=20, max_size=300), dt_ms=st.sampled_from([1, 5, 10]))
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(cfg=configs(), events=st.lists(event, min_size=20, max_size=200), dt_ms=st.sampled_from([1, 5, 10]))
 def test_command_is_bounded_rate_limited_watchdogged_and_estop_latched(cfg, events, dt_ms):
     check_sequence(cfg, events, dt_ms)
 
@@ -73,25 +75,39 @@ def test_command_is_bounded_rate_limited_watchdogged_and_estop_latched(cfg, even
 def check_sequence(cfg: CommandConfig, events: list, dt_ms: int) -> int:
     """Run events through a shaper, asserting every guarantee at every update; returns #nonzero."""
     nonzero = 0
+    cfg = CommandConfig(**{**cfg.__dict__, "min_confidence": 0.5})
     shaper = CommandShaper(cfg)
     shaper.enable()
     limit = np.asarray(cfg.limit_nm)
-    rate = np.asarray(cfg.rate_limit_nm_s)
+    bound = limit.copy()  # |u| may exceed a freshly lowered limit only while slewing down to it
+    rate = rate_hi = np.asarray(cfg.rate_limit_nm_s)
+    watchdog_ns = wd_at_submit = int(round(cfg.watchdog_s * 1e9))
     now = 10**9
     prev = np.zeros(3)
     prev_now = None
     last_valid_stamp = None  # newest valid estimate the shaper accepted
+    last_valid_recv = None  # host time it was received (the second watchdog clock)
     estopped = faulted = False
+    confidence = 1.0
     for ev in events:
         kind = ev[0]
         if kind in ("estimate", "estimate_ok"):
             vals, valid, lag = np.asarray(ev[1]), ev[2], ev[3]
             stamp = now - lag
-            shaper.submit(vals, stamp, valid, unit="N.m/kg")
+            shaper.submit(vals, stamp, valid, unit="N.m/kg", received_ns=now, confidence=confidence)
             if not valid or not np.isfinite(vals).all():
                 faulted = True
             elif not faulted and not estopped and (last_valid_stamp is None or stamp > last_valid_stamp):
-                last_valid_stamp = stamp
+                last_valid_stamp, last_valid_recv, wd_at_submit = stamp, now, watchdog_ns
+        elif kind == "reconfigure":
+            new = CommandConfig(**{**ev[1].__dict__, "min_confidence": 0.5})
+            shaper.reconfigure(new)
+            limit = np.asarray(new.limit_nm)
+            rate = np.asarray(new.rate_limit_nm_s)
+            rate_hi = np.maximum(rate_hi, rate)
+            watchdog_ns = int(round(new.watchdog_s * 1e9))
+        elif kind == "confidence":
+            confidence = ev[1]
         elif kind == "enable":
             shaper.enable()
         elif kind == "disable":
@@ -103,20 +119,25 @@ def check_sequence(cfg: CommandConfig, events: list, dt_ms: int) -> int:
             shaper.reset()
             estopped = faulted = False
         elif kind == "gap":
-            now += int(cfg.watchdog_s * 1e9 * 0.7)
+            now += int(watchdog_ns * 0.7)
         out = shaper.update(now)
         u = out.torque
+        if prev_now is not None:
+            bound = np.maximum(limit, bound - rate * (now - prev_now) * 1e-9)
         assert u.shape == (3,) and np.isfinite(u).all()
-        assert np.all(np.abs(u) <= limit * (1 + 1e-12)), "saturation"
+        assert np.all(np.abs(u) <= bound * (1 + 1e-12) + 1e-12), "saturation (a lowered limit slews down)"
+        assert out.valid or np.all(u == 0.0), "valid == false => torque == 0.0"
         if estopped or faulted:
             assert np.all(u == 0.0) and not out.valid and out.fault is not None, "latched e-stop / fault"
             assert np.all(out.status == STATUS_INVALID)
         cut = out.fault is not None and np.all(u == 0.0)
         if prev_now is not None and not cut:
             dt = (now - prev_now) * 1e-9
-            assert np.all(np.abs(u - prev) <= rate * dt * (1 + 1e-9) + 1e-9), "rate limit"
-        if last_valid_stamp is None or now >= last_valid_stamp + int(round(cfg.watchdog_s * 1e9)):
-            assert np.all(u == 0.0), "zero within the watchdog time after the last valid estimate"
+            # A lowered rate limit may be exceeded only to meet the watchdog deadline, never beyond
+            # the highest rate in force so far (core.command); without reconfiguration: exact.
+            assert np.all(np.abs(u - prev) <= rate_hi * dt * (1 + 1e-9) + 1e-9), "rate limit"
+        if last_valid_stamp is None or now >= min(last_valid_stamp, last_valid_recv) + wd_at_submit:
+            assert np.all(u == 0.0), "zero within the watchdog time (stamp or receive time)"
         prev, prev_now = u, now
         nonzero += int(np.any(u != 0.0))
         now += dt_ms * MS
@@ -302,3 +323,71 @@ def test_bad_config_names_the_parameter(kw, name):
 
 def test_status_codes_match_the_message_definition():
     assert (STATUS_OK, STATUS_LIMITED, STATUS_RAMPING, STATUS_INVALID) == (0, 1, 2, 3)
+
+
+def _walking_shaper(**kw) -> CommandShaper:
+    cfg = dict(joints=JOINTS, subject_mass_kg=70.0, gains=1.0, limit_nm=30.0, rate_limit_nm_s=1000.0,
+               ramp_s=0.0, watchdog_s=0.1, control_rate_hz=1000.0)
+    cfg.update(kw)
+    shaper = CommandShaper(CommandConfig(**cfg))
+    shaper.enable()
+    return shaper
+
+
+def test_stamps_ahead_of_the_host_clock_cannot_keep_a_command_alive():
+    """Issue 13 item 4: stamps 3 s ahead; the estimates stop; zero within watchdog_s of the last
+    *receive*, not 3.1 s later."""
+    shaper = _walking_shaper()
+    now = 10**12
+    for _ in range(200):
+        shaper.submit(np.full(3, 20.0), now + 3 * 10**9, True, received_ns=now)
+        out = shaper.update(now)
+        now += MS
+    last_recv = now - MS
+    assert out.valid and np.all(out.torque == 20.0)
+    while now < last_recv + 100 * MS:
+        out = shaper.update(now)
+        now += MS
+    out = shaper.update(last_recv + 100 * MS)
+    assert np.all(out.torque == 0.0) and not out.valid
+
+
+def test_low_confidence_ramps_to_zero_within_the_rate_limit_and_says_why():
+    shaper = _walking_shaper(min_confidence=0.5)
+    now = 10**12
+    outs = []
+    for k in range(200):
+        conf = 1.0 if k < 100 else 0.1
+        shaper.submit(np.full(3, 25.0), now, True, received_ns=now, confidence=conf)
+        outs.append(shaper.update(now))
+        now += MS
+    u = np.array([o.torque[0] for o in outs])
+    assert u[99] == 25.0 and u[-1] == 0.0
+    assert np.all(np.abs(np.diff(u)) <= 1000.0 * 1e-3 + 1e-9)  # ramps, never jumps
+    assert all(o.valid for o in outs)  # a deliberate zero: valid, status RAMPING
+    assert np.all(outs[-1].status == STATUS_RAMPING)
+    assert "low confidence 0.1" in shaper.reason and shaper.counters["low_confidence"] == 100
+
+
+def test_a_lowered_limit_applies_at_once_and_ramps_down():
+    """Issue 13 item 1: limit_nm 30 -> 5 at run time is applied (it was accepted and ignored)."""
+    shaper = _walking_shaper()
+    now = 10**12
+    for _ in range(50):
+        shaper.submit(np.full(3, 25.0), now, True, received_ns=now)
+        out = shaper.update(now)
+        now += MS
+    assert np.all(out.torque == 25.0)
+    shaper.reconfigure(CommandConfig(**{**shaper.config.__dict__, "limit_nm": 5.0}))
+    u = []
+    for _ in range(50):
+        shaper.submit(np.full(3, 25.0), now, True, received_ns=now)
+        u.append(shaper.update(now).torque[0])
+        now += MS
+    u = np.array(u)
+    assert np.all(np.diff(np.r_[25.0, u]) >= -1.0 - 1e-9)  # 1000 N.m/s x 1 ms per step
+    assert u[0] == 24.0 and u[-1] == 5.0 and np.all(u[20:] == 5.0)
+    with pytest.raises(ConfigError, match="joints"):
+        shaper.reconfigure(
+            CommandConfig(joints=JOINTS[:2], subject_mass_kg=70.0, limit_nm=5.0, rate_limit_nm_s=1000.0)
+        )

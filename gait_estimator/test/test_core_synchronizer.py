@@ -44,12 +44,13 @@ class Stream:
     theta0: float
     omega: float  # rad/s about axis
     offset_ns: int  # true host - device offset
+    t_ref_ns: int = 0  # device time at which acc/gyro equal acc0/gyro0 (keeps values plausible)
 
     def acc(self, t_dev_ns: np.ndarray) -> np.ndarray:
-        return self.acc0 + np.outer(np.asarray(t_dev_ns) * 1e-9, self.acc1)
+        return self.acc0 + np.outer((np.asarray(t_dev_ns) - self.t_ref_ns) * 1e-9, self.acc1)
 
     def gyro(self, t_dev_ns: np.ndarray) -> np.ndarray:
-        return self.gyro0 + np.outer(np.asarray(t_dev_ns) * 1e-9, self.gyro1)
+        return self.gyro0 + np.outer((np.asarray(t_dev_ns) - self.t_ref_ns) * 1e-9, self.gyro1)
 
     def quat(self, t_dev_ns: np.ndarray) -> np.ndarray:
         return quat_about(self.axis, self.theta0 + self.omega * np.asarray(t_dev_ns) * 1e-9)
@@ -299,6 +300,7 @@ def test_clock_offset_and_usb_buffering_are_removed(seed, rates, burst_ms, drift
                 0.0,
                 1.0,
                 offset + base,
+                int(dev[0]),
             )
         )
     arrivals = sorted((a for s in streams for a in s.samples(rng, flip_signs=False)), key=lambda a: a[0])

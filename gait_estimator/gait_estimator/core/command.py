@@ -19,12 +19,24 @@ Guarantees (property-tested in ``test_core_command.py``), for any estimate strea
 - ``u == 0`` from ``t_last_valid + watchdog_s`` on: the watchdog envelope shrinks at exactly the
   rate limit and reaches zero at that deadline, so the ramp-down completes inside the watchdog
   time and never breaks the rate limit. ``t_last_valid`` is the *stamp* of the newest valid
-  estimate (the IMU sample time), so pipeline latency counts against the watchdog. The
+  estimate (the IMU sample time), so pipeline latency counts against the watchdog; the deadline
+  is also measured from the host time the estimate was *received* (``submit(received_ns=)``),
+  so no stamp (a device clock ahead of the host, a +1 h jump) can keep a command alive. The
   configuration must satisfy ``limit_nm <= rate_limit_nm_s * watchdog_s`` (a fresh estimate can
   reach full torque); as an estimate ages its envelope caps the torque below the limit.
 - a non-finite estimate, an estimate flagged invalid, a wrong-length estimate or an unknown unit
   latches a fault: output zero until :meth:`CommandShaper.reset`;
-- :meth:`CommandShaper.emergency_stop` latches: output zero until :meth:`CommandShaper.reset`.
+- :meth:`CommandShaper.emergency_stop` latches: output zero until :meth:`CommandShaper.reset`;
+- :meth:`CommandShaper.reconfigure` applies new parameters at once and atomically; a lowered
+  ``limit_nm`` (or a smaller gain) is reached through the rate limit, never by a jump: the
+  saturation itself slews down at ``rate_limit_nm_s``. The watchdog deadline of an estimate is
+  fixed when it is received (a new ``watchdog_s`` applies from the next estimate); a lowered
+  rate limit that could not bring the output to zero by that deadline is exceeded just enough
+  to meet it (never beyond the rate limit that was in force before);
+- an estimate whose ``confidence`` (``core.confidence``: distance of the model input from the
+  model's training distribution) is below ``min_confidence`` is replaced by zero: the command
+  ramps to zero through the rate limit, ``valid`` stays True (a deliberate zero) and
+  :attr:`CommandShaper.reason` says why.
 
 ``reset()`` clears the latches and leaves the shaper *disabled*: torque returns only after an
 explicit ``enable()`` and its ramp-in. After a watchdog expiry the enable envelope restarts
@@ -91,6 +103,7 @@ class CommandConfig:
     ramp_s: float = 1.0
     watchdog_s: float = 0.2
     control_rate_hz: float = 200.0
+    min_confidence: float = 0.0
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "joints", tuple(self.joints))
@@ -110,6 +123,7 @@ class CommandConfig:
         finite("lowpass_hz", 0.0, self.control_rate_hz / 2.0)
         finite("ramp_s", 0.0, 60.0)
         finite("watchdog_s", 0.0, 10.0, lo_open=True)
+        finite("min_confidence", 0.0, 1.0)
         gains = _per_joint("gains", self.gains, n)
         limit = _per_joint("limit_nm", self.limit_nm, n)
         rate = _per_joint("rate_limit_nm_s", self.rate_limit_nm_s, n)
@@ -159,7 +173,18 @@ class CommandShaper:
         self._watchdog_ns = int(round(config.watchdog_s * 1e9))
         self._shift_ns = int(round(config.phase_shift_s * 1e9))
         self._history_ns = max(abs(self._shift_ns), 1) + self._watchdog_ns
-        self.counters = {"submitted": 0, "ignored_out_of_order": 0, "faults": 0, "watchdog_trips": 0}
+        self.counters = {
+            "submitted": 0,
+            "ignored_out_of_order": 0,
+            "faults": 0,
+            "watchdog_trips": 0,
+            "low_confidence": 0,
+            "reconfigured": 0,
+        }
+        self._lim_eff = self._limit.copy()  # the saturation in force: slews down to a lowered limit
+        self._min_conf = float(config.min_confidence)
+        self.confidence = 1.0  # of the newest estimate
+        self.reason: str | None = None  # why the command is held at zero while valid (low confidence)
         self._enabled = False
         self._fault: str | None = None
         self._estop = False
@@ -169,6 +194,8 @@ class CommandShaper:
 
     def _clear_signal(self) -> None:
         self._hist: deque[tuple[int, np.ndarray]] = deque()
+        self._deadline: int | None = None  # watchdog deadline of the newest estimate (host ns)
+        self._wd_sub = self._watchdog_ns  # the watchdog time in force when it was received
         self._lp: np.ndarray | None = None
         self._s = 0.0
         self._expired = True
@@ -198,6 +225,28 @@ class CommandShaper:
         self._estop = False
         self._enabled = False
 
+    def reconfigure(self, config: CommandConfig) -> None:
+        """Apply new parameters at once (atomically, between two updates).
+
+        The output carries on from where it is: a lower ``limit_nm`` is reached by slewing the
+        saturation down at the rate limit, a changed gain through the rate-limited output. The
+        joints must stay the same (a different joint set is a new shaper)."""
+        if config.joints != self.joints:
+            raise ConfigError("joints", config.joints, f"cannot change at run time (now {self.joints})")
+        self.config = config
+        self._gain = np.asarray(config.gains, dtype=np.float64)
+        self._limit = np.asarray(config.limit_nm, dtype=np.float64)
+        # The saturation slews down from where the output is (|out| <= lim_eff always).
+        self._lim_eff = np.minimum(self._lim_eff, np.maximum(self._limit, np.abs(self._out)))
+        self._rate = np.asarray(config.rate_limit_nm_s, dtype=np.float64)
+        self._watchdog_ns = int(round(config.watchdog_s * 1e9))
+        self._shift_ns = int(round(config.phase_shift_s * 1e9))
+        self._history_ns = max(abs(self._shift_ns), 1) + self._watchdog_ns
+        self._min_conf = float(config.min_confidence)
+        # The history holds unscaled estimates (the gain applies in update); the low-pass state
+        # moves to the new gain at its own time constant, the output at the rate limit.
+        self.counters["reconfigured"] += 1
+
     @property
     def enabled(self) -> bool:
         return self._enabled
@@ -215,9 +264,17 @@ class CommandShaper:
 
     # -- inputs ------------------------------------------------------------------------------
     def submit(
-        self, estimate: np.ndarray | None, stamp_ns: int, valid: bool = True, unit: str = "N.m"
+        self,
+        estimate: np.ndarray | None,
+        stamp_ns: int,
+        valid: bool = True,
+        unit: str = "N.m",
+        received_ns: int | None = None,
+        confidence: float = 1.0,
     ) -> None:
-        """A new estimate (joint order of ``config.joints``) describing the instant ``stamp_ns``."""
+        """A new estimate (joint order of ``config.joints``) describing the instant ``stamp_ns``,
+        received at host time ``received_ns`` (default: the stamp, as in offline replay), with the
+        model-input ``confidence`` in [0, 1] (``core.confidence``)."""
         self.counters["submitted"] += 1
         if not valid or estimate is None:
             self._latch("invalid estimate (a sensor stream or window was flagged invalid)")
@@ -242,7 +299,19 @@ class CommandShaper:
         if self._hist and stamp_ns <= self._hist[-1][0]:
             self.counters["ignored_out_of_order"] += 1
             return
-        self._hist.append((stamp_ns, y * self._gain))
+        conf = float(confidence) if math.isfinite(confidence) else 0.0
+        self.confidence = conf
+        if conf < self._min_conf:
+            # Input far from what the model was trained on: its output is not to be trusted.
+            self.counters["low_confidence"] += 1
+            self.reason = f"low confidence {conf:.3g} < min_confidence {self._min_conf:.3g}"
+            y = np.zeros_like(y)
+        else:
+            self.reason = None
+        recv = stamp_ns if received_ns is None else int(received_ns)
+        self._deadline = min(stamp_ns, recv) + self._watchdog_ns
+        self._wd_sub = self._watchdog_ns
+        self._hist.append((stamp_ns, y))
         while len(self._hist) > 2 and self._hist[1][0] < stamp_ns - self._history_ns:
             self._hist.popleft()
 
@@ -268,15 +337,24 @@ class CommandShaper:
         dt = 0.0 if self._last_now is None or now_ns <= self._last_now else (now_ns - self._last_now) * 1e-9
         self._last_now = now_ns if self._last_now is None else max(now_ns, self._last_now)
         n = self._n
+        # A lowered limit is approached at the rate limit (|prev| <= lim_eff: no jump); it slews in
+        # every update, whatever the branch below, so it never lags the limit in force.
+        self._lim_eff = np.maximum(self._limit, self._lim_eff - self._rate * dt)
         stamp = self._hist[-1][0] if self._hist else None
         zero_status = np.full(n, STATUS_INVALID, dtype=np.uint8)
         if self._fault is not None or self._estop:
             self._out = np.zeros(n)  # the one place the rate limit yields: cut to zero
             return CommandOutput(self._out.copy(), zero_status, False, self.fault, stamp)
 
+        # Watchdog on both clocks: the deadline counts from the older of the estimate's stamp and
+        # its host receive time, with the watchdog time in force when it was received.
+        remaining_ns = -1 if self._deadline is None else min(self._deadline - now_ns, self._wd_sub)
         prev = self._out
-        step = self._rate * dt
-        remaining_ns = -1 if stamp is None else min(stamp + self._watchdog_ns - now_ns, self._watchdog_ns)
+        # The rate in force: the configured one, or what still brings |prev| to zero by the
+        # deadline when a lowered rate limit would not (|prev| <= rate_used * remaining held at the
+        # previous update, so this never exceeds the rate used then).
+        rate = np.maximum(self._rate, np.abs(prev) / max((remaining_ns * 1e-9) + dt, 1e-12))
+        step = rate * dt
         if remaining_ns <= 0:  # no estimate yet, or the watchdog deadline has passed
             if not self._expired and stamp is not None:
                 self.counters["watchdog_trips"] += 1
@@ -294,15 +372,15 @@ class CommandShaper:
         else:
             self._s = 0.0 if ramp == 0 else max(0.0, self._s - dt / ramp)
 
-        target = self._shifted()
+        target = self._shifted() * self._gain
         fc = self.config.lowpass_hz
         if self._lp is None or fc == 0:
             self._lp = target.copy()
         else:
             self._lp = self._lp + (1.0 - math.exp(-2.0 * math.pi * fc * dt)) * (target - self._lp)
         wanted = self._s * self._lp
-        cap_wd = self._rate * (remaining_ns * 1e-9)
-        cap = np.minimum(self._limit, cap_wd)
+        cap_wd = rate * (remaining_ns * 1e-9)
+        cap = np.minimum(self._lim_eff, cap_wd)
         desired = np.clip(wanted, -cap, cap)
         out = prev + np.clip(desired - prev, -step, step)
         out = np.clip(out, -cap, cap)
@@ -312,8 +390,8 @@ class CommandShaper:
         tol = 1e-9 * (1.0 + np.abs(wanted))
         limited = np.abs(out - wanted) > tol
         status[limited] = STATUS_LIMITED
-        watchdog_binding = (cap_wd < self._limit) & (np.abs(wanted) > cap_wd)
-        status[(self._s < 1.0) | (watchdog_binding & limited)] = STATUS_RAMPING
+        watchdog_binding = (cap_wd < self._lim_eff) & (np.abs(wanted) > cap_wd)
+        status[(self._s < 1.0) | (watchdog_binding & limited) | (self.reason is not None)] = STATUS_RAMPING
         active = self._enabled or self._s > 0.0 or bool(np.any(out != 0.0))
         if not active:
             status[:] = STATUS_INVALID

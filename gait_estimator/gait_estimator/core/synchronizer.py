@@ -37,10 +37,18 @@ only if it is older than the sample that bracketed the last frame.
 
 Counters (``counters``, totals over streams): ``received``, ``dropped`` (gaps in a stream's
 device stamps, in samples; an out-of-order sample that fills a gap takes one back), ``late``,
-``rejected`` (non-finite, malformed, unknown location, clock jump), ``duplicates``,
-``reordered``, ``overflow``, ``held``, ``frames``, ``invalid_frames``, ``skipped_frames``
-(backlog beyond ``max_backlog_ns`` skipped), ``clock_resets``. No method raises on bad
-samples; the constructor raises ``ConfigError`` on bad parameters.
+``rejected`` (non-finite, malformed, unknown location, clock jump, implausible, ahead),
+``implausible`` (outside the sensor ranges of ``core.plausibility``), ``ahead`` (host time of
+the sample more than ``max_ahead_ns`` after its receive time: a stamp from the future),
+``duplicates``, ``reordered``, ``overflow``, ``held``, ``frames``, ``invalid_frames``,
+``skipped_frames`` (backlog beyond ``max_backlog_ns`` skipped), ``clock_resets``. No method
+raises on bad samples; the constructor raises ``ConfigError`` on bad parameters.
+
+Bounded work. One ``poll`` emits at most ``(max_backlog_ns + latency_ns + max_ahead_ns) x rate``
+frames: older grid time is skipped (``skipped_frames``), and no frame is emitted early beyond
+the polled host time plus ``max_ahead_ns``. Together with the ``ahead`` rejection, no stamp (a
++1 h jump, a device clock seconds ahead) can make a callback build a backlog of frames or keep
+a dead sensor's frames valid.
 """
 
 from __future__ import annotations
@@ -53,6 +61,7 @@ from fractions import Fraction
 
 import numpy as np
 
+from gait_estimator.core.plausibility import DEFAULT_LIMITS, PlausibilityLimits, why_implausible
 from gait_estimator.core.samples import IDENTITY_QUAT_XYZW, ImuSample, SyncFrame
 from gait_estimator.errors import ConfigError
 
@@ -71,6 +80,8 @@ COUNTER_NAMES = (
     "invalid_frames",
     "skipped_frames",
     "clock_resets",
+    "implausible",
+    "ahead",
 )
 
 
@@ -142,6 +153,8 @@ class ImuSynchronizer:
         clock_jump_ns: int = 1_000_000_000,
         max_backlog_ns: int = 2_000_000_000,
         max_buffer: int = 4096,
+        max_ahead_ns: int = 100_000_000,
+        limits: PlausibilityLimits = DEFAULT_LIMITS,
     ) -> None:
         locations = tuple(locations)
         if not locations or len(set(locations)) != len(locations):
@@ -153,6 +166,7 @@ class ImuSynchronizer:
             ("max_gap_ns", max_gap_ns),
             ("clock_jump_ns", clock_jump_ns),
             ("max_backlog_ns", max_backlog_ns),
+            ("max_ahead_ns", max_ahead_ns),
         ):
             if not isinstance(value, int | np.integer) or value < 0:
                 raise ConfigError(name, value, "must be an integer number of nanoseconds >= 0")
@@ -172,6 +186,8 @@ class ImuSynchronizer:
         self.clock_jump_ns = int(clock_jump_ns)
         self.max_backlog_ns = int(max_backlog_ns)
         self.max_buffer = int(max_buffer)
+        self.max_ahead_ns = int(max_ahead_ns)
+        self.limits = limits
         frac = Fraction(self.rate_hz).limit_denominator(1_000_000)
         self._num, self._den = frac.numerator, frac.denominator  # rate = num / den
         self._index = {loc: i for i, loc in enumerate(locations)}
@@ -249,11 +265,11 @@ class ImuSynchronizer:
             v[0:3] = sample.acc
             v[3:6] = sample.gyro
             v[6:10] = sample.quat_xyzw
-            n = math.sqrt(float(v[6:10] @ v[6:10]))
-            if not (np.isfinite(v).all() and 0.5 < n < 1.5):
+            if why_implausible(v, self.limits) is not None:
                 c["rejected"] += 1
+                c["implausible"] += 1
                 return False
-            v[6:10] /= n
+            v[6:10] /= math.sqrt(float(v[6:10] @ v[6:10]))
             d, r = int(sample.stamp_ns), int(receive_ns)
         except (TypeError, ValueError, AttributeError, OverflowError):
             self._streams[0].counters["rejected"] += 1
@@ -262,6 +278,12 @@ class ImuSynchronizer:
             c["rejected"] += 1
             return False
         assert s.offset is not None
+        if d + s.offset > r + self.max_ahead_ns:
+            # A stamp from the future (device clock ahead, trusted stamps): it would hold frames
+            # valid past the sensor's death and make the grid run ahead of the host clock.
+            c["rejected"] += 1
+            c["ahead"] += 1
+            return False
         dev = s.dev
         j = bisect.bisect_left(dev, d)
         if j < len(dev) and dev[j] == d:
@@ -346,7 +368,10 @@ class ImuSynchronizer:
                 self._extra["skipped_frames"] += k_new - self._k
                 self._k = k_new
                 t = self.stamp(self._k)
-        while t <= horizon or (self.emit_early and self._all_reached(t)):
+        # Early emission stops at the polled host time plus the tolerated lead: no stamp can make
+        # one call build an unbounded run of frames (bounded work and memory per callback).
+        early_limit = int(now_ns) + self.max_ahead_ns
+        while t <= horizon or (self.emit_early and t <= early_limit and self._all_reached(t)):
             frames.append(self._frame(t))
             self._last_t = t
             self._k += 1

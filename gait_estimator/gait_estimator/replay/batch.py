@@ -34,6 +34,7 @@ from fractions import Fraction
 
 import numpy as np
 
+from gait_estimator.core.plausibility import implausible_rows
 from gait_estimator.core.synchronizer import COUNTER_NAMES, ImuSynchronizer, slerp
 from gait_estimator.errors import BagError
 from gait_estimator.replay.bag import BagReader, ImuSource, TorqueSeries, iter_imu, normalise_topic
@@ -305,9 +306,11 @@ def simulate_synchronizer(
         return None
     v = imu.values.astype(np.float64, copy=True)
     q = v[:, 6:10]
+    if implausible_rows(v, sync.limits).any():
+        return None  # a rejected sample: the object's bookkeeping decides
+    if not sync.estimate_clock_offset and np.any(d > r + sync.max_ahead_ns):
+        return None  # a stamp from the future is rejected by the object
     norm = np.sqrt(np.einsum("ij,ij->i", q, q))
-    if not (np.isfinite(v).all() and np.all((norm > 0.5) & (norm < 1.5))):
-        return None
     v[:, 6:10] = q / norm[:, None]
 
     latency, gap = sync.latency_ns, sync.max_gap_ns
