@@ -83,3 +83,35 @@ def test_cli_errors(tmp_path, capsys):
     assert "'standing'" in capsys.readouterr().err
     assert main(["calibrate", str(SIM_BAG), "--out", str(tmp_path / "w.yaml"), "--imus", "wrist"]) == 2
     assert "unknown location" in capsys.readouterr().err
+
+
+def test_evaluate_applies_the_wearer_file(tmp_path):
+    """Sensors mounted at known angles + their calibration file = the aligned evaluation exactly."""
+    import json
+
+    from gait_estimator.sim.dataset import write_dataset
+    from gait_estimator.sim.generate import sample_subject, simulate_trial
+
+    trial = simulate_trial(sample_subject(np.random.default_rng(3), "S01"), 4.0, 1.3, seed=3)
+    write_dataset(tmp_path / "aligned", [trial])
+    rng = np.random.default_rng(5)
+    rots = {loc: Rotation.random(random_state=rng).as_matrix() for loc in trial.imu}
+    for loc, sig in trial.imu.items():  # v_sensor = R^T v_segment; sensor -> world = q_seg * R
+        sig["acc"], sig["gyro"] = sig["acc"] @ rots[loc], sig["gyro"] @ rots[loc]
+        sig["quat"] = (Rotation.from_quat(sig["quat"]) * Rotation.from_matrix(rots[loc])).as_quat()
+    write_dataset(tmp_path / "mounted", [trial])
+    sensors = {loc: cal.SensorCalibration(loc, r, 1.0, "given") for loc, r in rots.items()}
+    wearer = cal.write_calibration(cal.WearerCalibration(sensors, "S01"), tmp_path / "w.yaml")
+    model = str(Path(__file__).parents[1] / "models" / "default.pt")
+    runs = {
+        "aligned": ["--data", str(tmp_path / "aligned")],
+        "mounted": ["--data", str(tmp_path / "mounted")],
+        "calibrated": ["--data", str(tmp_path / "mounted"), "--calibration-file", str(wearer)],
+    }
+    rmse = {}
+    for name, extra in runs.items():
+        assert main(["evaluate", model, *extra, "--out", str(tmp_path / name)]) == 0
+        m = json.loads((tmp_path / name / "metrics.json").read_text())
+        rmse[name] = np.array([v["rmse"] for v in m["metrics"].values()])
+    np.testing.assert_allclose(rmse["calibrated"], rmse["aligned"], rtol=1e-3)
+    assert rmse["mounted"].mean() > 1.5 * rmse["aligned"].mean()

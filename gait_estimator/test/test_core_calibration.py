@@ -181,3 +181,33 @@ def test_yaml_round_trip_and_validation(p01, tmp_path):
         cal.read_calibration(tmp_path / "missing.yaml")
     with pytest.raises(CalibrationError, match=r"no calibration for IMU\(s\) \['trunk'\]"):
         cal.apply_to_imu(back, {"trunk": imu["pelvis"]})
+
+
+def test_apply_to_channels_rotates_every_signal_kind(p01):
+    """acc, gyro, grav, quat and Euler channels of mounted sensors come back as the aligned ones."""
+    from gait_estimator.core.features import SIGNALS
+
+    imu, _, _ = p01
+    rng = np.random.default_rng(11)
+    seg_q = Rotation.random(len(imu["pelvis"]["acc"]), random_state=rng)  # any segment orientation
+    aligned = {loc: {**s, "quat": seg_q.as_quat()} for loc, s in imu.items()}
+    rots = {loc: Rotation.random(random_state=rng).as_matrix() for loc in imu}
+    mounted = {
+        loc: {
+            "acc": s["acc"] @ rots[loc],
+            "gyro": s["gyro"] @ rots[loc],
+            "quat": (seg_q * Rotation.from_matrix(rots[loc])).as_quat(),
+        }
+        for loc, s in aligned.items()
+    }
+    channels = tuple(f"{loc}/{s}" for loc in imu for s in SIGNALS)
+    wearer = cal.WearerCalibration(
+        {loc: cal.SensorCalibration(loc, r, 1.0, "given") for loc, r in rots.items()}
+    )
+    got = cal.apply_to_channels(wearer, channels, channel_matrix(channels, mounted))
+    want = channel_matrix(channels, aligned)
+    angles = [i for i, c in enumerate(channels) if c.endswith(("/yaw", "/roll"))]  # wrap at +-pi
+    got[:, angles] = want[:, angles] + np.angle(np.exp(1j * (got[:, angles] - want[:, angles])))
+    np.testing.assert_allclose(got, want, atol=1e-6)
+    with pytest.raises(CalibrationError, match="without"):
+        cal.apply_to_channels(wearer, ("pelvis/acc_x", "pelvis/acc_z"), np.zeros((3, 2)))

@@ -17,6 +17,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="'test': only the last 20%% of each recording (the UI/UA test part)",
     )
     p.add_argument("--out", default=None, help="directory for metrics.json and plots (default: beside model)")
+    p.add_argument(
+        "--calibration-file", default=None, help="wearer calibration YAML (from calibrate), applied before features"
+    )
     p.set_defaults(handler=run)
 
 
@@ -33,6 +36,13 @@ def run(args: argparse.Namespace) -> int:
     md = runtime.metadata
     signals = ("acc", "gyro", "grav", "quat", "euler")  # every channel kind a model may read
     recs = load_recordings(args.data, md.sample_rate_hz, signals=signals)
+    if args.calibration_file:  # sensor -> segment frames before features, as the nodes do
+        from dataclasses import replace
+
+        from gait_estimator.core.calibration import apply_to_channels, read_calibration
+
+        wearer = read_calibration(args.calibration_file)
+        recs = [replace(r, inputs=apply_to_channels(wearer, r.channels, r.inputs)) for r in recs]
     if args.subjects:
         by = split_by_subject(recs)
         want = [s.strip() for s in args.subjects.split(",") if s.strip()]

@@ -43,6 +43,7 @@ __all__ = [
     "PRIORS",
     "SensorCalibration",
     "WearerCalibration",
+    "apply_to_channels",
     "apply_to_frame",
     "apply_to_imu",
     "calibrate_sensor",
@@ -50,6 +51,7 @@ __all__ = [
     "check_alignment",
     "find_standing",
     "read_calibration",
+    "require_usable",
     "rotation_angle_deg",
     "write_calibration",
 ]
@@ -287,22 +289,27 @@ def _quat_times_rotation(quat_xyzw: np.ndarray, r: np.ndarray) -> np.ndarray:
     return np.where(q[..., 3:4] < 0, -q, q)
 
 
-def apply_to_imu(
-    cal: WearerCalibration, imu: Mapping[str, Mapping[str, np.ndarray]], allow_flagged: bool = False
-) -> dict[str, dict[str, np.ndarray]]:
-    """``imu[location] = {"acc", "gyro", "quat"?...}`` rotated into the segment frames (a copy).
-
-    Every location must have a calibration; flagged ones raise unless ``allow_flagged``."""
-    missing = [loc for loc in imu if loc not in cal.sensors]
+def require_usable(cal: WearerCalibration, locations, allow_flagged: bool = False) -> None:
+    """CalibrationError unless every location has a calibration that is not flagged."""
+    missing = [loc for loc in locations if loc not in cal.sensors]
     if missing:
         raise CalibrationError(f"no calibration for IMU(s) {missing}; the file has {sorted(cal.sensors)}")
-    bad = [loc for loc in imu if cal.sensors[loc].flagged]
+    bad = [loc for loc in locations if cal.sensors[loc].flagged]
     if bad and not allow_flagged:
         raise CalibrationError(
             f"calibration of {bad} is flagged (quality "
             + ", ".join(f"{cal.sensors[b].quality:.2f}" for b in bad)
             + f" < {cal.sensors[bad[0]].min_quality}); recalibrate (stand still, then walk a few strides)"
         )
+
+
+def apply_to_imu(
+    cal: WearerCalibration, imu: Mapping[str, Mapping[str, np.ndarray]], allow_flagged: bool = False
+) -> dict[str, dict[str, np.ndarray]]:
+    """``imu[location] = {"acc", "gyro", "quat"?...}`` rotated into the segment frames (a copy).
+
+    Every location must have a calibration; flagged ones raise unless ``allow_flagged``."""
+    require_usable(cal, imu, allow_flagged)
     out = {}
     for loc, sig in imu.items():
         r = cal.sensors[loc].rotation
@@ -328,6 +335,50 @@ def apply_to_frame(cal: WearerCalibration, frame: SyncFrame) -> SyncFrame:
         if valid[i]:
             quat[i] = _quat_times_rotation(quat[i], s.rotation)
     return replace(frame, acc=acc, gyro=gyro, quat_xyzw=quat, valid=valid)
+
+
+_VECTOR_GROUPS = (("acc_x", "acc_y", "acc_z"), ("gyro_x", "gyro_y", "gyro_z"), ("grav_x", "grav_y", "grav_z"))
+_QUAT = ("quat_x", "quat_y", "quat_z", "quat_w")
+
+
+def apply_to_channels(cal: WearerCalibration, channels: tuple[str, ...], inputs: np.ndarray) -> np.ndarray:
+    """Feature matrix ``inputs[N, C]`` (``"<location>/<signal>"`` columns) in the segment frames.
+
+    Vector signals (acc, gyro, grav) need all three axes of a location, the quaternion all four;
+    Euler angles are recomputed from the rotated quaternion. Flagged sensors raise."""
+    from gait_estimator.core.features import SIGNALS, location_signals
+
+    out = np.array(inputs, dtype=np.float64, copy=True)
+    col = {c: i for i, c in enumerate(channels)}
+    locations = list(dict.fromkeys(c.split("/", 1)[0] for c in channels))
+    require_usable(cal, locations)
+    for loc in locations:
+        r = cal.sensors[loc].rotation
+        have = {c.split("/", 1)[1] for c in channels if c.startswith(loc + "/")}
+        for group in (*_VECTOR_GROUPS, _QUAT):
+            present = [s for s in group if s in have]
+            if present and len(present) < len(group):
+                raise CalibrationError(
+                    f"{loc}: cannot rotate {present} without {[s for s in group if s not in have]} "
+                    "(calibration needs every axis of a sensor)"
+                )
+        for group in _VECTOR_GROUPS:
+            if group[0] in have:
+                idx = [col[f"{loc}/{s}"] for s in group]
+                out[:, idx] = out[:, idx] @ r.T
+        euler = [s for s in ("roll", "pitch", "yaw") if s in have]
+        if "quat_x" in have:
+            idx = [col[f"{loc}/{s}"] for s in _QUAT]
+            out[:, idx] = _quat_times_rotation(out[:, idx], r)
+            if euler:
+                sig = location_signals(np.zeros((len(out), 3)), np.zeros((len(out), 3)), out[:, idx])
+                for s in euler:
+                    out[:, col[f"{loc}/{s}"]] = sig[:, SIGNALS.index(s)]
+        elif euler:
+            raise CalibrationError(
+                f"{loc}: Euler channels {euler} can be rotated only with the quaternion channels"
+            )
+    return out.astype(np.asarray(inputs).dtype)
 
 
 # -- YAML -------------------------------------------------------------------------------------------
