@@ -62,4 +62,17 @@ if ! stamp_ok package "$pkg_hash-$req_hash" || ! "$venv/bin/python" -c "import g
 else
   echo "[setup] gait_estimator: up to date"
 fi
+# The venv as an ament prefix, so launch_ros finds the package (ros2 launch gait_estimator ...,
+# FindPackageShare, get_package_share_directory) with AMENT_PREFIX_PATH=$venv: the package index
+# marker, share/gait_estimator/{package.xml,launch,config,models} and lib/gait_estimator/<node>,
+# all symlinks into the checkout (cheap, redone every run).
+share="$venv/share/gait_estimator"
+mkdir -p "$venv/share/ament_index/resource_index/packages" "$share" "$venv/lib/gait_estimator"
+: > "$venv/share/ament_index/resource_index/packages/gait_estimator"
+for item in package.xml launch config models; do ln -sfn "$root/gait_estimator/$item" "$share/$item"; done
+for exe in $("$venv/bin/python" -c 'from importlib.metadata import entry_points
+print(" ".join(e.name for e in entry_points(group="console_scripts") if e.value.startswith("gait_estimator.nodes.")))'); do
+  ln -sfn "$venv/bin/$exe" "$venv/lib/gait_estimator/$exe"
+done
+echo "[setup] ament prefix: $venv (for ros2 launch: export AMENT_PREFIX_PATH=$venv\${AMENT_PREFIX_PATH:+:\$AMENT_PREFIX_PATH})"
 echo "[setup] ok: $("$venv/bin/python" -c 'import rclpy, torch, gait_estimator_msgs.msg, gait_estimator; print("rclpy", "torch", torch.__version__)' 2>/dev/null)"

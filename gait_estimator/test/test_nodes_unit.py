@@ -1,9 +1,9 @@
 """Node layer without spinning: parameter schema and YAML validation, serial frame protocol and
-the serial backend through a pseudo-terminal, message conversion helpers, launch files."""
+the serial backend through a pseudo-terminal, message conversion helpers
+(launch files: test_launch_files.py)."""
 
 from __future__ import annotations
 
-import ast
 import os
 import subprocess
 import sys
@@ -167,37 +167,7 @@ def test_window_and_torque_conversion():
     assert torque.tolist() == [1.0, 0.0] and status.tolist() == [0, 3] and not valid
 
 
-# -- launch files and executables ---------------------------------------------------------------
-
-
-def _console_scripts() -> set[str]:
-    tree = ast.parse((PKG / "setup.py").read_text())
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Constant) and isinstance(node.value, str) and "console_scripts" == node.value:
-            break
-    names = set()
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Constant) and isinstance(node.value, str) and " = " in node.value:
-            names.add(node.value.split(" = ")[0].strip())
-    return names
-
-
-@pytest.mark.parametrize("launch", ["pipeline.launch.py", "replay.launch.py"])
-def test_launch_files_compile_and_name_real_executables(launch):
-    src = (PKG / "launch" / launch).read_text()
-    tree = ast.parse(src)
-    compile(tree, launch, "exec")
-    assert any(isinstance(n, ast.FunctionDef) and n.name == "generate_launch_description" for n in tree.body)
-    executables = {
-        kw.value.value
-        for n in ast.walk(tree)
-        if isinstance(n, ast.Call)
-        for kw in n.keywords
-        if kw.arg == "executable" and isinstance(kw.value, ast.Constant)
-    }
-    assert executables and executables <= _console_scripts(), executables - _console_scripts()
-    for name in executables:
-        assert (Path(sys.executable).parent / name).exists(), f"console script {name} not installed"
+# -- launch files: test_launch_files.py ----------------------------------------------------------
 
 
 def test_run_rejects_an_invalid_config():

@@ -2,6 +2,7 @@
 
     bag_player BAG [--rate 1.0] [--loop [--loops N]] [--start-offset S] [--clock-hz 100]
                [--topics T ...] [--loop-stamps shift|keep] [--delay S] [--wait-for-subscribers S]
+               [--wait-for-manager S] [--restamp] [--topics-relative]
 
 - Timing: a message logged at bag time ``t`` is published ``(t - t0) / rate`` after the start,
   from one thread in log-time order (no reordering at any rate: every message is published
@@ -15,6 +16,11 @@
 - ``--restamp``: header stamps (and ``/clock``) are moved onto this host's clock, for nodes that
   stamp receipt with the system clock (the pipeline nodes): stamp + (wall time at start - first
   log time). Relative timing is unchanged.
+- ``--wait-for-manager S``: play only once ``lifecycle_manager/state`` (relative: the player's
+  namespace) reads ``active``, so no part of the bag is lost while the pipeline starts; an error
+  (exit 2) when it reads ``failed: ...`` or not ``active`` within S seconds.
+- ``--topics-relative``: publish the bag's topics without their leading ``/`` (``imu/pelvis``), so
+  they resolve under the player's namespace like the pipeline's own relative topics.
 - QoS: ``sensor_msgs/Imu`` topics SensorDataQoS (best effort, depth 5), everything else reliable,
   depth 10, volatile; ``/clock`` reliable, depth 1.
 - A bad bag is one error line (the path and what is wrong) and exit status 2, no traceback.
@@ -83,6 +89,18 @@ def build_parser() -> argparse.ArgumentParser:
         " start - first log time); for nodes that timestamp receipt with the system clock",
     )
     p.add_argument(
+        "--wait-for-manager",
+        type=float,
+        default=0.0,
+        metavar="S",
+        help="wait up to S seconds until lifecycle_manager/state is 'active' (error otherwise)",
+    )
+    p.add_argument(
+        "--topics-relative",
+        action="store_true",
+        help="publish the bag's topics relative to the node namespace (leading '/' dropped)",
+    )
+    p.add_argument(
         "--linger",
         type=float,
         default=0.5,
@@ -95,7 +113,7 @@ def build_parser() -> argparse.ArgumentParser:
 class BagPlayer:
     """Publishes a :class:`Playback` on an rclpy node; ``play()`` blocks until done or stopped."""
 
-    def __init__(self, node: Any, args: argparse.Namespace) -> None:
+    def __init__(self, node: Any, args: argparse.Namespace, stop_event: threading.Event | None = None):
         from rclpy.qos import QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
         from rosgraph_msgs.msg import Clock
 
@@ -107,7 +125,7 @@ class BagPlayer:
         if args.clock_hz < 0:
             raise BagError(f"--clock-hz {args.clock_hz}: must be >= 0")
         self.node, self.args = node, args
-        self.stop_event = threading.Event()
+        self.stop_event = stop_event or threading.Event()
         self.reader = BagReader(args.bag).open()
         self.playback = Playback(
             self.reader,
@@ -129,7 +147,8 @@ class BagPlayer:
                 )
                 continue
             qos = qos_profile_sensor_data if msgtype == IMU_TYPE else reliable
-            self.publishers[topic] = node.create_publisher(cls, topic, qos)
+            name = topic.lstrip("/") if args.topics_relative else topic
+            self.publishers[topic] = node.create_publisher(cls, name, qos)
         if not self.publishers:
             raise BagError(f"bag {args.bag}: none of its topics has an installed message type")
         self.clock_cls = Clock
@@ -175,8 +194,41 @@ class BagPlayer:
         if lonely:
             self.node.get_logger().warning(f"no subscriber after {timeout_s} s on {', '.join(lonely)}")
 
+    def wait_for_manager(self, timeout_s: float) -> bool:
+        """Spin until ``lifecycle_manager/state`` is ``active``; False when stopped first."""
+        import rclpy
+        from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
+        from std_msgs.msg import String
+
+        state: list[str] = []
+        latched = QoSProfile(
+            depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL
+        )
+        topic = "lifecycle_manager/state"
+        sub = self.node.create_subscription(String, topic, lambda m: state.append(m.data), latched)
+        deadline = time.monotonic() + timeout_s
+        try:
+            while not self.stop_event.is_set():
+                if state and state[-1] == "active":
+                    self.node.get_logger().info("lifecycle_manager is active: playing")
+                    return True
+                if state and state[-1].startswith("failed"):
+                    raise BagError(f"lifecycle_manager reports '{state[-1]}': not playing")
+                if time.monotonic() > deadline:
+                    last = state[-1] if state else "nothing"
+                    raise BagError(
+                        f"--wait-for-manager {timeout_s}: lifecycle_manager/state read {last!r}, "
+                        "not 'active' (is the pipeline running in this namespace?)"
+                    )
+                rclpy.spin_once(self.node, timeout_sec=0.05)
+            return False
+        finally:
+            self.node.destroy_subscription(sub)
+
     def play(self) -> int:
         args = self.args
+        if args.wait_for_manager > 0 and not self.wait_for_manager(args.wait_for_manager):
+            return self.published
         if args.wait_for_subscribers > 0:
             self.wait_for_subscribers(args.wait_for_subscribers)
         if args.delay > 0 and not self._sleep_until(time.monotonic() + args.delay):
@@ -238,23 +290,22 @@ class BagPlayer:
 
 def main(argv: Sequence[str] | None = None) -> int:
     import rclpy
+    from rclpy.signals import SignalHandlerOptions
     from rclpy.utilities import remove_ros_args
 
     raw = list(sys.argv if argv is None else ["bag_player", *argv])
     args = build_parser().parse_args(remove_ros_args(raw)[1:])
-    rclpy.init(args=raw)
+    # Handlers first and kept to the end: Ctrl-C under ros2 launch arrives twice (the terminal's
+    # SIGINT to the process group, then launch's own); each only sets the stop flag (exit 0).
+    stop_event = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop_event.set())
+    rclpy.init(args=raw, signal_handler_options=SignalHandlerOptions.NO)
     node = rclpy.create_node("bag_player")
     player = None
     code = 0
     try:
-        player = BagPlayer(node, args)
-
-        def _stop(signum: int, frame: Any) -> None:
-            assert player is not None
-            player.stop_event.set()
-
-        signal.signal(signal.SIGINT, _stop)
-        signal.signal(signal.SIGTERM, _stop)
+        player = BagPlayer(node, args, stop_event)
         player.play()
     except GaitEstimatorError as exc:
         print(f"bag_player: error: {exc}", file=sys.stderr)
@@ -265,6 +316,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         node.destroy_node()
         if rclpy.ok():
             rclpy.shutdown()
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # a late second Ctrl-C: see common.run_node
     return code
 
 

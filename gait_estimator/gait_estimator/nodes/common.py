@@ -401,19 +401,27 @@ def run_node(factory, args: list[str] | None = None, executor_factory=None) -> i
 
     SIGINT/SIGTERM are handled here rather than by rclpy's handler, which shuts the context down
     at once: a lifecycle node first goes through its ``shutdown`` transition while it can still
-    publish (the command nodes send a last zero command), then the node is destroyed."""
+    publish (the command nodes send a last zero command), then the node is destroyed.
+
+    Ctrl-C in a terminal running ``ros2 launch`` reaches every process twice: the terminal sends
+    SIGINT to the whole process group, then launch sends its own ~80 ms later. The handlers only set
+    a flag, and once the node is down SIGINT is ignored: Python's exit restores the default action of
+    every signal it handles (not of ignored ones), and a second SIGINT landing while DDS tears down
+    would kill the process (exit -2) or, with the default handler back, print a traceback."""
     import signal
     import threading
 
     import rclpy
+    from rclpy.clock import Clock, ClockType
     from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
     from rclpy.lifecycle import LifecycleNode
     from rclpy.signals import SignalHandlerOptions
 
     args = sys.argv if args is None else args
-    rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
     stop = threading.Event()
-    old = {s: signal.signal(s, lambda *_: stop.set()) for s in (signal.SIGINT, signal.SIGTERM)}
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
     node = None
     code = 0
     try:
@@ -422,8 +430,9 @@ def run_node(factory, args: list[str] | None = None, executor_factory=None) -> i
         executor.add_node(node)
         freeze_heap()
         # A signal only sets the flag; this timer guarantees a wake-up to see it. (spin_once with a
-        # timeout would instead build a timer per wait: measured p99 latency x10 in the chain.)
-        wake = node.create_timer(0.1, lambda: None)
+        # timeout would instead build a timer per wait: measured p99 latency x10 in the chain.) On the
+        # steady clock: with use_sim_time a ROS-time timer stops with /clock and shutdown would hang.
+        wake = node.create_timer(0.1, lambda: None, clock=Clock(clock_type=ClockType.STEADY_TIME))
         try:
             while not stop.is_set() and rclpy.ok():
                 executor.spin_once()
@@ -450,8 +459,7 @@ def run_node(factory, args: list[str] | None = None, executor_factory=None) -> i
             node.destroy_node()
         if rclpy.ok():
             rclpy.try_shutdown()
-        for s, h in old.items():
-            signal.signal(s, h)
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
     return code
 
 
