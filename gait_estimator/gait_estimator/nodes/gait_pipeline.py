@@ -40,6 +40,7 @@ from rclpy.lifecycle import TransitionCallbackReturn
 from gait_estimator.nodes import common
 from gait_estimator.nodes.imu_sources import make_source
 from gait_estimator.nodes.imu_synchronizer import DataClock, make_synchronizer
+from gait_estimator.nodes.interop import CommandOutputs
 from gait_estimator.nodes.lifecycle_base import ReleasingLifecycleNode
 from gait_estimator.nodes.params import check_inference_mode, declare_params, make_shaper, resolve_model_path
 from gait_estimator.nodes.torque_command import JointMap
@@ -91,8 +92,13 @@ class GaitPipeline(ReleasingLifecycleNode):
         self.map = JointMap(p["joints"])
         self._est_msg, self._cmd_msg = JointTorque(), JointTorque()
         sensor, rel = common.sensor_qos(), common.command_qos()
-        self._est_pub = self.create_publisher(JointTorque, common.TOPIC_ESTIMATE, sensor)
-        self._cmd_pub = self.create_publisher(JointTorque, common.TOPIC_COMMAND, rel)
+        est_hz = common.estimate_rate_hz(md, p["inference_mode"], fused=True)  # rate/stamp diagnostics
+        self._est_pub = common.monitor_output(
+            self, self.create_publisher(JointTorque, common.TOPIC_ESTIMATE, sensor), est_hz, est_hz,
+            active=lambda: self._active)
+        self._cmd_pub = common.monitor_output(  # liveliness lease for the sentinel
+            self, self.create_publisher(JointTorque, common.TOPIC_COMMAND, common.command_publisher_qos()),
+            p["control_rate_hz"], float("inf"))
         self._frame_pub = (
             self.create_publisher(ImuFrame, common.TOPIC_FRAME, sensor) if p["publish_frames"] else None
         )
@@ -112,6 +118,7 @@ class GaitPipeline(ReleasingLifecycleNode):
             self.create_timer(1.0 / p["control_rate_hz"], self._on_timer),
             self.create_timer(1.0, self._diagnostics),
         ] + [e for e in (self._frame_pub, self._ref_pub) if e is not None]
+        self._interop = CommandOutputs(self, p, self._entities)  # ros2_control / JointState outputs
         if p["imu_source"] == "topics":
             for loc in p["locations"]:
                 self._entities.append(
@@ -238,6 +245,7 @@ class GaitPipeline(ReleasingLifecycleNode):
             self.params["subject_mass_kg"], msg=self._cmd_msg,
         )
         self._cmd_pub.publish(m)
+        self._interop.publish(m)
         self._last_pub_ns = time.time_ns()
         self._published_since_tick = True
         self.counts["commands"] += 1

@@ -5,7 +5,8 @@ name ``lifecycle_manager`` (nav2's manager is C++ and not available here). Param
 (``params.MANAGER``): ``node_names`` (start-up order, default ``[torque_estimator,
 torque_command]``; ``[gait_pipeline]`` for the fused mode), ``autostart``, ``check_period_s``,
 ``service_timeout_s``, ``missed_checks``, ``transition_timeout_s``, ``startup_timeout_s``,
-``command_node``.
+``command_node``; the command sentinel's ``sentinel``, ``command_topic``, ``joints``,
+``sentinel_period_s``, ``sentinel_timeout_s``, ``liveliness_lease_s``.
 
 Start-up: waits for every node's ``change_state`` service, configures all in order, then
 activates all in order (nav2's order). A failed transition aborts the start-up and brings the
@@ -23,6 +24,13 @@ transient local): ``starting``, ``active``, ``failed: <why>``, ``down``. Request
 ``lifecycle_manager/command`` (``std_msgs/String``): ``startup``, ``shutdown`` (deactivate and
 clean up everything in reverse order).
 
+Command sentinel (``nodes.command_sentinel``, on unless ``sentinel`` is false): while the
+command publisher is dead it publishes zero ``valid = false`` commands on ``command_topic``.
+
+Diagnostics (``/diagnostics``, every second): "lifecycle_manager: <node>" per managed node (OK
+active, WARN inactive, ERROR failed or not answering, STALE not checked yet) and
+"lifecycle_manager: command sentinel".
+
 All service calls run on a worker thread with bounded waits; the executor thread only
 dispatches responses, so nothing here can block the node.
 """
@@ -32,18 +40,24 @@ from __future__ import annotations
 import threading
 import time
 
+from diagnostic_msgs.msg import DiagnosticArray
 from lifecycle_msgs.msg import State, Transition
 from lifecycle_msgs.srv import ChangeState, GetState
 from rclpy.callback_groups import ReentrantCallbackGroup
 from rclpy.node import Node
 
 from gait_estimator.nodes import common
+from gait_estimator.nodes.command_sentinel import CommandSentinel
 from gait_estimator.nodes.params import declare_params
 
 ACTIVE = State.PRIMARY_STATE_ACTIVE
 INACTIVE = State.PRIMARY_STATE_INACTIVE
 UNCONFIGURED = State.PRIMARY_STATE_UNCONFIGURED
 FINALIZED = State.PRIMARY_STATE_FINALIZED
+
+
+def _label(state: int) -> str:
+    return {UNCONFIGURED: "unconfigured", FINALIZED: "finalized"}.get(state, f"state {state}")
 
 
 class LifecycleManager(Node):
@@ -72,6 +86,10 @@ class LifecycleManager(Node):
         self._stop = threading.Event()
         self._supervising = False
         self._missed = dict.fromkeys(self.nodes, 0)
+        self._states: dict[str, int | None] = dict.fromkeys(self.nodes)  # last answer; None = none
+        self.sentinel = CommandSentinel(self, p) if p["sentinel"] else None
+        self._diag_pub = self.create_publisher(DiagnosticArray, common.TOPIC_DIAGNOSTICS, 10)
+        self.create_timer(1.0, self._diagnostics)
         if not p["autostart"]:
             self._set_state("down")
         self._thread = threading.Thread(target=self._worker, name="lifecycle_manager", daemon=True)
@@ -101,7 +119,8 @@ class LifecycleManager(Node):
 
     def get_state(self, node: str) -> int | None:
         r = self._call(self._get[node], GetState.Request(), self.params["service_timeout_s"])
-        return None if r is None else r.current_state.id
+        self._states[node] = None if r is None else r.current_state.id
+        return self._states[node]
 
     def transition(self, node: str, transition_id: int) -> bool:
         req = ChangeState.Request()
@@ -198,6 +217,28 @@ class LifecycleManager(Node):
                 self.get_logger().error(f"manager error: {exc!r}")
             self._wake.wait(self.params["check_period_s"])
             self._wake.clear()
+
+    def _diagnostics(self) -> None:
+        arr = DiagnosticArray()
+        arr.header.stamp = self.get_clock().now().to_msg()
+        failed = self.state.startswith("failed")
+        for n in self.nodes:
+            state = self._states[n]
+            values = {"manager state": self.state, "missed checks": self._missed[n]}
+            if state is None:
+                level, msg = common.STALE, "not checked yet"
+                if self._missed[n]:
+                    level, msg = common.ERROR, "not answering"
+            elif state == ACTIVE:
+                level, msg = common.OK, "active"
+            elif state == INACTIVE:
+                level, msg = (common.ERROR if failed else common.WARN), "inactive"
+            else:
+                level, msg = (common.ERROR if failed or self._supervising else common.WARN), _label(state)
+            arr.status.append(common.diagnostic_status(self, n, level, msg, values, hardware_id=n))
+        if self.sentinel is not None:
+            arr.status.append(common.diagnostic_status(self, "command sentinel", *self.sentinel.diagnostic()))
+        self._diag_pub.publish(arr)
 
     def close(self) -> None:
         self._stop.set()

@@ -351,6 +351,36 @@ COMMAND = (
         True,
         "publish a command on every estimate (lowest latency); the timer fills gaps at control_rate_hz",
     ),
+    # ros2_control interop (nodes/interop.py), read at configure
+    _p(
+        "effort_topic",
+        "string",
+        "",
+        "also publish every command as std_msgs/Float64MultiArray on this topic (a "
+        "forward_command_controller / JointGroupEffortController commands topic; zeros when not "
+        "valid); empty = off",
+        allow_empty=True,
+        read_only=True,
+    ),
+    _p(
+        "effort_joints",
+        "string_array",
+        [],
+        "joint order of effort_topic (the controller's joints parameter), a subset of joints; "
+        "empty = joints",
+        choices=JOINTS,
+        allow_empty=True,
+        read_only=True,
+    ),
+    _p(
+        "joint_state_topic",
+        "string",
+        "",
+        "also publish every command as sensor_msgs/JointState (effort = command, stamp = the command's) "
+        "for PlotJuggler/Foxglove/rviz; empty = off",
+        allow_empty=True,
+        read_only=True,
+    ),
     _p("diagnostics_period_s", "double", 1.0, "period of /diagnostics", min=0.05, max=60.0),
 )
 
@@ -404,6 +434,55 @@ MANAGER = (
         "torque_command",
         "node whose output must be zeroed first on a failure (it is deactivated before anything else)",
         allow_empty=True,
+    ),
+    # command sentinel (nodes/command_sentinel.py)
+    _p(
+        "sentinel",
+        "bool",
+        True,
+        "watch the command publisher and publish zero valid=false commands while it is dead",
+        read_only=True,
+    ),
+    _p(
+        "command_topic", "string", "exo/torque_command", "topic the sentinel watches and zeroes",
+        read_only=True,
+    ),
+    _p(
+        "joints",
+        "string_array",
+        list(JOINTS),
+        "joints of the sentinel's zero commands (the command node's joints)",
+        choices=JOINTS,
+        read_only=True,
+    ),
+    _p(
+        "sentinel_period_s",
+        "double",
+        0.01,
+        "check period of the sentinel and publish period of its zero commands",
+        min=0.001,
+        max=1.0,
+        read_only=True,
+    ),
+    _p(
+        "sentinel_timeout_s",
+        "double",
+        0.05,
+        "no command for this long (and its liveliness lost, when the publisher offers a lease) = "
+        "publisher dead",
+        min=0.005,
+        max=10.0,
+        read_only=True,
+    ),
+    _p(
+        "liveliness_lease_s",
+        "double",
+        0.05,
+        "liveliness lease the sentinel requests; a command publisher offering a lease <= this is "
+        "declared dead when its lease expires (a stalled but live process keeps it)",
+        min=0.005,
+        max=10.0,
+        read_only=True,
     ),
 )
 
@@ -484,6 +563,9 @@ def validate_node_params(node: str, values: Mapping[str, Any], *, partial: bool 
                 raise ConfigError(
                     f"{node}.{arr}", out[arr], f"must have 1 or len(joints) = {len(out['joints'])} elements"
                 )
+    if set(out.get("effort_joints", ())) - set(out.get("joints", ())):
+        rule = f"must be a subset of joints {out['joints']}"
+        raise ConfigError(f"{node}.effort_joints", out["effort_joints"], rule)
     if "locations" in out and len(set(out["locations"])) != len(out["locations"]):
         raise ConfigError(f"{node}.locations", out["locations"], "must not repeat a location")
     if node == "imu_driver" or node == "gait_pipeline":
@@ -588,7 +670,9 @@ def declare_params(node, schema_name: str, schema: Sequence[ParamSpec] | None = 
     values: dict[str, Any] = {}
     for spec in schema:
         try:
-            p = node.declare_parameter(spec.name, spec.default, _descriptor(spec))
+            # an empty array has no element type for rclpy (it would say BYTE_ARRAY): declare the type
+            default = _rclpy_type(spec.type) if spec.default == [] else spec.default
+            p = node.declare_parameter(spec.name, default, _descriptor(spec))
         except InvalidParameterTypeException as exc:
             raise ConfigError(
                 f"{node.get_name()}.{spec.name}", "<override>", f"wrong type: {spec.rule()} ({exc})"
@@ -597,8 +681,14 @@ def declare_params(node, schema_name: str, schema: Sequence[ParamSpec] | None = 
             raise ConfigError(
                 f"{node.get_name()}.{spec.name}", "<override>", f"{spec.rule()} ({exc})"
             ) from exc
-        values[spec.name] = p.value
+        values[spec.name] = [] if p.value is None and spec.default == [] else p.value
     return validate_node_params(schema_name, values)
+
+
+def _rclpy_type(type_: str):
+    from rclpy.parameter import Parameter
+
+    return getattr(Parameter.Type, type_.upper())
 
 
 def check_inference_mode(node: str, mode: str, metadata: Any, model: Any = "") -> str:

@@ -40,6 +40,7 @@ import numpy as np
 from rclpy.lifecycle import TransitionCallbackReturn
 
 from gait_estimator.nodes import common
+from gait_estimator.nodes.interop import CommandOutputs
 from gait_estimator.nodes.lifecycle_base import ReleasingLifecycleNode
 from gait_estimator.nodes.params import declare_params, make_shaper
 
@@ -101,7 +102,9 @@ class TorqueCommand(ReleasingLifecycleNode):
         self._msg = JointTorque()
         rel = common.command_qos()
         # A plain publisher (not a lifecycle one): zeros must go out while inactive too.
-        self._pub = self.create_publisher(JointTorque, common.TOPIC_COMMAND, rel)
+        self._pub = common.monitor_output(  # liveliness lease for the sentinel; rate/stamp diagnostics
+            self, self.create_publisher(JointTorque, common.TOPIC_COMMAND, common.command_publisher_qos()),
+            p["control_rate_hz"], float("inf"))
         self._diag_pub = self.create_publisher(DiagnosticArray, common.TOPIC_DIAGNOSTICS, 10)
         self._entities = [
             self._pub,
@@ -117,6 +120,7 @@ class TorqueCommand(ReleasingLifecycleNode):
             self.create_timer(1.0 / p["control_rate_hz"], self._on_timer),
             self.create_timer(p["diagnostics_period_s"], self._diagnostics),
         ]
+        self._interop = CommandOutputs(self, p, self._entities)  # ros2_control / JointState outputs
         self._period_ns = int(1e9 / p["control_rate_hz"])
         return TransitionCallbackReturn.SUCCESS
 
@@ -208,6 +212,7 @@ class TorqueCommand(ReleasingLifecycleNode):
             self.params["subject_mass_kg"], msg=self._msg,
         )
         self._pub.publish(m)
+        self._interop.publish(m)
         self._last_pub_ns = time.time_ns()
         self._published_since_tick = True
         self.counts["commands"] += 1

@@ -109,7 +109,10 @@ class TorqueEstimator(ReleasingLifecycleNode):
             f"{self.params['inference_mode']} mode)"
         )
         qos = common.sensor_qos()
-        self._pub = self.create_lifecycle_publisher(JointTorque, common.TOPIC_ESTIMATE, qos)
+        est_hz = common.estimate_rate_hz(md, self.params["inference_mode"])  # rate/stamp diagnostics
+        self._pub = common.monitor_output(
+            self, self.create_lifecycle_publisher(JointTorque, common.TOPIC_ESTIMATE, qos), est_hz, est_hz,
+            active=lambda: self._active)
         self._sub = self.create_subscription(
             FeatureWindow, common.TOPIC_FEATURES, self._on_window, common.sensor_qos(common.SENSOR_SUB_DEPTH)
         )

@@ -1,0 +1,133 @@
+"""Command sentinel: zero commands on ``exo/torque_command`` while the command publisher is dead.
+
+A command node that dies (``kill -9``, a segfault, the OOM killer) sends no last zero: the
+controller keeps its last command unless it times out on ``header.stamp`` itself. The sentinel
+runs in another process (the lifecycle manager) and, while the command publisher is dead,
+publishes ``JointTorque`` SOURCE_COMMAND, every joint STATUS_INVALID, torque 0.0,
+``valid = false``, stamped with the host time and ``header.frame_id = "command_sentinel"``,
+every ``sentinel_period_s``. It stops at the first command from anyone else.
+
+Death is judged on two signals (measured with Fast DDS here, see README):
+- liveliness: the command nodes' publisher offers an AUTOMATIC liveliness lease
+  (``common.COMMAND_LIVELINESS_LEASE_S``); the sentinel requests ``liveliness_lease_s`` and gets
+  a liveliness-changed event about one lease after the process died (38-45 ms at 50 ms). The
+  lease is asserted by DDS threads, so a live process whose executor stalls (1.3 s measured)
+  stays alive and the sentinel does not fight it;
+- heartbeat: the command publisher sends at least ``control_rate_hz`` while configured, so no
+  command for ``sentinel_timeout_s`` means silence.
+
+Dead = silent for ``sentinel_timeout_s`` and no lease-offering publisher alive. A publisher that
+offers no lease is judged by the heartbeat alone (a stall longer than the timeout then brings
+zeros until it speaks again). The publisher count is no signal: after a ``kill -9`` the DDS
+participant stays in the graph for its lease (20 s). A command node cleaned up on purpose is
+silent as well: the sentinel then sends zeros, which is what a controller should apply anyway.
+If the sentinel's own process dies nothing changes on the wire: the command node is unaffected
+and keeps its own watchdog and last zero.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+
+from gait_estimator.nodes import common
+
+SENTINEL_FRAME_ID = "command_sentinel"
+
+
+class CommandSentinel:
+    """Attached to a node (``LifecycleManager``); everything runs on that node's executor."""
+
+    def __init__(self, node, params) -> None:
+        from gait_estimator_msgs.msg import JointTorque
+        from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
+        from rclpy.duration import Duration
+        from rclpy.event_handler import PublisherEventCallbacks, SubscriptionEventCallbacks
+        from rclpy.qos import LivelinessPolicy
+
+        self.node = node
+        self.topic = params["command_topic"]
+        self.joints = list(params["joints"])
+        self.timeout_ns = int(params["sentinel_timeout_s"] * 1e9)
+        self._lock = threading.Lock()
+        self.dead = False
+        self.seen = False  # a command publisher spoke at least once
+        self.lease_alive = 0  # publishers whose liveliness lease holds
+        self.zeros_sent = 0
+        self.deaths = 0
+        self._last_rx = 0
+        self._msg = common.joint_torque_msg(
+            0, JointTorque.SOURCE_COMMAND, self.joints, [0.0] * len(self.joints), valid=False
+        )
+        self._msg.header.frame_id = SENTINEL_FRAME_ID
+        group = MutuallyExclusiveCallbackGroup()
+        # The sentinel's own publisher offers no lease: it never counts as a live command publisher.
+        quiet = PublisherEventCallbacks(incompatible_qos=lambda _e: None)  # our liveliness sub: expected
+        self._pub = node.create_publisher(
+            JointTorque, self.topic, common.command_qos(), event_callbacks=quiet, callback_group=group
+        )
+        # Heartbeat: default (infinite) lease, so it matches every command publisher.
+        node.create_subscription(
+            JointTorque, self.topic, self._on_command, common.command_qos(), callback_group=group
+        )
+        # Liveliness: matches only publishers whose lease is <= ours (incompatible ones, such as
+        # our own publisher, are expected: the handler just keeps rclpy from warning about them).
+        lq = common.command_qos()
+        lq.liveliness = LivelinessPolicy.AUTOMATIC
+        lq.liveliness_lease_duration = Duration(nanoseconds=int(params["liveliness_lease_s"] * 1e9))
+        events = SubscriptionEventCallbacks(liveliness=self._on_liveliness, incompatible_qos=lambda _e: None)
+        node.create_subscription(
+            JointTorque, self.topic, self._on_command, lq, event_callbacks=events, callback_group=group
+        )
+        node.create_timer(params["sentinel_period_s"], self._check, callback_group=group)
+
+    # -- signals ---------------------------------------------------------------------------
+    def _on_command(self, msg) -> None:
+        if msg.header.frame_id == SENTINEL_FRAME_ID:
+            return
+        with self._lock:
+            self._last_rx = time.monotonic_ns()
+            self.seen = True
+            if self.dead:
+                self.dead = False
+                self.node.get_logger().warning(f"command sentinel: {self.topic} is back; sentinel stops")
+
+    def _on_liveliness(self, info) -> None:
+        with self._lock:
+            self.lease_alive = int(info.alive_count)
+        if info.alive_count == 0:
+            self._check()  # don't wait for the next tick
+
+    # -- behaviour -------------------------------------------------------------------------
+    def _check(self) -> None:
+        now = time.monotonic_ns()
+        with self._lock:
+            silent = self.seen and now - self._last_rx > self.timeout_ns
+            if silent and self.lease_alive == 0 and not self.dead:
+                self.dead = True
+                self.deaths += 1
+                self.node.get_logger().error(
+                    f"command sentinel: no command on {self.topic} for {(now - self._last_rx) / 1e6:.0f} ms "
+                    "and no live publisher: publishing zero valid=false commands"
+                )
+            if not self.dead:
+                return
+            common.set_stamp(self._msg.header.stamp, time.time_ns())
+            self._pub.publish(self._msg)
+            self.zeros_sent += 1
+
+    def diagnostic(self) -> tuple[int, str, dict]:
+        """(level, message, values) for the manager's ``/diagnostics``."""
+        with self._lock:
+            values = {
+                "topic": self.topic,
+                "live lease publishers": self.lease_alive,
+                "deaths detected": self.deaths,
+                "zero commands sent": self.zeros_sent,
+                "ms since last command": (time.monotonic_ns() - self._last_rx) / 1e6 if self.seen else -1.0,
+            }
+            if self.dead:
+                return common.ERROR, "command publisher dead: publishing zero commands", values
+            if not self.seen:
+                return common.STALE, "no command publisher seen yet", values
+            return common.OK, "command publisher alive", values
