@@ -39,6 +39,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from gait_estimator.core.confidence import ConfidenceMonitor
 from gait_estimator.core.features import FeatureExtractor
 from gait_estimator.core.samples import ImuSample, SyncFrame
 from gait_estimator.core.synchronizer import ImuSynchronizer, SyncConfig
@@ -59,6 +60,7 @@ class Estimate:
     torque_nm: np.ndarray
     valid: bool
     inference_ns: int = 0
+    confidence: float = 1.0  # core.confidence: 1 = input like the training data, 0 = far from it
 
 
 @dataclass(frozen=True)
@@ -70,6 +72,7 @@ class EstimateBatch:
     torque_nm: np.ndarray  # [M, J] N·m
     valid: np.ndarray  # bool [M]
     inference_ns: np.ndarray  # int64 [M] (batched: the chunk's time shared by its windows)
+    confidence: np.ndarray | None = None  # float [M], core.confidence (None: not computed)
 
     def __len__(self) -> int:
         return int(self.stamp_ns.shape[0])
@@ -118,6 +121,8 @@ class EstimatorPipeline:
         self.mode = mode
         self.joints = md.output_joints
         self.features = FeatureExtractor(md)
+        self.monitor = ConfidenceMonitor(md)
+        self.confidence = 0.0  # of the newest frame's input window
         self.window = WindowBuffer(md)
         self._mean = np.asarray(md.input_mean)
         self._inv_std = 1.0 / np.asarray(md.input_std)
@@ -130,6 +135,7 @@ class EstimatorPipeline:
         self.synchronizer.reset()
         self.window.reset()
         self.model.reset_stream()
+        self.monitor.reset()
         self._started = False
         self._stream_count = 0
         self._last_stamp: int | None = None
@@ -151,9 +157,21 @@ class EstimatorPipeline:
         """Process one synchronized frame (the entry point when frames come from elsewhere)."""
         self.counters["frames"] += 1
         row, valid = self.features.row(frame)
+        self._observe(row, valid)
         if self.mode == "window":
             return self._window(frame.stamp_ns, row, valid)
         return self._streaming(frame.stamp_ns, row, valid)
+
+    def _observe(self, row: np.ndarray, valid: bool) -> None:
+        """Confidence of the input window ending at this row (an invalid row restarts it)."""
+        self._observe_d2(float(np.mean(np.square((row - self._mean) * self._inv_std))), valid)
+
+    def _observe_d2(self, d2: float, valid: bool) -> None:
+        if not valid:
+            self.monitor.reset()
+            self.confidence = 0.0
+        else:
+            self.confidence = self.monitor.push_d2(d2)
 
     # -- modes --------------------------------------------------------------------------------
     def _emit(self, stamp: int, y: np.ndarray | None, t0: int = 0) -> list[Estimate]:
@@ -161,10 +179,10 @@ class EstimatorPipeline:
             if not self._started:
                 return []
             self.counters["invalid_estimates"] += 1
-            return [Estimate(stamp, self._zeros.copy(), False, 0)]
+            return [Estimate(stamp, self._zeros.copy(), False, 0, 0.0)]
         self._started = True
         self.counters["estimates"] += 1
-        return [Estimate(stamp, y * self.scale, True, time.perf_counter_ns() - t0)]
+        return [Estimate(stamp, y * self.scale, True, time.perf_counter_ns() - t0, self.confidence)]
 
     def _window(self, stamp: int, row: np.ndarray, valid: bool) -> list[Estimate]:
         ready = self.window.push(row, stamp, valid)
@@ -257,6 +275,7 @@ class EstimatorPipeline:
         for i in range(k):
             self.counters["frames"] += 1
             stamp = int(stamps[i])
+            self._observe(rows[i], bool(valid[i]))
             if self.mode == "window":
                 ests = self._window(stamp, rows[i], bool(valid[i]))
             else:
@@ -270,6 +289,7 @@ class EstimatorPipeline:
             np.vstack([e.torque_nm for e in out]) if out else np.zeros((0, j)),
             np.asarray([e.valid for e in out], dtype=bool),
             np.asarray([e.inference_ns for e in out], dtype=np.int64),
+            np.asarray([e.confidence for e in out], dtype=np.float64),
         )
 
     def _push_rows_batched(
@@ -282,6 +302,11 @@ class EstimatorPipeline:
         win = self.window
         x = (rows - self._mean) * self._inv_std  # as WindowBuffer.push (normalise_input)
         ok = valid & np.isfinite(x).all(axis=1)
+        # Confidence row by row through the same monitor as push_frame (exact parity, O(K)).
+        conf = np.zeros(k)
+        for i, d2 in enumerate(np.mean(np.square(x), axis=1).tolist()):
+            self._observe_d2(d2, bool(valid[i]))
+            conf[i] = self.confidence
         x32 = x.astype(np.float32)
         count = np.arange(1, k + 1)
         ready = (count >= first) & ((count - first) % s == 0)
@@ -324,4 +349,5 @@ class EstimatorPipeline:
         win.reset()
         for i in range(k - tail, k):
             win.push(rows[i], int(stamps[i]), bool(valid[i]))
-        return EstimateBatch(ek, stamps[ek], torque[ek], est_valid[ek], inf_k[ek])
+        conf[~est_valid] = 0.0
+        return EstimateBatch(ek, stamps[ek], torque[ek], est_valid[ek], inf_k[ek], conf[ek])
