@@ -305,3 +305,11 @@ def test_constant_signal_has_no_r_even_when_its_mean_rounds() -> None:
     assert np.isnan(metrics.pearson_r(est, ref)) and np.isnan(metrics.r2(est, ref))
     assert np.isnan(metrics.pearson_r(ref, est))  # a constant estimate too
     assert metrics.rmse(est, ref) > 0
+
+
+def test_missing_bag_with_a_baseline_is_an_error_not_a_crash(
+    model_file: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    code = _validate(tmp_path / "no_such_bag", "--model", model_file, "--baseline", BASELINE)
+    err = capsys.readouterr().err
+    assert code == 2 and "no such file or directory" in err and "Traceback" not in err, err

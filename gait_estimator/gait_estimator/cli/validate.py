@@ -263,7 +263,7 @@ def _bags(arg: str) -> tuple[list[Path], bool]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from gait_estimator.errors import ConfigError
+    from gait_estimator.errors import ConfigError, GaitEstimatorError
     from gait_estimator.replay.baseline import (
         BaselineError,
         bag_identity,
@@ -323,7 +323,7 @@ def run(args: argparse.Namespace) -> int:
         for bag in bags:
             try:
                 entries[str(bag)] = select_entry(baseline, bag_identity(bag), settings)
-            except BaselineError as exc:
+            except GaitEstimatorError as exc:  # no such bag, or the baseline is not for it
                 errors[str(bag)] = str(exc)
     jobs = [
         ValidateJob(

@@ -39,7 +39,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from gait_estimator.errors import GaitEstimatorError
+from gait_estimator.errors import BagError, GaitEstimatorError
 
 __all__ = [
     "DEFAULT_TOLERANCES",
@@ -92,6 +92,8 @@ def bag_identity(path: str | Path) -> dict[str, Any]:
     """``{"name", "sha256", "bytes"}`` of a bag directory (``metadata.yaml`` and its ``.mcap`` /
     ``.db3`` files, by name within the directory) or of a single storage file."""
     p = Path(path)
+    if not p.exists():
+        raise BagError(f"bag {p}: no such file or directory")
     if p.is_dir():
         files = sorted(f for f in p.iterdir() if f.is_file() and f.suffix in (".mcap", ".db3", ".yaml"))
         files = [f for f in files if f.suffix != ".yaml" or f.name == "metadata.yaml"]
@@ -285,7 +287,8 @@ def check_model(doc: Mapping[str, Any], model: Mapping[str, Any], allow_change: 
     )
     if not allow_change:
         raise BaselineError(
-            f"{what}; to judge a candidate model against this baseline pass --allow-model-change"
+            f"{what}; to judge a candidate model against it pass --allow-model-change; after"
+            " accepting a new model write a new baseline (--write-baseline)"
         )
     for key in ("output_joints", "output_unit"):
         if model[key] != base[key]:
