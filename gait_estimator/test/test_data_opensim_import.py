@@ -121,6 +121,9 @@ def test_published_id_and_lab_external_loads(batch):
     given = import_trial(falisse(id_sto=F1 / "ID_gait_14_mtp.sto.gz")).trial
     lab_xml = import_trial(falisse(external_loads=F1 / "External_Loads_gait_14_mtp.xml")).trial
     valid = given.extras["moment_valid"].astype(bool)
+    only_id = import_trial(falisse(grf=None, id_sto=F1 / "ID_gait_14_mtp.sto.gz")).trial  # no plates known
+    np.testing.assert_array_equal(only_id.moment_nm, given.moment_nm)
+    assert only_id.extras["moment_valid"].all() and np.isnan(only_id.extras["grf_vy_r"]).all()
     for k, joint in enumerate(given.joint_names):
         v = valid[:, k]
         assert np.corrcoef(given.moment_nm[v, k], ref[joint][v])[0, 1] >= 0.998, joint
@@ -215,3 +218,28 @@ def test_cli_errors_are_one_line(tmp_path, capsys):
     assert "nope.osim: file not found" in capsys.readouterr().err
     assert main(["import-opensim", "--out", str(tmp_path / "o"), "--model", "m.osim", "--ik", "ik.mot"]) == 2
     assert "give --grf" in capsys.readouterr().err
+
+
+def test_discover_trials_by_name(tmp_path):
+    from gait_estimator.data.opensim_import import discover_trials
+
+    for src, dst in (
+        ("optimized_scale_and_markers.osim.gz", "Models/model.osim.gz"),
+        ("walking4_ik.mot.gz", "IK/walking4_ik.mot.gz"),
+        ("walking4_grf.mot.gz", "ID/walking4_grf.mot.gz"),
+    ):
+        (tmp_path / dst).parent.mkdir(exist_ok=True)
+        shutil.copy(S4 / src, tmp_path / dst)
+    (spec,) = discover_trials(tmp_path)
+    assert (spec.name, spec.ik.name, spec.grf.name, spec.model.name) == (
+        "walking4",
+        "walking4_ik.mot.gz",
+        "walking4_grf.mot.gz",
+        "model.osim.gz",
+    )
+    shutil.copy(S4 / "walking4_ik.mot.gz", tmp_path / "IK" / "walking9_ik.mot.gz")
+    with pytest.raises(DatasetError, match="no GRF file .* for walking9_ik.mot.gz"):
+        discover_trials(tmp_path)
+    shutil.copy(S4 / "optimized_scale_and_markers.osim.gz", tmp_path / "other.osim.gz")
+    with pytest.raises(DatasetError, match="found 2 .osim models"):
+        discover_trials(tmp_path)
