@@ -138,12 +138,22 @@ needs_launch = pytest.mark.skipif(
     "on PYTHONPATH (README, For ROS users)",
 )
 
+EXPLICIT_ARGS = [
+    "imu_source:=sim",
+    f"model_path:={PKG / 'models' / 'default.pt'}",
+    f"config:={PKG / 'config' / 'pipeline.yaml'}",
+    "fused:=false",
+    "namespace:=/exo3",
+    "use_sim_time:=false",
+]
 REPLAY_ARGS = [f"bag:={BAG}", "use_sim_time:=true", "loop:=true", "start_offset:=0.5", "namespace:=exo2"]
 # case: (launch file, arguments, namespace, lifecycle nodes, config in effect, processes started)
 CASES = {
     "default": ("pipeline.launch.py", [], "", DISTRIBUTED, "pipeline.yaml", 6),
     "fused": ("pipeline.launch.py", ["fused:=true"], "", ("gait_pipeline",), "fused.yaml", 2),
     "namespaced": ("pipeline.launch.py", ["namespace:=exo1"], "exo1", DISTRIBUTED, "pipeline.yaml", 6),
+    # every pipeline argument given explicitly, the namespace absolute
+    "explicit": ("pipeline.launch.py", EXPLICIT_ARGS, "exo3", DISTRIBUTED, "pipeline.yaml", 6),
     # no driver (imu_source:=topics) + the player
     "replay_sim_time": ("replay.launch.py", REPLAY_ARGS, "exo2", DISTRIBUTED, "pipeline.yaml", 6),
 }
@@ -202,6 +212,9 @@ def test_run_launch_file(case, tmp_path):
         # The config file of the mode is in effect (namespaced too): its values, not schema defaults.
         node = lifecycle_nodes[0]
         expected = load_config(PKG / "config" / config)[node]
+        given = dict(a.split(":=", 1) for a in args)
+        if given.get("model_path"):  # the argument overrides the file
+            expected["model_path"] = given["model_path"]
         assert _parameters_in_effect(listener, ns, node, expected) == expected
         group.interrupt(times=1)  # the terminal's SIGINT to the group; launch adds its own
         codes = group.wait(60)

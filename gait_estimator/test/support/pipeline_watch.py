@@ -59,4 +59,11 @@ def wait_running(listener, namespace: str, lifecycle_nodes, timeout_s: float, de
         name = topic(namespace, f"{node}/get_state")
         label = listener.call(GetState, name, GetState.Request(), 20.0).current_state.label
         assert label == "active", f"{name}: {label}"
-    listener.wait_for(commands, 60, "20 valid commands", details)
+    def seen() -> str:
+        cmds = [m for _, m in listener.take(topic(namespace, COMMAND_TOPIC))]
+        last = f", last {list(cmds[-1].torque)} valid={cmds[-1].valid}" if cmds else ""
+        return f"{len(cmds)} commands, {len(valid_commands(listener, namespace))} valid{last}; " + (
+            details() if details else ""
+        )
+
+    listener.wait_for(commands, 60, "20 valid commands", seen)
