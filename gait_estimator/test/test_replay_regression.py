@@ -9,6 +9,7 @@ model fails with a message naming the joint and the metric.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import sys
 from pathlib import Path
@@ -138,8 +139,13 @@ def test_committed_baseline_names_these_bags_and_this_model(baseline: dict, mode
 
     assert baseline["schema"] == 2
     assert baseline["model"] == model_identity(model_file, read_metadata(model_file))
+    assert baseline["model"]["sha256"] == hashlib.sha256(model_file.read_bytes()).hexdigest()  # = sha256sum
     for bag in BAGS:
         assert baseline["bags"][bag]["bag"] == bag_identity(DATA / bag), bag
+        files = baseline["bags"][bag]["bag"]["files"]
+        assert sorted(files) == sorted(f.name for f in (DATA / bag).iterdir())
+        for name, digest in files.items():
+            assert digest == hashlib.sha256((DATA / bag / name).read_bytes()).hexdigest(), (bag, name)
 
 
 def test_baseline_regeneration_is_deterministic(tmp_path: Path, model_file: Path, baseline: dict) -> None:

@@ -17,8 +17,9 @@ made for:
 - every metric of every joint must be a finite number: a report with an undefined metric (a
   constant or all-NaN reference, no valid estimate) cannot be written as a baseline, and a file
   holding a null, NaN, a missing metric or joint is refused when read (:class:`BaselineError`);
-- the bag is identified by the SHA-256 of its files (``metadata.yaml`` and the storage files;
-  renaming the bag directory keeps it), the model by the SHA-256 of its file plus its interface;
+- the bag is identified by the SHA-256 of its files (``metadata.yaml`` and the storage files,
+  each listed; renaming the bag directory keeps it), the model by its file's SHA-256 (as
+  ``sha256sum`` prints it) plus its interface;
   a bag whose content differs from the one named in the baseline, a bag it has no entry for, or
   other replay settings are errors; another model file is an error unless the caller states it
   compares a candidate (``validate --allow-model-change``), and even then its output joints
@@ -52,6 +53,7 @@ __all__ = [
     "bag_identity",
     "check_model",
     "compare",
+    "file_sha256",
     "incomplete_metrics",
     "load_baseline",
     "make_baseline",
@@ -76,21 +78,20 @@ class BaselineError(GaitEstimatorError):
 # --------------------------------------------------------------------------------------------
 # identities
 # --------------------------------------------------------------------------------------------
-def _sha256(files: list[tuple[str, Path]]) -> tuple[str, int]:
-    h, total = hashlib.sha256(), 0
-    for name, path in files:
-        size = path.stat().st_size
-        h.update(f"{name}\0{size}\0".encode())
-        with path.open("rb") as fh:
-            while chunk := fh.read(_CHUNK):
-                h.update(chunk)
-        total += size
-    return h.hexdigest(), total
+def file_sha256(path: Path) -> str:
+    """The SHA-256 of a file's bytes (what ``sha256sum`` prints)."""
+    h = hashlib.sha256()
+    with path.open("rb") as fh:
+        while chunk := fh.read(_CHUNK):
+            h.update(chunk)
+    return h.hexdigest()
 
 
 def bag_identity(path: str | Path) -> dict[str, Any]:
-    """``{"name", "sha256", "bytes"}`` of a bag directory (``metadata.yaml`` and its ``.mcap`` /
-    ``.db3`` files, by name within the directory) or of a single storage file."""
+    """``{"name", "sha256", "bytes", "files"}`` of a bag: a single storage file's SHA-256, or for a
+    bag directory the SHA-256 of its manifest (one ``<name> <sha256>`` line per file, sorted)
+    over ``metadata.yaml`` and its ``.mcap``/``.db3`` files, each listed in ``files``; the
+    directory's own name is not part of it."""
     p = Path(path)
     if not p.exists():
         raise BagError(f"bag {p}: no such file or directory")
@@ -101,18 +102,21 @@ def bag_identity(path: str | Path) -> dict[str, Any]:
         files = [p]
     if not files:
         raise BaselineError(f"bag {p}: no metadata.yaml, .mcap or .db3 file to identify it by")
-    digest, size = _sha256([(f.name, f) for f in files])
-    return {"name": p.name, "sha256": digest, "bytes": size}
+    sums = {f.name: file_sha256(f) for f in files}
+    if p.is_dir():
+        digest = hashlib.sha256("".join(f"{n} {h}\n" for n, h in sums.items()).encode()).hexdigest()
+    else:
+        digest = sums[p.name]
+    return {"name": p.name, "sha256": digest, "bytes": sum(f.stat().st_size for f in files), "files": sums}
 
 
 def model_identity(path: str | Path, metadata: Any) -> dict[str, Any]:
-    """The model file's SHA-256 and the interface the metrics depend on (from its metadata)."""
+    """The model file's SHA-256 (as ``sha256sum``) and the interface the metrics depend on."""
     p = Path(path)
-    digest, size = _sha256([(p.name, p)])
     return {
         "file": p.name,
-        "sha256": digest,
-        "bytes": size,
+        "sha256": file_sha256(p),
+        "bytes": p.stat().st_size,
         "architecture": metadata.architecture,
         "output_joints": list(metadata.output_joints),
         "output_unit": metadata.output_unit,
