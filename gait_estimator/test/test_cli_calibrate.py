@@ -57,7 +57,7 @@ def _rotated_bag(path: Path, root: Path, rots: dict) -> Path:
         np.zeros(n, np.float32),
         {},
     )
-    return write_trial_bag(path, trial)
+    return write_trial_bag(path, trial, reference=False)  # IMU topics are all calibrate reads
 
 
 def test_rotated_sensors_with_standing(tmp_path, shared_data):
