@@ -82,6 +82,8 @@ def _lib_errors() -> tuple[type[BaseException], ...]:
         AssertionError,
         sqlite3.Error,
         UnicodeDecodeError,
+        OverflowError,  # a garbage length field in a damaged mcap chunk
+        MemoryError,  # ... or one that asks for gigabytes
     ]
     try:
         import apsw

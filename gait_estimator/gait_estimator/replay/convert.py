@@ -87,6 +87,7 @@ def joint_torque_message(
     subject_mass: float = 0.0,
     gait_phase: float = float("nan"),
     store: Typestore | None = None,
+    confidence: float = 1.0,
 ) -> Any:
     """gait_estimator_msgs/JointTorque (torques in N·m, OpenSim signs)."""
     store = store or make_typestore()
@@ -104,6 +105,7 @@ def joint_torque_message(
         valid=bool(valid),
         subject_mass=float(subject_mass),
         gait_phase=float(gait_phase),
+        confidence=float(confidence),
     )
 
 
