@@ -269,6 +269,8 @@ def test_cli_exports_each_format_and_the_step_graph_for_tensorrt(lstm_files, tmp
     # The step graph alone: the inputs trtexec needs shapes for, from the file itself.
     step = tmp_path / "tcn_step.onnx"
     assert cli_main(["export", str(tmp_path / "tcn.onnx"), "--graph", "step", "--out", str(step)]) == 0
+    shapes = "row:1x5,state_in_0:1x5x2,state_in_1:1x4x2,state_in_2:1x4x4,state_in_3:1x4x4"
+    assert f"trtexec --onnx={step} --shapes={shapes} --saveEngine=tcn_step.plan" in capsys.readouterr().out
     session = ort.InferenceSession(str(step), providers=["CPUExecutionProvider"])
     names = [i.name for i in session.get_inputs()]
     assert names == ["row"] + [f"state_in_{i}" for i in range(4)]

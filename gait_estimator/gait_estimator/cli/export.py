@@ -91,10 +91,11 @@ def run(args: argparse.Namespace) -> int:
 def _extract_graph(source, graph: str, out) -> int:
     from gait_estimator.errors import ConfigError
     from gait_estimator.runtime.model_file import model_format
-    from gait_estimator.runtime.onnx_file import extract_graph
+    from gait_estimator.runtime.onnx_file import extract_graph, trtexec_shapes
 
     if model_format(source) != "onnx" or model_format(out) != "onnx":
         raise ConfigError("graph", graph, "needs an .onnx source file and an .onnx --out")
     path = extract_graph(source, graph, out)
     print(f"wrote the {graph} graph of {source} to {path}")
+    print(f"TensorRT: trtexec --onnx={path} --shapes={trtexec_shapes(path)} --saveEngine={path.stem}.plan")
     return 0

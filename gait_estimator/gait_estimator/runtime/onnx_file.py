@@ -35,7 +35,7 @@ from gait_estimator.runtime.explicit_state import (
 from gait_estimator.runtime.metadata import METADATA_FILE, ModelMetadata
 from gait_estimator.runtime.model_file import ArrayRuntime, first_line, no_metadata_error
 
-__all__ = ["OnnxRuntime", "extract_graph", "load_onnx", "onnx_bytes", "read_onnx_metadata"]
+__all__ = ["OnnxRuntime", "extract_graph", "load_onnx", "onnx_bytes", "read_onnx_metadata", "trtexec_shapes"]
 
 OPSET = 18  # torch's ONNX exporter's opset; TensorRT >= 8.6 parses it
 
@@ -151,6 +151,18 @@ def extract_graph(path: str | Path, graph: str, out: str | Path) -> Path:
     out = Path(out)
     onnx.save_model(part, str(out))
     return out
+
+
+def trtexec_shapes(path: str | Path, batch: int = 1) -> str:
+    """``--shapes`` for ``trtexec`` from a graph's inputs, the batch dimension set to ``batch``."""
+    import onnx
+
+    model = onnx.load_model(str(path), load_external_data=False)
+    parts = []
+    for value in model.graph.input:
+        dims = [d.dim_value if d.HasField("dim_value") else batch for d in value.type.tensor_type.shape.dim]
+        parts.append(f"{value.name}:{'x'.join(str(d) for d in dims)}")
+    return ",".join(parts)
 
 
 # -- reading ----------------------------------------------------------------------------------
