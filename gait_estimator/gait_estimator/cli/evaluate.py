@@ -18,7 +18,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--out", default=None, help="directory for metrics.json and plots (default: beside model)")
     p.add_argument(
-        "--calibration-file", default=None, help="wearer calibration YAML (calibrate), applied before features"
+        "--calibration-file", default=None, help="wearer calibration YAML, applied before features"
     )
     p.set_defaults(handler=run)
 
