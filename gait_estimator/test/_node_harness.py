@@ -227,3 +227,21 @@ def write_gait_csv(
         w.writerow(head)
         w.writerows(np.round(data, 6).tolist())
     return path
+
+
+def feed_estimates(listener: Listener, stop: threading.Event, rate_hz: float = 100.0) -> None:
+    """Publish ``gait/torque_estimate`` for every joint at ``rate_hz`` until ``stop`` (run it on a
+    thread): torques differ per joint and per message, stamped with the host time, so a command
+    node downstream has a live, valid input without a model."""
+    from gait_estimator_msgs.msg import JointTorque
+
+    from gait_estimator.conventions import JOINTS
+    from gait_estimator.nodes import common
+
+    pub = listener.publisher(JointTorque, common.TOPIC_ESTIMATE, common.sensor_qos())
+    k = 0
+    while not stop.is_set():
+        torque = [10.0 * (j + 1) * np.sin(0.05 * k + j) for j in range(len(JOINTS))]
+        pub.publish(common.joint_torque_msg(time.time_ns(), JointTorque.SOURCE_ESTIMATE, JOINTS, torque))
+        k += 1
+        time.sleep(1.0 / rate_hz)

@@ -17,7 +17,7 @@ import time
 
 import numpy as np
 import pytest
-from _node_harness import Listener, Procs, change_state
+from _node_harness import Listener, Procs, change_state, feed_estimates
 
 pytestmark = pytest.mark.ros
 
@@ -25,22 +25,6 @@ CONFIGURE, ACTIVATE, DEACTIVATE = 1, 3, 4
 EFFORT_TOPIC = "effort_controller/commands"
 STATE_TOPIC = "exo/joint_states"
 EFFORT_JOINTS = ["ankle_angle_l", "hip_flexion_r", "knee_angle_l", "ankle_angle_r"]
-
-
-def _feed_estimates(listener, stop: threading.Event) -> None:
-    from gait_estimator_msgs.msg import JointTorque
-
-    from gait_estimator.conventions import JOINTS
-    from gait_estimator.nodes import common
-
-    pub = listener.publisher(JointTorque, common.TOPIC_ESTIMATE, common.sensor_qos())
-    k = 0
-    while not stop.is_set():
-        t = time.time_ns()
-        torque = [10.0 * (j + 1) * np.sin(0.05 * k + j) for j in range(len(JOINTS))]
-        pub.publish(common.joint_torque_msg(t, JointTorque.SOURCE_ESTIMATE, JOINTS, torque))
-        k += 1
-        time.sleep(0.01)
 
 
 def test_effort_and_joint_state_outputs_equal_the_command_and_diagnostics_follow_conventions(tmp_path):
@@ -55,7 +39,7 @@ def test_effort_and_joint_state_outputs_equal_the_command_and_diagnostics_follow
     procs = Procs(tmp_path / "logs")
     listener = Listener("interop_test")
     stop = threading.Event()
-    feeder = threading.Thread(target=_feed_estimates, args=(listener, stop), daemon=True)
+    feeder = threading.Thread(target=feed_estimates, args=(listener, stop), daemon=True)
     try:
         qos = common.command_qos()
         listener.subscribe(JointTorque, common.TOPIC_COMMAND, qos)

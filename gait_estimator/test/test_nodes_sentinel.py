@@ -1,29 +1,37 @@
-"""Command sentinel over real processes and DDS: ``kill -9`` of the fused node, then zeros.
+"""Command sentinel over real processes and DDS: ``kill -9`` of the command process, then zeros.
 
-The fused node (``gait_pipeline``, in-process sim driver, a tiny model) and the lifecycle manager
-run as separate processes; this process listens on ``exo/torque_command``. After valid non-zero
-commands flow, the fused node is SIGKILLed: no last zero can come from it. The manager's sentinel
-must publish zero ``valid = false`` commands within ``SENTINEL_BOUND_S`` of the kill and nothing
-non-zero may follow. Then a publisher of this process speaks (the sentinel stops), goes silent
-while alive (the sentinel must not fight it) and is destroyed (the sentinel resumes).
+The command process and the lifecycle manager (whose sentinel watches ``exo/torque_command``)
+run as separate processes; this process listens. After valid non-zero commands flow, the command
+process is SIGKILLed: no last zero can come from it. The sentinel must publish zero
+``valid = false`` commands (the dead node's joints) within ``SENTINEL_BOUND_S`` of the kill and
+nothing non-zero may follow. Two command processes:
+
+- ``torque_command`` fed with estimates by this process (no model: steady even on a starved
+  machine); afterwards a publisher of this process speaks (the sentinel stops), goes silent while
+  alive (the sentinel must not fight it) and is destroyed (the sentinel resumes);
+- the fused ``gait_pipeline`` (in-process sim driver, a tiny model), the case of issue 13 item 6,
+  with its ros2_control effort output and estimate diagnostics checked on the way.
 """
 
 from __future__ import annotations
 
+import threading
 import time
 
 import numpy as np
 import pytest
-from _node_harness import Listener, Procs
+from _node_harness import Listener, Procs, feed_estimates
 
 pytestmark = pytest.mark.ros
 
 RATE = 100.0
 WATCHDOG_S = 0.1  # the command nodes' default watchdog_s
 # Guaranteed kill -> first sentinel zero at the controller: liveliness lease (50 ms) or heartbeat
-# timeout (50 ms), + one sentinel period (10 ms), + delivery; measured 55-75 ms on the 2-core CI
+# timeout (50 ms), + one sentinel period (10 ms), + delivery; measured 50-58 ms on the 2-core
 # machine under load (see README). Asserted with 100 ms scheduling slack on top of the watchdog.
 SENTINEL_BOUND_S = WATCHDOG_S + 0.1
+EFFORT_TOPIC = "effort_controller/commands"
+RIGHT_LEG = {"joints": ["hip_flexion_r", "knee_angle_r", "ankle_angle_r"], "gains": [0.2], "limit_nm": [30.0]}
 
 
 @pytest.fixture(scope="module")
@@ -33,128 +41,188 @@ def tiny_model(tmp_path_factory):
     return make_tiny_lstm_model(tmp_path_factory.mktemp("model") / "tiny.pt", window=50, rate=RATE, seed=3)
 
 
+@pytest.fixture
+def graph(tmp_path):
+    """Processes, a listener on the command and /diagnostics, and a stop flag for feeders."""
+    from diagnostic_msgs.msg import DiagnosticArray
+    from gait_estimator_msgs.msg import JointTorque
+
+    from gait_estimator.nodes import common
+
+    procs = Procs(tmp_path / "logs")
+    listener = Listener("sentinel_test")
+    stop = threading.Event()
+    listener.subscribe(JointTorque, common.TOPIC_COMMAND, common.command_qos())
+    listener.subscribe(DiagnosticArray, "/diagnostics", 50)
+    yield procs, listener, stop
+    stop.set()
+    listener.close()
+    procs.stop()
+
+
 def _is_sentinel(msg) -> bool:
     from gait_estimator.nodes.command_sentinel import SENTINEL_FRAME_ID
 
     return msg.header.frame_id == SENTINEL_FRAME_ID
 
 
-def _sentinel_status(listener):
+def _status(listener, name: str):
     for _, arr in reversed(listener.take("/diagnostics")):
         for st in arr.status:
-            if st.name == "lifecycle_manager: command sentinel":
+            if st.name == name:
                 return st
     return None
 
 
-def test_sentinel_zeroes_the_command_after_kill_9_and_never_fights_a_live_publisher(tiny_model, tmp_path):
-    from diagnostic_msgs.msg import DiagnosticArray
-    from gait_estimator_msgs.msg import JointTorque
+SENTINEL_STATUS = "lifecycle_manager: command sentinel"
 
-    from gait_estimator.conventions import JOINTS
+
+def _start_manager(procs, node: str) -> None:
+    procs.start("lifecycle_manager", params={"node_names": [node], "command_node": node})
+
+
+def _wait_for_live_commands(procs, listener, node: str, reset_pub=None) -> None:
+    """Until > 30 valid non-zero commands; ``reset_pub``: send ``exo/reset`` every second meanwhile
+    (a starved start-up can latch a fault from invalid frames; the sentinel is not about that)."""
+    from std_msgs.msg import Empty
+
     from gait_estimator.nodes import common
 
-    procs = Procs(tmp_path / "logs")
-    listener = Listener("sentinel_test")
-    try:
-        cmd = common.TOPIC_COMMAND
-        listener.subscribe(JointTorque, cmd, common.command_qos())
-        listener.subscribe(DiagnosticArray, "/diagnostics", 50)
-        procs.start(
-            "gait_pipeline",
-            params={"imu_source": "sim", "model_path": str(tiny_model), "ramp_s": 0.0, "sim_loop_s": 20.0},
-        )
-        procs.start(
-            "lifecycle_manager", params={"node_names": ["gait_pipeline"], "command_node": "gait_pipeline"}
-        )
+    polls = [0]
 
-        def live_nonzero() -> int:
-            return sum(m.valid and np.any(np.array(m.torque) != 0) for _, m in listener.take(cmd))
+    def live_nonzero() -> int:
+        polls[0] += 1
+        if reset_pub is not None and polls[0] % 20 == 0:
+            reset_pub.publish(Empty())
+        cmds = listener.take(common.TOPIC_COMMAND)
+        return sum(m.valid and np.any(np.array(m.torque) != 0) for _, m in cmds)
 
-        listener.wait_for(
-            lambda: live_nonzero() > 30,
-            60,
-            "valid non-zero commands",
-            lambda: procs.log("gait_pipeline")[-1500:],
-        )
-        assert not any(_is_sentinel(m) for _, m in listener.take(cmd)), "sentinel spoke over a live node"
-        listener.wait_for(
-            lambda: (st := _sentinel_status(listener)) is not None and st.level == b"\x00", 5, "sentinel OK"
-        )
-        assert _sentinel_status(listener).hardware_id
-        # the fused node's estimate output: diagnostic_updater's frequency keys at the model rate
-        name = f"gait_pipeline: /{common.TOPIC_ESTIMATE} topic status"
+    listener.wait_for(
+        lambda: live_nonzero() > 30, 60, "valid non-zero commands", lambda: procs.log(node)[-1500:]
+    )
+    listener.wait_for(
+        lambda: (st := _status(listener, SENTINEL_STATUS)) is not None and st.level == b"\x00",
+        5,
+        "sentinel OK",
+    )
+    assert _status(listener, SENTINEL_STATUS).hardware_id
+    # Not asserted: on a CPU-starved machine a live process (DDS threads included) can be silent
+    # beyond the lease and the heartbeat timeout; the sentinel then fills in zeros until it speaks
+    # again (README). "Never fights a live publisher" is asserted with a deterministic silence.
+    early = sum(_is_sentinel(m) for _, m in listener.take(common.TOPIC_COMMAND))
+    print(f"sentinel zeros while {node} lived (starvation): {early}")
 
-        def estimate_status():
-            statuses = {s.name: s for _, a in listener.take("/diagnostics") for s in a.status}
-            return statuses.get(name)
 
-        # (STALE before activation, ERROR "No events recorded." while the window fills)
-        listener.wait_for(
-            lambda: (e := estimate_status()) is not None and e.level in (b"\x00", b"\x01"), 5, name
-        )
-        est = estimate_status()
-        values = {kv.key: kv.value for kv in est.values}
-        assert est.hardware_id == "/gait_pipeline" and est.level in (b"\x00", b"\x01"), est
-        assert float(values["Target frequency (Hz)"]) == RATE and int(values["Events since startup"]) > 30
+def _kill_and_expect_zeros(procs, listener, node: str, joints) -> None:
+    """kill -9 ``node``; assert the sentinel's zeros, their bound and that nothing else follows."""
+    from gait_estimator_msgs.msg import JointTorque
 
-        # -- kill -9: the sentinel zeroes the wire --------------------------------------------
-        t_kill = time.time_ns()
-        procs.kill("gait_pipeline")
-        listener.wait_for(lambda: any(_is_sentinel(m) for _, m in listener.take(cmd)), 5, "a sentinel zero")
-        time.sleep(0.5)
-        msgs = listener.take(cmd)
-        first = next(i for i, (_, m) in enumerate(msgs) if _is_sentinel(m))
-        latency_s = (msgs[first][0] - t_kill) / 1e9
-        last_live_s = max((t - t_kill) / 1e9 for t, m in msgs[:first])
-        print(
-            f"kill -9 -> first sentinel zero received {latency_s * 1e3:.1f} ms "
-            f"(bound {SENTINEL_BOUND_S * 1e3:.0f} ms)"
-            f"; last command of the dead node received at {last_live_s * 1e3:+.1f} ms"
-        )
-        assert latency_s <= SENTINEL_BOUND_S, latency_s
-        after = [m for _, m in msgs[first:]]
-        assert all(_is_sentinel(m) for m in after), "a command of the dead node after the sentinel's zero"
-        for m in after:
-            _, torque, status, valid = common.joint_torque_arrays(m)
-            assert not valid and np.all(torque == 0.0), (valid, torque)
-            assert np.all(status == JointTorque.STATUS_INVALID) and m.source == JointTorque.SOURCE_COMMAND
-            assert list(m.joint_names) == list(JOINTS)
-        assert len(after) >= 20, f"only {len(after)} sentinel zeros in 0.5 s (period 10 ms)"
-        listener.wait_for(
-            lambda: (s := _sentinel_status(listener)) is not None and s.level == b"\x02", 5, "sentinel ERROR"
-        )
-        values = {kv.key: kv.value for kv in _sentinel_status(listener).values}
-        assert values["deaths detected"] == "1" and int(values["zero commands sent"]) > 0, values
+    from gait_estimator.nodes import common
 
-        # -- a publisher comes back: the sentinel stops; silent but alive: it stays quiet ------
-        pub = listener.publisher(JointTorque, cmd, common.command_publisher_qos())
-        back = common.joint_torque_msg(
-            time.time_ns(), JointTorque.SOURCE_COMMAND, JOINTS, [0.0] * 6, valid=False
-        )
-        t_back = time.time_ns()
-        for _ in range(30):
-            pub.publish(back)
-            time.sleep(0.01)
-        t_quiet = time.time_ns()
-        time.sleep(0.6)  # silent for 12 x the heartbeat timeout, liveliness held by this process
-        msgs = listener.take(cmd)
-        late = [t for t, m in msgs if _is_sentinel(m) and t > t_back + 150_000_000]
-        assert not late, f"sentinel published {len(late)} zeros over a live publisher"
-        assert any(not _is_sentinel(m) and t > t_back for t, m in msgs)
+    cmd = common.TOPIC_COMMAND
+    t_kill = time.time_ns()
+    procs.kill(node)
+    listener.wait_for(
+        lambda: any(_is_sentinel(m) and t > t_kill for t, m in listener.take(cmd)), 5, "a sentinel zero"
+    )
+    time.sleep(0.5)
+    msgs = listener.take(cmd)
+    first = next(i for i, (t, m) in enumerate(msgs) if _is_sentinel(m) and t > t_kill)
+    latency_s = (msgs[first][0] - t_kill) / 1e9
+    last_live_s = max((t - t_kill) / 1e9 for t, m in msgs[:first] if not _is_sentinel(m))
+    print(
+        f"kill -9 {node} -> first sentinel zero received {latency_s * 1e3:.1f} ms "
+        f"(bound {SENTINEL_BOUND_S * 1e3:.0f} ms); its last command received at {last_live_s * 1e3:+.1f} ms"
+    )
+    assert latency_s <= SENTINEL_BOUND_S, latency_s
+    after = [m for _, m in msgs[first:]]
+    assert all(_is_sentinel(m) for m in after), "a command of the dead node after the sentinel's zero"
+    for m in after:
+        _, torque, status, valid = common.joint_torque_arrays(m)
+        assert not valid and np.all(torque == 0.0), (valid, torque)
+        assert np.all(status == JointTorque.STATUS_INVALID) and m.source == JointTorque.SOURCE_COMMAND
+        assert list(m.joint_names) == list(joints)
+    assert len(after) >= 20, f"only {len(after)} sentinel zeros in 0.5 s (period 10 ms)"
+    listener.wait_for(
+        lambda: (s := _status(listener, SENTINEL_STATUS)) is not None and s.level == b"\x02",
+        5,
+        "sentinel ERROR",
+    )
+    values = {kv.key: kv.value for kv in _status(listener, SENTINEL_STATUS).values}
+    assert int(values["deaths detected"]) >= 1 and int(values["zero commands sent"]) > 0, values
 
-        # -- that publisher goes away: zeros again within the bound ---------------------------
-        t_gone = time.time_ns()
-        listener.node.destroy_publisher(pub)
-        listener.wait_for(
-            lambda: any(_is_sentinel(m) and t > t_gone for t, m in listener.take(cmd)), 5, "zeros again"
-        )
-        resumed = min(t for t, m in listener.take(cmd) if _is_sentinel(m) and t > t_gone)
-        print(
-            f"publisher destroyed -> sentinel zero {(resumed - t_gone) / 1e6:.1f} ms "
-            f"(silent since {(t_gone - t_quiet) / 1e6:.0f} ms)"
-        )
-        assert (resumed - t_gone) / 1e9 <= SENTINEL_BOUND_S
-    finally:
-        listener.close()
-        procs.stop()
+
+def test_sentinel_zeroes_after_kill_9_of_the_command_node_and_never_fights_a_live_publisher(graph):
+    from gait_estimator_msgs.msg import JointTorque
+
+    from gait_estimator.nodes import common
+
+    procs, listener, stop = graph
+    cmd = common.TOPIC_COMMAND
+    procs.start("torque_command", params={"ramp_s": 0.0, **RIGHT_LEG})
+    _start_manager(procs, "torque_command")
+    threading.Thread(target=feed_estimates, args=(listener, stop), daemon=True).start()
+    _wait_for_live_commands(procs, listener, "torque_command")
+    # the sentinel zeroes the dead node's joints, not its own `joints` parameter (all six)
+    _kill_and_expect_zeros(procs, listener, "torque_command", RIGHT_LEG["joints"])
+
+    # -- a publisher comes back: the sentinel stops; silent but alive: it stays quiet ----------
+    pub = listener.publisher(JointTorque, cmd, common.command_publisher_qos())
+    back = common.joint_torque_msg(
+        time.time_ns(), JointTorque.SOURCE_COMMAND, RIGHT_LEG["joints"], [0.0] * 3, valid=False
+    )
+    t_back = time.time_ns()
+    for _ in range(30):
+        pub.publish(back)
+        time.sleep(0.01)
+    t_quiet = time.time_ns()
+    time.sleep(0.6)  # silent for 12 x the heartbeat timeout, liveliness held by this process
+    msgs = listener.take(cmd)
+    late = [t for t, m in msgs if _is_sentinel(m) and t > t_back + 150_000_000]
+    assert not late, f"sentinel published {len(late)} zeros over a live publisher"
+    assert any(not _is_sentinel(m) and t > t_back for t, m in msgs)
+
+    # -- that publisher goes away: zeros again within the bound -------------------------------
+    t_gone = time.time_ns()
+    listener.node.destroy_publisher(pub)
+    listener.wait_for(
+        lambda: any(_is_sentinel(m) and t > t_gone for t, m in listener.take(cmd)), 5, "zeros again"
+    )
+    resumed = min(t for t, m in listener.take(cmd) if _is_sentinel(m) and t > t_gone)
+    print(
+        f"publisher destroyed -> sentinel zero {(resumed - t_gone) / 1e6:.1f} ms "
+        f"(silent since {(t_gone - t_quiet) / 1e6:.0f} ms)"
+    )
+    assert (resumed - t_gone) / 1e9 <= SENTINEL_BOUND_S
+
+
+def test_sentinel_zeroes_after_kill_9_of_the_fused_node(graph, tiny_model):
+    from std_msgs.msg import Empty, Float64MultiArray
+
+    from gait_estimator.nodes import common
+
+    procs, listener, _ = graph
+    cmd = common.TOPIC_COMMAND
+    listener.subscribe(Float64MultiArray, EFFORT_TOPIC, common.command_qos())
+    params = {"imu_source": "sim", "model_path": str(tiny_model), "ramp_s": 0.0, "sim_loop_s": 20.0}
+    procs.start("gait_pipeline", params={**params, **RIGHT_LEG, "effort_topic": EFFORT_TOPIC})
+    _start_manager(procs, "gait_pipeline")
+    reset = listener.publisher(Empty, common.TOPIC_RESET, common.command_qos())
+    _wait_for_live_commands(procs, listener, "gait_pipeline", reset)
+
+    # the fused node's ros2_control output (its publish hook) equals its commands
+    applied = {tuple(np.array(m.torque) if m.valid else np.zeros(3)) for _, m in listener.take(cmd)}
+    efforts = [tuple(m.data) for _, m in listener.take(EFFORT_TOPIC)]
+    assert len(efforts) > 30 and all(e in applied for e in efforts), "fused effort output != command"
+    # its estimate output: diagnostic_updater's frequency keys at the model rate
+    name = f"gait_pipeline: /{common.TOPIC_ESTIMATE} topic status"
+    # (STALE before activation, ERROR "No events recorded." while the window fills)
+    listener.wait_for(
+        lambda: (e := _status(listener, name)) is not None and e.level in (b"\x00", b"\x01"), 5, name
+    )
+    est = _status(listener, name)
+    values = {kv.key: kv.value for kv in est.values}
+    assert est.hardware_id == "/gait_pipeline", est.hardware_id
+    assert float(values["Target frequency (Hz)"]) == RATE and int(values["Events since startup"]) > 30
+
+    _kill_and_expect_zeros(procs, listener, "gait_pipeline", RIGHT_LEG["joints"])

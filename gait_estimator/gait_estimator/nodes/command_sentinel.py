@@ -5,7 +5,8 @@ controller keeps its last command unless it times out on ``header.stamp`` itself
 runs in another process (the lifecycle manager) and, while the command publisher is dead,
 publishes ``JointTorque`` SOURCE_COMMAND, every joint STATUS_INVALID, torque 0.0,
 ``valid = false``, stamped with the host time and ``header.frame_id = "command_sentinel"``,
-every ``sentinel_period_s``. It stops at the first command from anyone else.
+every ``sentinel_period_s``, for the joints of the last command it saw (the ``joints``
+parameter until one was seen). It stops at the first command from anyone else.
 
 Death is judged on two signals (measured with Fast DDS here, see README):
 - liveliness: the command nodes' publisher offers an AUTOMATIC liveliness lease
@@ -56,10 +57,7 @@ class CommandSentinel:
         self.zeros_sent = 0
         self.deaths = 0
         self._last_rx = 0
-        self._msg = common.joint_torque_msg(
-            0, JointTorque.SOURCE_COMMAND, self.joints, [0.0] * len(self.joints), valid=False
-        )
-        self._msg.header.frame_id = SENTINEL_FRAME_ID
+        self._zero_for(self.joints)
         group = MutuallyExclusiveCallbackGroup()
         # The sentinel's own publisher offers no lease: it never counts as a live command publisher.
         quiet = PublisherEventCallbacks(incompatible_qos=lambda _e: None)  # our liveliness sub: expected
@@ -81,6 +79,15 @@ class CommandSentinel:
         )
         node.create_timer(params["sentinel_period_s"], self._check, callback_group=group)
 
+    def _zero_for(self, joints) -> None:
+        from gait_estimator_msgs.msg import JointTorque
+
+        self.joints = list(joints)
+        self._msg = common.joint_torque_msg(
+            0, JointTorque.SOURCE_COMMAND, self.joints, [0.0] * len(self.joints), valid=False
+        )
+        self._msg.header.frame_id = SENTINEL_FRAME_ID
+
     # -- signals ---------------------------------------------------------------------------
     def _on_command(self, msg) -> None:
         if msg.header.frame_id == SENTINEL_FRAME_ID:
@@ -88,6 +95,8 @@ class CommandSentinel:
         with self._lock:
             self._last_rx = time.monotonic_ns()
             self.seen = True
+            if msg.joint_names != self.joints:  # zero the joints the controller was commanded
+                self._zero_for(msg.joint_names)
             if self.dead:
                 self.dead = False
                 self.node.get_logger().warning(f"command sentinel: {self.topic} is back; sentinel stops")

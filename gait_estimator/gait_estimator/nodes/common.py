@@ -17,6 +17,7 @@ import array
 import json
 import os
 import sys
+import threading
 import time
 import weakref
 import zipfile
@@ -452,14 +453,17 @@ class TopicStatus:
         self.freq = FrequencyStatus(min_hz, max_hz)
         self.stamp = TimeStampStatus(**stamp_limits)
         self.active = active
+        self._lock = threading.Lock()  # publishes may come from another thread than the timer's
 
     def tick(self, msg) -> None:
-        self.freq.tick()
-        self.stamp.tick(stamp_to_ns(msg.header.stamp))
+        with self._lock:
+            self.freq.tick()
+            self.stamp.tick(stamp_to_ns(msg.header.stamp))
 
     def run(self) -> tuple[int, str, dict]:
-        level, msg, values = self.freq.run()
-        s_level, s_msg, s_values = self.stamp.run()
+        with self._lock:
+            level, msg, values = self.freq.run()
+            s_level, s_msg, s_values = self.stamp.run()
         values.update(s_values)
         if self.active is not None and not self.active() and values["Events in window"] == 0:
             return STALE, "not active: no output expected", values

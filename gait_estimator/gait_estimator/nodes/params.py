@@ -451,7 +451,7 @@ MANAGER = (
         "joints",
         "string_array",
         list(JOINTS),
-        "joints of the sentinel's zero commands (the command node's joints)",
+        "joints of the sentinel's zero commands until it has seen a command (then that command's joints)",
         choices=JOINTS,
         read_only=True,
     ),
