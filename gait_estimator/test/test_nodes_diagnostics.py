@@ -83,3 +83,31 @@ def test_topic_status_is_stale_when_nothing_is_expected():
     assert "Events in window" in values and "Latest timestamp delay:" in values
     active[0] = True
     assert ts.run()[0] == ERROR  # active and silent: no events recorded
+
+
+@pytest.mark.ros
+def test_imu_driver_diagnostics_name_the_device_over_dds(tmp_path):
+    """The driver's status on /diagnostics: "<node>: <task>", the device as hardware_id, OK."""
+    from _node_harness import Listener, Procs
+    from diagnostic_msgs.msg import DiagnosticArray
+
+    procs = Procs(tmp_path / "logs")
+    listener = Listener("diagnostics_test")
+    try:
+        listener.subscribe(DiagnosticArray, "/diagnostics", 50)
+        procs.start("imu_driver", params={"source": "sim"})
+
+        def driver_status():
+            for _, arr in reversed(listener.take("/diagnostics")):
+                for st in arr.status:
+                    if st.name == "imu_driver: imu driver":
+                        return st
+            return None
+
+        listener.wait_for(lambda: driver_status() is not None, 30, "imu_driver diagnostics")
+        st = driver_status()
+        assert st.hardware_id == "imu sim: simulator" and st.level == b"\x00" and st.message == "streaming"
+        assert int({kv.key: kv.value for kv in st.values}["samples"]) > 0
+    finally:
+        listener.close()
+        procs.stop()

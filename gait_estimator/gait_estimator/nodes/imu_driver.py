@@ -91,8 +91,16 @@ class ImuDriver(Node):
             values.update(dec.counters())
         level, msg = (2, f"source failed: {src.error}") if src.error else (0, "streaming")
         self.diag_pub.publish(
-            common.diagnostic_array(self, f"{self.get_name()}: imu driver", level, msg, values)
+            common.diagnostic_array(
+                self, f"{self.get_name()}: imu driver", level, msg, values, hardware_id=self._hardware_id()
+            )
         )
+
+    def _hardware_id(self) -> str:
+        """diagnostic_updater's hardware_id: the device the samples come from."""
+        p = self.params
+        device = {"serial": p["serial_port"], "file": p["file_path"]}.get(p["source"], "simulator")
+        return f"imu {p['source']}: {device}"
 
     def close(self) -> None:
         self.source.stop()
