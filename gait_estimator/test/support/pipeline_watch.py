@@ -49,7 +49,10 @@ def wait_running(listener, namespace: str, lifecycle_nodes, timeout_s: float, de
     from lifecycle_msgs.srv import GetState
 
     def active() -> bool:
-        return manager_state(listener, namespace) == "active"
+        state = manager_state(listener, namespace)
+        if state.startswith("failed"):
+            raise AssertionError(f"lifecycle_manager: {state}; " + (details() if details else ""))
+        return state == "active"
 
     def commands() -> bool:
         return len(valid_commands(listener, namespace)) >= 20
