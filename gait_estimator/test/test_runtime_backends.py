@@ -193,7 +193,8 @@ def test_metadata_that_does_not_match_the_graph_is_refused(lstm_files, tmp_path:
     ):
         load_model(_onnx_with(lstm_files[".onnx"], tmp_path / "other_window.onnx", other_window))
     with pytest.raises(
-        ModelMetadataError, match=r"other_window.pt2: forward\(\) fails on input \[B=2, window=24"
+        ModelMetadataError,
+        match=r"other_window.pt2: the window program takes \[2, 20, 5\] but the metadata says \[B, window=24",
     ):
         load_model(_pt2_with(lstm, tmp_path / "other_window.pt2", other_window))
     # streaming=true but only a window graph / program in the file.

@@ -37,7 +37,7 @@ from gait_estimator.runtime.model_file import ArrayRuntime, first_line, no_metad
 
 __all__ = ["OnnxRuntime", "extract_graph", "load_onnx", "onnx_bytes", "read_onnx_metadata", "trtexec_shapes"]
 
-OPSET = 18  # torch's ONNX exporter's opset; TensorRT >= 8.6 parses it
+OPSET = 18  # torch's ONNX exporter's own opset (lower ones are converted); TensorRT 10 parses it
 
 
 class OnnxRuntime(ArrayRuntime):

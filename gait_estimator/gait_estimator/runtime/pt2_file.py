@@ -32,39 +32,86 @@ WINDOW_PROGRAM, STEP_PROGRAM = "model", "forward_step"
 
 
 class Pt2Runtime(ArrayRuntime):
-    """Runs the window and step programs of a .pt2 file; build it with ``load_model``."""
+    """Runs the window and step programs of a .pt2 file; build it with ``load_model``.
+
+    The programs' graph modules are called directly with their lifted weights: half the cost of
+    ``ExportedProgram.module()`` per step (measured: 257 -> 139 us for a 2 x 64 LSTM), whose
+    per-call input guards are replaced by the shape checks at load (:func:`load_pt2_model`) and
+    in every ``predict_*``/``step`` call.
+    """
 
     def __init__(self, programs: dict, metadata: ModelMetadata, source: str) -> None:
-        self.module = programs[WINDOW_PROGRAM].module()  # parameter names as in the eager model
-        self.step_module = None
+        window = programs[WINDOW_PROGRAM]
+        self.module = window.module()  # the eager view, with the trained model's parameter names
+        self._window = _direct_call(window)
+        self._step = None
         self._zero_state: list[torch.Tensor] = []
         if metadata.streaming:
             step = programs[STEP_PROGRAM]
-            self.step_module = step.module()
-            self._zero_state = [torch.zeros(shape) for shape in _state_shapes(step)]
+            self._step = _direct_call(step)
+            self._zero_state = [torch.zeros(shape) for shape in _user_input_shapes(step)[1:]]
         super().__init__(metadata, source)
 
     def _run_window(self, x: np.ndarray) -> np.ndarray:
         with torch.inference_mode():
-            return self.module(torch.from_numpy(x)).numpy()
+            return self._window(torch.from_numpy(x))[0].numpy()
 
     def _initial_state(self) -> list[torch.Tensor]:
         return [s.clone() for s in self._zero_state]
 
     def _run_step(self, x: np.ndarray, state: list[torch.Tensor]) -> tuple[np.ndarray, list[torch.Tensor]]:
         with torch.inference_mode():
-            out = self.step_module(torch.from_numpy(x), state)
+            out = self._step(torch.from_numpy(x), *state)
         return out[0].numpy(), list(out[1:])
 
 
-def _state_shapes(program) -> list[tuple[int, ...]]:
-    """Shapes of the step program's state inputs, symbolic (batch) dimensions set to 1."""
+def _direct_call(program):
+    """``f(*user_inputs) -> outputs`` calling the graph module with the lifted weights first."""
+    from torch.export.graph_signature import InputKind, OutputKind
+
+    sig = program.graph_signature
+    kinds = [spec.kind for spec in sig.input_specs]
+    n_lifted = kinds.index(InputKind.USER_INPUT) if InputKind.USER_INPUT in kinds else len(kinds)
+    if InputKind.USER_INPUT in kinds[n_lifted:] and any(k != InputKind.USER_INPUT for k in kinds[n_lifted:]):
+        raise ModelMetadataError("unexpected .pt2 program signature (weights after inputs)")
+    if any(o.kind != OutputKind.USER_OUTPUT for o in sig.output_specs):
+        raise ModelMetadataError("a .pt2 program that mutates its buffers cannot run as a model")
+    tables = (program.state_dict, program.constants)
+    lifted = [next(t[s.target] for t in tables if s.target in t) for s in sig.input_specs[:n_lifted]]
+    graph_module = program.graph_module
+
+    def call(*inputs: torch.Tensor):
+        return graph_module(*lifted, *inputs)
+
+    return call
+
+
+def _user_input_shapes(program, symbolic: int | str = 1) -> list[tuple]:
+    """Shapes of a program's user inputs, symbolic (batch) dimensions set to ``symbolic``."""
     placeholders = {n.name: n for n in program.graph.nodes if n.op == "placeholder"}
     shapes = []
-    for name in program.graph_signature.user_inputs[1:]:  # [row, state_0, ...]
+    for name in program.graph_signature.user_inputs:
         shape = placeholders[name].meta["val"].shape
-        shapes.append(tuple(d if isinstance(d, int) else 1 for d in shape))
+        shapes.append(tuple(d if isinstance(d, int) else symbolic for d in shape))
     return shapes
+
+
+def _check_inputs(programs: dict, md: ModelMetadata, source: str) -> None:
+    """The programs take the rows the metadata describes (the direct calls skip torch's guards)."""
+    t, c = md.window, len(md.input_channels)
+    window = _user_input_shapes(programs[WINDOW_PROGRAM], "B")
+    if len(window) != 1 or window[0][1:] != (t, c):
+        shapes = ", ".join(f"[{', '.join(map(str, s))}]" for s in window)
+        raise ModelMetadataError(
+            f"{source}: the window program takes {shapes} but the metadata says [B, window={t}, channels={c}]"
+        )
+    if md.streaming:
+        step = _user_input_shapes(programs[STEP_PROGRAM], "B")
+        if step[0][1:] != (c,):
+            raise ModelMetadataError(
+                f"{source}: the forward_step program takes rows [{', '.join(map(str, step[0]))}] but the "
+                f"metadata lists {c} channels"
+            )
 
 
 def pt2_bytes(module: torch.nn.Module, metadata: ModelMetadata, path: Path) -> bytes:
@@ -123,6 +170,10 @@ def load_pt2_model(p: Path, threads: int) -> Pt2Runtime:
             + ("metadata says streaming=true; " if STEP_PROGRAM in missing else "")
             + "export it with `gait-estimator export --format pt2`"
         )
+    _check_inputs(programs, md, source)
     if threads >= 1:
         torch.set_num_threads(threads)
-    return Pt2Runtime(programs, md, source)
+    try:
+        return Pt2Runtime(programs, md, source)
+    except ModelMetadataError as exc:
+        raise ModelMetadataError(f"{source}: {exc}") from exc
