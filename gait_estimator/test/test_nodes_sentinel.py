@@ -7,7 +7,7 @@ process is SIGKILLed: no last zero can come from it. The sentinel must publish z
 nothing non-zero may follow. Two command processes:
 
 - ``torque_command`` fed with estimates by this process (no model: steady even on a starved
-  machine); afterwards a publisher of this process speaks (the sentinel stops), goes silent while
+  machine); before it starts the sentinel reports STALE; afterwards a publisher of this process speaks (the sentinel stops), goes silent while
   alive (the sentinel must not fight it) and is destroyed (the sentinel resumes);
 - the fused ``gait_pipeline`` (in-process sim driver, a tiny model), the case of issue 13 item 6,
   with its ros2_control effort output and estimate diagnostics checked on the way.
@@ -160,8 +160,11 @@ def test_sentinel_zeroes_after_kill_9_of_the_command_node_and_never_fights_a_liv
 
     procs, listener, stop = graph
     cmd = common.TOPIC_COMMAND
+    _start_manager(procs, "torque_command")  # first: no command publisher yet
+    listener.wait_for(lambda: _status(listener, SENTINEL_STATUS) is not None, 30, "manager diagnostics")
+    st = _status(listener, SENTINEL_STATUS)
+    assert st.level == b"\x03" and st.message == "no command publisher seen yet", (st.level, st.message)
     procs.start("torque_command", params={"ramp_s": 0.0, **RIGHT_LEG})
-    _start_manager(procs, "torque_command")
     threading.Thread(target=feed_estimates, args=(listener, stop), daemon=True).start()
     _wait_for_live_commands(procs, listener, "torque_command")
     # the sentinel zeroes the dead node's joints, not its own `joints` parameter (all six)
