@@ -146,7 +146,9 @@ EXPLICIT_ARGS = [
     "namespace:=/exo3",
     "use_sim_time:=false",
 ]
-REPLAY_ARGS = [f"bag:={BAG}", "use_sim_time:=true", "loop:=true", "start_offset:=0.5", "namespace:=exo2"]
+REPLAY_ARGS = [
+    f"bag:={BAG}", "use_sim_time:=true", "loop:=true", "rate:=1.5", "start_offset:=0.5", "namespace:=exo2"
+]
 # case: (launch file, arguments, namespace, lifecycle nodes, config in effect, processes started)
 CASES = {
     "default": ("pipeline.launch.py", [], "", DISTRIBUTED, "pipeline.yaml", 6),

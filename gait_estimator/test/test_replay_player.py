@@ -9,6 +9,7 @@ exit status 2, and ``record`` stores what the player publishes.
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import sys
@@ -176,3 +177,77 @@ def test_record_stores_what_is_published(small_bag: Path, tmp_path: Path) -> Non
         n_imu = len(list(r.raw_messages(["/imu/pelvis"])))
     assert got == want  # reliable topic: every message, byte for byte
     assert n_imu >= 0.98 * N
+
+
+# -- replay into the live pipeline (replay.launch.py's flags) -------------------------------------
+
+
+def test_restamp_maps_stamps_onto_host_time_at_the_playback_rate(small_bag: Path, listener: Listener) -> None:
+    """At rate 2 the 10 ms spacing becomes 5 ms and every stamp is the host time it was published
+    at: the pipeline (receipt and watchdog on host time) accepts a replay at any rate."""
+    proc = _play(small_bag, "--restamp", "--rate", "2.0", "--topics", "gait/torque_reference")
+    assert proc.returncode == 0, proc.stderr
+    got = listener.take("/gait/torque_reference")
+    assert len(got) == N
+    stamps = np.array([_stamp(m) for _, m in got])
+    np.testing.assert_allclose(np.diff(stamps), 5_000_000, atol=1)
+    lag_ms = (np.array([r for r, _ in got]) - stamps) / 1e6
+    assert np.all(np.abs(lag_ms) < 500), lag_ms  # published when stamped (loose: a loaded machine)
+
+
+def test_topics_relative_follow_the_player_namespace(small_bag: Path, listener: Listener) -> None:
+    from gait_estimator_msgs.msg import JointTorque
+    from rclpy.qos import QoSProfile
+
+    listener.subscribe(JointTorque, "/exo9/gait/torque_reference", QoSProfile(depth=1000))
+    ns = ["--ros-args", "-r", "__ns:=/exo9"]
+    proc = _play(small_bag, "--topics-relative", "--rate", "4", "--topics", "gait/torque_reference", *ns)
+    assert proc.returncode == 0, proc.stderr
+    assert len(_settle(listener, "/exo9/gait/torque_reference", N)) == N
+    assert listener.take("/gait/torque_reference") == []
+
+
+def test_wait_for_manager(small_bag: Path, listener: Listener) -> None:
+    """Plays once lifecycle_manager/state (latched) reads 'active'; an error (exit 2, one line)
+    when it reads 'failed: ...' or nothing within the time given."""
+    from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
+    from std_msgs.msg import String
+
+    args = ("--wait-for-manager", "3", "--rate", "4", "--topics", "gait/torque_reference")
+    none = _play(small_bag, *args)
+    assert none.returncode == 2 and "Traceback" not in none.stderr
+    assert "lifecycle_manager/state read 'nothing', not 'active'" in none.stderr
+    assert listener.take("/gait/torque_reference") == []
+    latched = QoSProfile(
+        depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL
+    )
+    state = listener.publisher(String, "/lifecycle_manager/state", latched)
+    state.publish(String(data="failed: could not configure 'x'"))
+    failed = _play(small_bag, *args)
+    assert failed.returncode == 2 and "reports 'failed: could not configure 'x''" in failed.stderr
+    state.publish(String(data="active"))
+    ok = _play(small_bag, *args)
+    assert ok.returncode == 0, ok.stderr
+    assert len(_settle(listener, "/gait/torque_reference", N)) == N
+
+
+def test_double_sigint_exits_0(small_bag: Path, listener: Listener) -> None:
+    """Ctrl-C under ros2 launch: SIGINT to the group, launch's own ~80 ms later."""
+    p = subprocess.Popen(
+        [*PLAYER, str(small_bag), "--loop", "--topics", "gait/torque_reference"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        listener.wait_for(lambda: len(listener.take("/gait/torque_reference")) > 10, 30, "playback")
+        os.killpg(p.pid, signal.SIGINT)
+        time.sleep(0.08)
+        os.killpg(p.pid, signal.SIGINT)
+        out, _ = p.communicate(timeout=20)
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.communicate()
+    assert p.returncode == 0 and "Traceback" not in out, out

@@ -13,9 +13,12 @@
 - Loop restarts: with ``--loop-stamps shift`` (default) each pass is moved forward by the bag's
   span (log times, ``/clock`` and every header stamp), so downstream nodes never see time go
   backwards; ``keep`` replays the bag unchanged (time jumps back at each restart).
-- ``--restamp``: header stamps (and ``/clock``) are moved onto this host's clock, for nodes that
-  stamp receipt with the system clock (the pipeline nodes): stamp + (wall time at start - first
-  log time). Relative timing is unchanged.
+- ``--restamp``: header stamps (and ``/clock``) are mapped onto this host's clock at the playback
+  rate, for nodes that stamp receipt with the system clock (the pipeline nodes): a message logged
+  at ``t`` gets stamp + (host time at start + (t - first log time) / rate - t), i.e. the host
+  time it is published at (at rate 1 a constant shift; relative timing unchanged). At another
+  rate the stamps follow the playback, so the pipeline accepts them (it checks stamps against
+  host time), and sees the gait sped up or slowed down by the rate.
 - ``--wait-for-manager S``: play only once ``lifecycle_manager/state`` (relative: the player's
   namespace) reads ``active``, so no part of the bag is lost while the pipeline starts; an error
   (exit 2) when it reads ``failed: ...`` or not ``active`` within S seconds.
@@ -85,8 +88,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--restamp",
         action="store_true",
-        help="move every header stamp (and /clock) onto this host's clock: stamp + (wall time at"
-        " start - first log time); for nodes that timestamp receipt with the system clock",
+        help="map every header stamp (and /clock) onto this host's clock at the playback rate (the host"
+        " time each message is published at); for nodes that timestamp receipt with the system clock",
     )
     p.add_argument(
         "--wait-for-manager",
@@ -161,10 +164,18 @@ class BagPlayer:
         )
         self.published = 0
         self.clock_published = 0
-        self.stamp_offset_ns = 0  # --restamp: wall clock at start - first log time
+        self.stamp_offset_ns = 0  # --restamp: host time at start - first log time (logged)
+        self._restamp_anchor: tuple[int, int] | None = None  # (host ns, log ns) of the first message
 
     def close(self) -> None:
         self.reader.close()
+
+    def _restamp_ns(self, bag_ns: int) -> int:
+        """What ``--restamp`` adds to a stamp of a message logged at ``bag_ns`` (0 without it)."""
+        if self._restamp_anchor is None:
+            return 0
+        host0, log0 = self._restamp_anchor
+        return host0 + round((bag_ns - log0) / float(self.args.rate)) - bag_ns
 
     def _publish_clock(self, bag_ns: int) -> None:
         if self.clock_pub is None:
@@ -245,8 +256,9 @@ class BagPlayer:
                 wall0, bag0 = time.monotonic(), ev.bag_ns
                 next_clock_wall = wall0
                 if args.restamp:
-                    self.stamp_offset_ns = time.time_ns() - ev.bag_ns
-                    self.node.get_logger().info(f"restamp offset: {self.stamp_offset_ns} ns")
+                    self._restamp_anchor = (time.time_ns(), ev.bag_ns)
+                    self.stamp_offset_ns = self._restamp_ns(ev.bag_ns)
+                    self.node.get_logger().info(f"restamp offset: {self.stamp_offset_ns} ns (rate {rate})")
             assert bag0 is not None
             if ev.loop != loop and ev.bag_ns <= last_bag_ns:
                 # a loop restart that keeps the bag's times: re-anchor the schedule one sample
@@ -263,19 +275,19 @@ class BagPlayer:
                     return self.published
                 clock_ns = bag0 + int((next_clock_wall - wall0) * rate * 1e9)
                 if clock_ns > last_clock_ns:
-                    self._publish_clock(clock_ns + self.stamp_offset_ns)
+                    self._publish_clock(clock_ns + self._restamp_ns(clock_ns))
                     last_clock_ns = clock_ns
                 next_clock_wall += clock_period
             if not self._sleep_until(due):
                 return self.published
             if ev.bag_ns > last_clock_ns and clock_period is not None:
-                self._publish_clock(ev.bag_ns + self.stamp_offset_ns)
+                self._publish_clock(ev.bag_ns + self._restamp_ns(ev.bag_ns))
                 last_clock_ns = ev.bag_ns
             pub = self.publishers.get(ev.topic)
             if pub is not None:
                 data = ev.data
-                if self.stamp_offset_ns:
-                    data = shift_stamps(data, ev.msgtype, self.stamp_offset_ns, self.reader.store)
+                if self._restamp_anchor is not None:
+                    data = shift_stamps(data, ev.msgtype, self._restamp_ns(ev.bag_ns), self.reader.store)
                 pub.publish(bytes(data))
                 self.published += 1
         elapsed = time.monotonic() - t_start

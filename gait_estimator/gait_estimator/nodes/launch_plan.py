@@ -87,7 +87,9 @@ def player_arguments(
     """``bag_player`` command line for a replay through the pipeline.
 
     - ``--restamp``: the pipeline stamps receipt on the host clock; a bag's own stamps (often near
-      t=0) would never line up, and the synchronizer would emit nothing.
+      t=0) would never line up, and the synchronizer would emit nothing. The stamps follow the
+      playback (host time of publication), so any ``rate`` gives valid commands (the gait then
+      looks ``rate`` times faster to the model).
     - ``--wait-for-manager``: play only once the lifecycle nodes are active, so the start of the
       bag is not lost to start-up.
     - ``--topics-relative``: the bag's absolute topics (``/imu/pelvis``) are published relative to
