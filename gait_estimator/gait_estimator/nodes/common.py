@@ -261,15 +261,18 @@ def msg_to_window(msg) -> tuple[np.ndarray, int, bool]:
     return data.reshape(msg.num_samples, msg.num_channels), stamp_to_ns(msg.header.stamp), bool(msg.valid)
 
 
-def command_msg(out, stamp_ns: int, joints, active: bool, subject_mass: float, msg=None):
+def command_msg(out, stamp_ns: int, joints, active: bool, subject_mass: float, msg=None, confidence=1.0):
     """The exoskeleton command for a ``CommandShaper.update`` output; ``(message, valid)``.
 
-    Valid only while the shaper says so and the node is active; the torque is the shaper's,
-    which is exactly 0.0 whenever it is not valid. Shared by torque_command and the fused node.
+    ``valid`` is the shaper's: true while the torque is a shaped command a controller may apply,
+    ramp-outs included (a deactivation ramps out with ``valid`` true and STATUS_RAMPING; the node
+    being inactive only stops new assistance). Whatever the shaper says, a message with ``valid``
+    false carries exactly 0.0 (``joint_torque_msg``). Shared by torque_command and the fused node.
+    ``active`` is kept for the callers' bookkeeping; ``confidence`` is the estimate's.
     """
     from gait_estimator_msgs.msg import JointTorque
 
-    valid = bool(out.valid) and active
+    valid = bool(out.valid)
     m = joint_torque_msg(
         stamp_ns,
         JointTorque.SOURCE_COMMAND,
@@ -279,8 +282,9 @@ def command_msg(out, stamp_ns: int, joints, active: bool, subject_mass: float, m
         valid=valid,
         subject_mass=subject_mass,
         msg=msg,
+        confidence=confidence,
     )
-    return m, valid
+    return m, m.valid
 
 
 def joint_torque_msg(
@@ -293,9 +297,11 @@ def joint_torque_msg(
     subject_mass: float = 0.0,
     gait_phase: float = float("nan"),
     msg=None,
+    confidence: float = 1.0,
 ):
     """Build a ``gait_estimator_msgs/JointTorque``. ``status`` defaults to OK (or INVALID when
-    not ``valid``). Non-finite torques are replaced by 0 with STATUS_INVALID (never on the wire)."""
+    not ``valid``). Non-finite torques are replaced by 0 with STATUS_INVALID (never on the wire),
+    and a message that is not valid carries exactly 0.0 on every joint (the message contract)."""
     from gait_estimator_msgs.msg import JointTorque
 
     msg = JointTorque() if msg is None else msg
@@ -312,11 +318,15 @@ def joint_torque_msg(
         t = np.where(bad, 0.0, t)
         st[bad] = JointTorque.STATUS_INVALID
         valid = False
+    if not valid:  # invalid => 0.0, whatever the caller passed
+        t = np.zeros_like(t)
+        st[:] = JointTorque.STATUS_INVALID
     msg.torque = array.array("d", t.tobytes())
     msg.joint_status = st.tobytes()
     msg.valid = bool(valid)
     msg.subject_mass = float(subject_mass)
     msg.gait_phase = float(gait_phase)
+    msg.confidence = float(confidence) if np.isfinite(confidence) else 0.0
     return msg
 
 
@@ -530,6 +540,21 @@ def diagnostic_array(node, name: str, level: int, message: str, values: dict, ha
         for topic, ts in _TOPIC_STATUSES.get(node, {}).items()
     ]
     return arr
+
+
+def shaper_status(shaper, active: bool, values: dict) -> tuple[int, str]:
+    """Diagnostic level and message of a command node from its shaper (adds the shaper's counters
+    and confidence to ``values``): ERROR on a latched fault or e-stop, WARN while low confidence
+    holds the command at zero (the reason is the message), else OK."""
+    if shaper is None:
+        return 0, "unconfigured"
+    values.update({f"shaper_{k}": v for k, v in shaper.counters.items()})
+    values["confidence"] = float(shaper.confidence)
+    if shaper.fault:
+        return 2, str(shaper.fault)
+    if shaper.reason:
+        return 1, shaper.reason
+    return 0, "active" if active else "inactive"
 
 
 class LatencyStats:

@@ -42,15 +42,18 @@ from gait_estimator.nodes.imu_sources import make_source
 from gait_estimator.nodes.imu_synchronizer import DataClock, make_synchronizer
 from gait_estimator.nodes.interop import CommandOutputs
 from gait_estimator.nodes.lifecycle_base import ReleasingLifecycleNode
-from gait_estimator.nodes.params import check_inference_mode, declare_params, make_shaper, resolve_model_path
-from gait_estimator.nodes.torque_command import JointMap
+from gait_estimator.nodes.model_swap import ModelSwapper, load_checked_runtime
+from gait_estimator.nodes.params import command_config, declare_params, make_shaper, resolve_model_path
+from gait_estimator.nodes.torque_command import COMMAND_LIVE, JointMap
 
 
 class GaitPipeline(ReleasingLifecycleNode):
     def __init__(self, name: str = "gait_pipeline") -> None:
         super().__init__(name)
         common.guard_change_state(self)
-        self.params = declare_params(self, "gait_pipeline")
+        self.params = declare_params(
+            self, "gait_pipeline", live=COMMAND_LIVE + ("model_path",), apply=self._apply_params
+        )
         self.lock = threading.Lock()
         self.pipeline = self.shaper = self.source = None
         self._entities: list = []
@@ -62,6 +65,10 @@ class GaitPipeline(ReleasingLifecycleNode):
         self.latency = common.LatencyStats()
         self.inference = common.LatencyStats()
         self.counts = {"samples": 0, "estimates": 0, "invalid_estimates": 0, "commands": 0, "estops": 0}
+        p = self.params
+        self.swapper = ModelSwapper(
+            self, self._running_model, self._install, p["threads"], p["inference_mode"]
+        )
 
     # -- lifecycle ------------------------------------------------------------------------
     def on_configure(self, state) -> TransitionCallbackReturn:
@@ -71,22 +78,23 @@ class GaitPipeline(ReleasingLifecycleNode):
         from std_msgs.msg import Bool, Empty
 
         from gait_estimator.core.pipeline import EstimatorPipeline
-        from gait_estimator.nodes.torque_estimator import load_runtime
 
         p = self.params
         path = resolve_model_path(p["model_path"])
         try:
-            runtime = load_runtime(path, p["threads"])
+            runtime = load_checked_runtime(path, p["threads"], self.get_name(), p["inference_mode"])
             md = runtime.metadata
-            mode = check_inference_mode(self.get_name(), p["inference_mode"], md, path)
+            mode = p["inference_mode"]
             sync_p = dict(p, rate_hz=md.sample_rate_hz)
             self.pipeline = EstimatorPipeline(runtime, make_synchronizer(sync_p), p["subject_mass_kg"], mode)
             self.clock = DataClock(self.pipeline.synchronizer)
             self.shaper = make_shaper(p)
         except Exception as exc:
             self.get_logger().error(f"configure failed: {exc}")
+            self.swapper.last_rejection = f"configure failed: {exc}"
             self.pipeline = self.shaper = None
             return TransitionCallbackReturn.FAILURE
+        self.swapper.model_file = str(path)
         self.get_logger().info(f"loaded model {path} ({p['inference_mode']} mode); input '{p['imu_source']}'")
         self.joints = md.output_joints
         self.map = JointMap(p["joints"])
@@ -184,6 +192,36 @@ class GaitPipeline(ReleasingLifecycleNode):
         if self.source is not None:
             self.source.stop()
 
+    # -- parameters (params.RuntimeParameters) and model swap (nodes/model_swap.py) -----------
+    def _apply_params(self, new, changed) -> str:
+        if "model_path" in changed:
+            reason = self.swapper.request(new["model_path"])
+            if reason:
+                return reason
+        with self.lock:
+            if self.shaper is not None:
+                self.shaper.reconfigure(command_config(new))
+            if self.pipeline is not None and self.pipeline.metadata.output_unit == "N.m/kg":
+                self.pipeline.scale = float(new["subject_mass_kg"])
+        return ""
+
+    def _running_model(self):
+        pipe = self.pipeline
+        return None if pipe is None else pipe.model
+
+    def _install(self, runtime, path) -> None:
+        """Put a loaded, probed model in charge: a new core pipeline on the same synchronizer (the
+        stream restarts, so estimates resume after one window; the command ramps meanwhile)."""
+        from gait_estimator.core.pipeline import EstimatorPipeline
+
+        with self.lock:
+            if self.pipeline is None:
+                return
+            old = self.pipeline
+            mass = self.params["subject_mass_kg"]
+            # same synchronizer, so self.clock (DataClock) keeps feeding it
+            self.pipeline = EstimatorPipeline(runtime, old.synchronizer, mass, old.mode)
+
     # -- data -----------------------------------------------------------------------------
     def _on_sample(self, location, stamp_ns, acc, gyro, quat) -> None:
         from gait_estimator.core.samples import ImuSample
@@ -216,10 +254,11 @@ class GaitPipeline(ReleasingLifecycleNode):
                     valid=est.valid,
                     subject_mass=self.params["subject_mass_kg"],
                     msg=self._est_msg,
+                    confidence=est.confidence,
                 )
                 y = self.map(self.joints, est.torque_nm)
                 if est.valid and y is not None:
-                    self.shaper.submit(y, est.stamp_ns, True, "N.m")
+                    self.shaper.submit(y, est.stamp_ns, True, "N.m", time.time_ns(), est.confidence)
                     self.inference.add(est.inference_ns)
                 else:
                     self.counts["invalid_estimates"] += 1
@@ -242,7 +281,7 @@ class GaitPipeline(ReleasingLifecycleNode):
             return
         m, valid = common.command_msg(
             self.shaper.update(now_ns), stamp_ns, self.map.joints, self._active,
-            self.params["subject_mass_kg"], msg=self._cmd_msg,
+            self.params["subject_mass_kg"], msg=self._cmd_msg, confidence=self.shaper.confidence,
         )
         self._cmd_pub.publish(m)
         self._interop.publish(m)
@@ -286,19 +325,20 @@ class GaitPipeline(ReleasingLifecycleNode):
                 return
             values = dict(self.counts)
             values.update(self.pipeline.synchronizer.counters)
-            fault = self.shaper.fault
+            level, message = common.shaper_status(self.shaper, self._active, values)
+            values["input_distance"] = float(self.pipeline.monitor.distance)
         values.update({f"latency_{k}": v for k, v in self.latency.summary_ms().items()})
         values.update({f"inference_{k}": v for k, v in self.inference.summary_ms().items()})
+        values.update(self.swapper.counts)
+        values["model"] = self.swapper.model_file
+        values["last_rejection"] = self.swapper.last_rejection
+        values["rejected_parameter_sets"] = self.runtime_params.rejected
         if self.source is not None and self.source.error:
-            fault = f"input failed: {self.source.error}"
+            level, message = 2, f"input failed: {self.source.error}"
+        elif level == 0 and self.swapper.last_rejection:
+            level, message = 1, self.swapper.last_rejection
         self._diag_pub.publish(
-            common.diagnostic_array(
-                self,
-                f"{self.get_name()}: fused pipeline",
-                2 if fault else 0,
-                fault or ("active" if self._active else "inactive"),
-                values,
-            )
+            common.diagnostic_array(self, f"{self.get_name()}: fused pipeline", level, message, values)
         )
 
 

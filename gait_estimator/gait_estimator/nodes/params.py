@@ -13,6 +13,7 @@ This module imports no rclpy at module level (the YAML validator runs without RO
 
 from __future__ import annotations
 
+import fnmatch
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -381,6 +382,16 @@ COMMAND = (
         allow_empty=True,
         read_only=True,
     ),
+    _p(
+        "min_confidence",
+        "double",
+        0.5,
+        "estimates whose confidence (JointTorque.confidence: model input vs. the model's training "
+        "statistics, core/confidence.py) is below this ramp the command to zero at the rate limit; "
+        "0 = off",
+        min=0.0,
+        max=1.0,
+    ),
     _p("diagnostics_period_s", "double", 1.0, "period of /diagnostics", min=0.05, max=60.0),
 )
 
@@ -568,6 +579,11 @@ def validate_node_params(node: str, values: Mapping[str, Any], *, partial: bool 
         raise ConfigError(f"{node}.effort_joints", out["effort_joints"], rule)
     if "locations" in out and len(set(out["locations"])) != len(out["locations"]):
         raise ConfigError(f"{node}.locations", out["locations"], "must not repeat a location")
+    if node in COMMAND_NODES:
+        try:
+            command_config(out)  # the shaper's rules: unique joints, limit <= rate x watchdog, ...
+        except ConfigError as exc:
+            raise ConfigError(f"{node}.{exc.name}", exc.value, exc.rule) from None
     if node == "imu_driver" or node == "gait_pipeline":
         src = out.get("source", out.get("imu_source"))
         if src == "file" and not out["file_path"]:
@@ -601,29 +617,70 @@ def load_config(path: str | Path) -> dict[str, dict[str, Any]]:
         raise ConfigError("config", str(path), f"not valid YAML: {exc}") from exc
     if not isinstance(raw, dict):
         raise ConfigError("config", str(path), "must be a mapping of node names to {ros__parameters: ...}")
-    common: dict[str, Any] = {}
-    per_node: dict[str, dict[str, Any]] = {}
+    sections: list[tuple[str, dict[str, Any]]] = []
+    named: list[str] = []
     for key, section in raw.items():
         if not isinstance(section, dict) or not isinstance(section.get("ros__parameters"), dict):
             raise ConfigError(f"{key}", section, f"{path}: section must be {{ros__parameters: {{...}}}}")
-        params = section["ros__parameters"]
-        if key in ("/**", "**"):
-            common.update(params)
-            continue
-        node = str(key).rstrip("/").split("/")[-1]
-        if node not in SCHEMAS:
-            raise ConfigError(f"{key}", "<section>", f"{path}: unknown node; known nodes: {sorted(SCHEMAS)}")
-        per_node.setdefault(node, {}).update(params)
+        last = str(key).rstrip("/").split("/")[-1]
+        if not _is_pattern(last):
+            if last not in SCHEMAS:
+                rule = f"{path}: unknown node; known nodes: {sorted(SCHEMAS)}"
+                raise ConfigError(f"{key}", "<section>", rule)
+            named.append(last)
+        sections.append((str(key), section["ros__parameters"]))
+    every = {s.name for schema in SCHEMAS.values() for s in schema} | _BUILTIN
+    for key, params in sections:
+        if _is_pattern(key.rstrip("/").split("/")[-1]):
+            unknown = sorted(set(params) - every)
+            if unknown:
+                rule = f"{path}: no node has this parameter"
+                raise ConfigError(f"{key}.{unknown[0]}", params[unknown[0]], rule)
     result: dict[str, dict[str, Any]] = {}
-    for node in per_node:
-        schema_names = {s.name for s in SCHEMAS[node]}
-        merged = {k: v for k, v in common.items() if k in schema_names or k in _BUILTIN}
-        merged.update(per_node[node])
+    # Every node a section applies to is validated, named or not: a wildcard section (``/**``)
+    # reaches the nodes too, so what it sets is checked like everything else.
+    for node in SCHEMAS:
+        names = {s.name for s in SCHEMAS[node]} | _BUILTIN
+        merged: dict[str, Any] = {}
+        origin: dict[str, str] = {}
+        for key, params in sections:
+            if not _section_applies(key, node):
+                continue
+            for k, v in params.items():
+                if k not in names:
+                    if _is_pattern(key.rstrip("/").split("/")[-1]):
+                        continue  # a wildcard's parameter for other nodes
+                    merged[k] = v  # unknown for this node: validate_node_params names it
+                    continue
+                if k in merged and merged[k] != v and origin[k] != key:
+                    raise ConfigError(
+                        f"{node}.{k}",
+                        v,
+                        f"{path}: set to {merged[k]!r} by section '{origin[k]}' and to {v!r} by '{key}'; "
+                        "give each parameter once per node (which one ROS applies depends on matching "
+                        "order, and a safety parameter must not depend on that)",
+                    )
+                merged[k], origin[k] = v, key
+        if node not in named and not (set(merged) - _BUILTIN):
+            continue
         try:
-            result[node] = validate_node_params(node, merged)
+            values = validate_node_params(node, merged)
         except ConfigError as exc:
             raise ConfigError(exc.name, exc.value, f"{exc.rule} (in {path})") from exc
+        if node in named:
+            result[node] = values
     return result
+
+
+def _is_pattern(token: str) -> bool:
+    return any(ch in token for ch in "*?[")
+
+
+def _section_applies(key: str, node: str) -> bool:
+    """Whether a parameter-file section key (``node``, ``/ns/node``, ``/**``, ``/**/node``,
+    ``/*/torque_*``) applies to the node named ``node`` in some namespace."""
+    last = key.rstrip("/").split("/")[-1] or "**"
+    return last in ("*", "**") or fnmatch.fnmatchcase(node, last)
 
 
 # --------------------------------------------------------------------------- rclpy side
@@ -658,11 +715,15 @@ def _descriptor(spec: ParamSpec):
     return d
 
 
-def declare_params(node, schema_name: str, schema: Sequence[ParamSpec] | None = None) -> dict[str, Any]:
+def declare_params(
+    node, schema_name: str, schema: Sequence[ParamSpec] | None = None, *, live=(), apply=None
+) -> dict[str, Any]:
     """Declare every parameter of ``schema_name`` on an rclpy node and return validated values.
 
     Raises ``ConfigError`` (parameter, value, rule) for an override that breaks its rule; the
-    node's ``main`` logs it and exits with status 2.
+    node's ``main`` logs it and exits with status 2. Registers :class:`RuntimeParameters` (the one
+    path of every later set): ``live`` names the parameters ``apply`` puts into effect at run time;
+    a lifecycle node accepts the others while unconfigured, a plain node never.
     """
     from rclpy.exceptions import InvalidParameterTypeException, InvalidParameterValueException
 
@@ -682,13 +743,87 @@ def declare_params(node, schema_name: str, schema: Sequence[ParamSpec] | None = 
                 f"{node.get_name()}.{spec.name}", "<override>", f"{spec.rule()} ({exc})"
             ) from exc
         values[spec.name] = [] if p.value is None and spec.default == [] else p.value
-    return validate_node_params(schema_name, values)
+    out = validate_node_params(schema_name, values)
+    machine = getattr(node, "_state_machine", None)
+    idle = (lambda: machine.current_state[1] == "unconfigured") if machine is not None else None
+    node.runtime_params = RuntimeParameters(node, schema_name, live, apply, idle)
+    return out
 
 
 def _rclpy_type(type_: str):
     from rclpy.parameter import Parameter
 
     return getattr(Parameter.Type, type_.upper())
+
+
+class RuntimeParameters:
+    """The one path of every runtime ``set_parameters`` (ros2 param set, rqt, a launch event).
+
+    Registered with ``add_on_set_parameters_callback``: the proposed values are merged with the
+    node's current ones and run through :func:`validate_node_params` (the schema rules that YAML
+    loading and start-up use, cross-parameter rules included: array lengths, duplicate joints,
+    ``limit_nm <= rate_limit_nm_s x watchdog_s``). A set is then
+
+    - applied at once if every changed parameter is in ``live`` (``apply(new_values, changed)``
+      runs inside the callback, atomically; it may refuse with a reason);
+    - accepted for the next configure if the node is not configured (``idle()``) - lifecycle
+      nodes read the rest in ``on_configure``;
+    - refused otherwise, naming the parameter, the value and the rule.
+
+    rclpy itself refuses a changed type and a ``read_only`` parameter. Accepted values replace
+    ``node.params`` as one new dict (readers never see half a set).
+    """
+
+    def __init__(self, node, schema_name: str, live=(), apply=None, idle=None) -> None:
+        self.node = node
+        self.schema_name = schema_name
+        self.live = frozenset(live)
+        self.apply = apply
+        self.idle = idle or (lambda: False)
+        self.rejected = 0
+        node.add_on_set_parameters_callback(self._on_set)
+
+    def _on_set(self, params):
+        from rcl_interfaces.msg import SetParametersResult
+
+        reason = self.check([(p.name, p.value) for p in params])
+        if reason:
+            self.rejected += 1
+            self.node.get_logger().error(f"parameter set refused: {reason}")
+            return SetParametersResult(successful=False, reason=reason)
+        return SetParametersResult(successful=True)
+
+    def check(self, items) -> str:
+        """'' when ``items`` [(name, value)] are accepted (and applied), else the reason."""
+        node = self.node.get_name()
+        changes = {k: v for k, v in items if k not in _BUILTIN}
+        if not changes:
+            return ""
+        current = self.node.params
+        merged = dict(current)
+        merged.update(changes)
+        try:
+            new = validate_node_params(self.schema_name, merged)
+        except ConfigError as exc:
+            return str(exc)
+        changed = {k for k in changes if new[k] != current.get(k)}
+        late = sorted(changed - self.live)
+        if late and not self.idle():
+            k = late[0]
+            return str(
+                ConfigError(
+                    f"{node}.{k}",
+                    changes[k],
+                    "read at configure: set it while the node is unconfigured (deactivate, cleanup), "
+                    f"then configure; parameters applied at run time: {sorted(self.live)}",
+                )
+            )
+        if changed & self.live and self.apply is not None:
+            reason = self.apply(new, changed & self.live)
+            if reason:
+                return reason
+        self.node.params = new
+        return ""
 
 
 def check_inference_mode(node: str, mode: str, metadata: Any, model: Any = "") -> str:
@@ -714,13 +849,14 @@ def resolve_model_path(path: str) -> Path:
     return default_model_path()
 
 
-def make_shaper(p: Mapping[str, Any]) -> Any:
-    """The command shaper built from validated ``torque_command`` / ``gait_pipeline`` parameters.
+COMMAND_NODES = ("torque_command", "gait_pipeline")
 
-    One builder for the nodes and the offline replay, so both shape commands identically.
-    A one-element ``gains`` / ``limit_nm`` applies to every joint.
-    """
-    from gait_estimator.core.command import CommandConfig, CommandShaper
+
+def command_config(p: Mapping[str, Any]) -> Any:
+    """The ``core.command.CommandConfig`` of ``torque_command`` / ``gait_pipeline`` parameters
+    (raises ``ConfigError`` for a rule of the shaper: unique joints, limit <= rate x watchdog).
+    A one-element ``gains`` / ``limit_nm`` applies to every joint."""
+    from gait_estimator.core.command import CommandConfig
 
     joints = tuple(p["joints"])
 
@@ -728,17 +864,26 @@ def make_shaper(p: Mapping[str, Any]) -> Any:
         v = list(v)
         return tuple(v * len(joints)) if len(v) == 1 else tuple(v)
 
-    return CommandShaper(
-        CommandConfig(
-            joints=joints,
-            subject_mass_kg=p["subject_mass_kg"],
-            gains=per_joint(p["gains"]),
-            phase_shift_s=p["phase_shift_s"],
-            lowpass_hz=p["lowpass_hz"],
-            limit_nm=per_joint(p["limit_nm"]),
-            rate_limit_nm_s=p["rate_limit_nm_s"],
-            ramp_s=p["ramp_s"],
-            watchdog_s=p["watchdog_s"],
-            control_rate_hz=p["control_rate_hz"],
-        )
+    return CommandConfig(
+        joints=joints,
+        subject_mass_kg=p["subject_mass_kg"],
+        gains=per_joint(p["gains"]),
+        phase_shift_s=p["phase_shift_s"],
+        lowpass_hz=p["lowpass_hz"],
+        limit_nm=per_joint(p["limit_nm"]),
+        rate_limit_nm_s=p["rate_limit_nm_s"],
+        ramp_s=p["ramp_s"],
+        watchdog_s=p["watchdog_s"],
+        control_rate_hz=p["control_rate_hz"],
+        min_confidence=p.get("min_confidence", 0.0),
     )
+
+
+def make_shaper(p: Mapping[str, Any]) -> Any:
+    """The command shaper built from validated ``torque_command`` / ``gait_pipeline`` parameters.
+
+    One builder for the nodes and the offline replay, so both shape commands identically.
+    """
+    from gait_estimator.core.command import CommandShaper
+
+    return CommandShaper(command_config(p))

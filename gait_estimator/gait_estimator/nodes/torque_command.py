@@ -42,7 +42,22 @@ from rclpy.lifecycle import TransitionCallbackReturn
 from gait_estimator.nodes import common
 from gait_estimator.nodes.interop import CommandOutputs
 from gait_estimator.nodes.lifecycle_base import ReleasingLifecycleNode
-from gait_estimator.nodes.params import declare_params, make_shaper
+from gait_estimator.nodes.params import command_config, declare_params, make_shaper
+
+# Parameters a runtime set puts into effect at once (the shaper reconfigures atomically, a lowered
+# limit ramps down); the rest are read at configure (params.RuntimeParameters).
+COMMAND_LIVE = (
+    "subject_mass_kg",
+    "gains",
+    "phase_shift_s",
+    "lowpass_hz",
+    "limit_nm",
+    "rate_limit_nm_s",
+    "ramp_s",
+    "watchdog_s",
+    "publish_on_estimate",
+    "min_confidence",
+)
 
 
 class JointMap:
@@ -68,7 +83,7 @@ class TorqueCommand(ReleasingLifecycleNode):
     def __init__(self, name: str = "torque_command") -> None:
         super().__init__(name)
         common.guard_change_state(self)
-        self.params = declare_params(self, "torque_command")
+        self.params = declare_params(self, "torque_command", live=COMMAND_LIVE, apply=self._apply_params)
         self.shaper = None
         self._active = False
         self._entities: list = []
@@ -158,6 +173,13 @@ class TorqueCommand(ReleasingLifecycleNode):
         self.shaper = None
         self._active = False
 
+    def _apply_params(self, new, changed) -> str:
+        """A validated runtime set of shaper parameters: applied to the running shaper at once."""
+        if self.shaper is not None:
+            self.shaper.reconfigure(command_config(new))
+        self.get_logger().info(f"parameters applied: {sorted(changed)}")
+        return ""
+
     # -- data -----------------------------------------------------------------------------
     def _on_estimate(self, msg) -> None:
         if self.shaper is None:
@@ -175,8 +197,8 @@ class TorqueCommand(ReleasingLifecycleNode):
         if not valid or est is None or not np.isfinite(est).all():
             self.counts["invalid_estimates"] += 1
             self.shaper.submit(None, stamp, False, "N.m")
-        else:
-            self.shaper.submit(est, stamp, True, "N.m")
+        else:  # the watchdog runs on the stamp and on this receive time (no stamp keeps it alive)
+            self.shaper.submit(est, stamp, True, "N.m", time.time_ns(), float(msg.confidence))
         self._last_stamp_ns = stamp
         if self.params["publish_on_estimate"]:
             self._publish(time.time_ns(), stamp)
@@ -209,7 +231,7 @@ class TorqueCommand(ReleasingLifecycleNode):
             return
         m, valid = common.command_msg(
             self.shaper.update(now_ns), stamp_ns, self.map.joints, self._active,
-            self.params["subject_mass_kg"], msg=self._msg,
+            self.params["subject_mass_kg"], msg=self._msg, confidence=self.shaper.confidence,
         )
         self._pub.publish(m)
         self._interop.publish(m)
@@ -222,19 +244,11 @@ class TorqueCommand(ReleasingLifecycleNode):
     def _diagnostics(self) -> None:
         values = dict(self.counts)
         values.update({f"latency_{k}": v for k, v in self.latency.summary_ms().items()})
-        fault = None
-        if self.shaper is not None:
-            fault = getattr(self.shaper, "fault", None)
         values["active"] = self._active
-        level = 2 if fault else 0
+        values["rejected_parameter_sets"] = self.runtime_params.rejected
+        level, message = common.shaper_status(self.shaper, self._active, values)
         self._diag_pub.publish(
-            common.diagnostic_array(
-                self,
-                f"{self.get_name()}: torque command",
-                level,
-                str(fault) if fault else ("active" if self._active else "inactive"),
-                values,
-            )
+            common.diagnostic_array(self, f"{self.get_name()}: torque command", level, message, values)
         )
 
 

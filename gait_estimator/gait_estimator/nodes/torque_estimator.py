@@ -45,7 +45,6 @@ inference time percentiles, counts, the model file.
 
 from __future__ import annotations
 
-import threading
 import time
 
 import numpy as np
@@ -53,40 +52,37 @@ from rclpy.lifecycle import TransitionCallbackReturn
 
 from gait_estimator.nodes import common
 from gait_estimator.nodes.lifecycle_base import ReleasingLifecycleNode
-from gait_estimator.nodes.params import check_inference_mode, declare_params, resolve_model_path
-
-
-def load_runtime(path, threads: int):
-    from gait_estimator.runtime.model_file import load_model
-
-    return load_model(path, threads=threads)
+from gait_estimator.nodes.model_swap import ModelSwapper, load_checked_runtime
+from gait_estimator.nodes.params import declare_params, resolve_model_path
 
 
 class TorqueEstimator(ReleasingLifecycleNode):
     def __init__(self, name: str = "torque_estimator") -> None:
         super().__init__(name)
         common.guard_change_state(self)
-        self.params = declare_params(self, "torque_estimator")
+        self.params = declare_params(
+            self, "torque_estimator", live=("model_path", "subject_mass_kg"), apply=self._apply_params
+        )
         self.runtime = None
         self.model_file = ""
         self._pub = self._sub = self._timer = self._diag_pub = None
         self._active = False
         self._started = False
-        self._load_lock = threading.Lock()
         self.latency = common.LatencyStats()
         self.inference = common.LatencyStats()
         self.counts = {
             "windows": 0,
             "estimates": 0,
             "invalid": 0,
-            "swaps": 0,
-            "rejected_swaps": 0,
             "stream_restarts": 0,
         }
         self._stream_runtime = None  # the runtime whose stream state follows the windows
         self._stream_stamp: int | None = None  # newest stamp stepped into that stream
         self._stream_rows = 0  # rows stepped since the stream's restart
-        self.add_on_set_parameters_callback(self._on_set_parameters)
+        self.swapper = ModelSwapper(
+            self, lambda: self.runtime, self._install, self.params["threads"], self.params["inference_mode"]
+        )
+        self.monitor = None  # core.confidence.ConfidenceMonitor of the running model
 
     # -- lifecycle ------------------------------------------------------------------------
     def on_configure(self, state) -> TransitionCallbackReturn:
@@ -94,14 +90,16 @@ class TorqueEstimator(ReleasingLifecycleNode):
         from gait_estimator_msgs.msg import FeatureWindow, JointTorque
 
         path = resolve_model_path(self.get_parameter("model_path").value)
+        p = self.params
         try:
-            self.runtime = load_runtime(path, self.params["threads"])
-            check_inference_mode(self.get_name(), self.params["inference_mode"], self.runtime.metadata, path)
+            runtime = load_checked_runtime(path, p["threads"], self.get_name(), p["inference_mode"])
         except Exception as exc:
             self.get_logger().error(f"configure failed: cannot use model: {exc}")
+            self.swapper.last_rejection = f"configure failed: {exc}"
             self.runtime = None
             return TransitionCallbackReturn.FAILURE
-        self.model_file = str(path)
+        self._install(runtime, path)
+        self.swapper.model_file = self.model_file
         md = self.runtime.metadata
         self.get_logger().info(
             f"loaded model {path} ({md.architecture}, {len(md.input_channels)} channels, "
@@ -146,76 +144,19 @@ class TorqueEstimator(ReleasingLifecycleNode):
                 setattr(self, attr, None)
         self.runtime = None
 
-    # -- parameters: atomic model swap ----------------------------------------------------
-    def _on_set_parameters(self, params):
-        from rcl_interfaces.msg import SetParametersResult
+    # -- parameters: atomic model swap (nodes/model_swap.py) --------------------------------
+    def _apply_params(self, new, changed) -> str:
+        if "model_path" in changed:
+            return self.swapper.request(new["model_path"])
+        return ""  # subject_mass_kg: read per window from self.params
 
-        from gait_estimator.nodes.params import SCHEMAS
+    def _install(self, runtime, path) -> None:
+        from gait_estimator.core.confidence import ConfidenceMonitor
 
-        schema = {s.name: s for s in SCHEMAS["torque_estimator"]}
-        for prm in params:
-            if prm.name not in schema:
-                continue
-            try:
-                schema[prm.name].check(prm.value, self.get_name())
-            except Exception as exc:
-                return SetParametersResult(successful=False, reason=str(exc))
-        for prm in params:
-            if prm.name == "model_path" and self.runtime is not None:
-                path = resolve_model_path(prm.value)
-                if str(path) == self.model_file:
-                    continue  # e.g. the revert after a failed background load
-                reason = self._precheck(path)
-                if reason:
-                    self.counts["rejected_swaps"] += 1
-                    self.get_logger().error(reason)
-                    return SetParametersResult(successful=False, reason=reason)
-                threading.Thread(target=self._swap_model, args=(path,), daemon=True).start()
-            elif prm.name == "subject_mass_kg":
-                self.params[prm.name] = prm.value
-        return SetParametersResult(successful=True)
-
-    def _precheck(self, path) -> str:
-        """Fast checks inside the parameter callback (metadata only): '' when acceptable."""
-        try:
-            md = common.read_model_metadata(path)
-        except Exception as exc:
-            return f"model swap rejected, keeping {self.model_file}: {exc}"
-        a = self.runtime.metadata
-        if (a.input_channels, a.window, a.sample_rate_hz) != (
-            md.input_channels,
-            md.window,
-            md.sample_rate_hz,
-        ):
-            return (
-                f"model swap rejected, keeping {self.model_file}: {path} needs another input layout "
-                "(channels/window/rate) than the running pipeline produces"
-            )
-        try:
-            check_inference_mode(self.get_name(), self.params["inference_mode"], md, path)
-        except Exception as exc:
-            return f"model swap rejected, keeping {self.model_file}: {exc}"
-        return ""
-
-    def _swap_model(self, path) -> None:
-        """Load and validate on a worker thread (estimates keep flowing), then swap atomically.
-
-        On failure the old model keeps running and ``model_path`` is set back to its file."""
-        from rclpy.parameter import Parameter
-
-        with self._load_lock:
-            old_file = self.model_file
-            try:
-                new = load_runtime(path, self.params["threads"])
-            except Exception as exc:
-                self.counts["rejected_swaps"] += 1
-                self.get_logger().error(f"model swap rejected, keeping {old_file}: {exc}")
-                self.set_parameters([Parameter("model_path", value=old_file)])
-                return
-            self.model_file = str(path)
-            self.runtime = new  # atomic: the window callback reads self.runtime once per window
-            self.counts["swaps"] += 1
-        self.get_logger().info(f"model swapped to {path}")
+        monitor = ConfidenceMonitor(runtime.metadata)
+        self.model_file = str(path)
+        self.monitor = monitor
+        self.runtime = runtime  # atomic: the window callback reads self.runtime once per window
 
     # -- data -----------------------------------------------------------------------------
     def _on_window(self, msg) -> None:
@@ -234,7 +175,9 @@ class TorqueEstimator(ReleasingLifecycleNode):
             )
             valid = False
         y = None
+        confidence = 0.0
         if valid:
+            confidence = self.monitor.window_confidence(window)  # the window is z-scored (normalized)
             t0 = time.perf_counter_ns()
             if self.params["inference_mode"] == "streaming":
                 y = self._stream(runtime, window, stamp)
@@ -261,6 +204,7 @@ class TorqueEstimator(ReleasingLifecycleNode):
             valid=valid,
             subject_mass=self.params["subject_mass_kg"],
             msg=self._msg,
+            confidence=confidence,
         )
         self._pub.publish(m)
         self.counts["estimates"] += 1
@@ -304,14 +248,15 @@ class TorqueEstimator(ReleasingLifecycleNode):
         values["model"] = self.model_file
         values["inference_mode"] = self.params["inference_mode"]
         values["active"] = self._active
+        values.update(self.swapper.counts)
+        values["last_rejection"] = self.swapper.last_rejection
+        if self.monitor is not None:
+            values["input_distance"] = float(self.monitor.distance)
+        # A refused model (configure keeps failing, or a swap was refused): WARN with the reason.
+        level, message = (1, self.swapper.last_rejection) if self.swapper.last_rejection else (
+            0, "active" if self._active else "inactive")
         self._diag_pub.publish(
-            common.diagnostic_array(
-                self,
-                f"{self.get_name()}: torque estimator",
-                0,
-                "active" if self._active else "inactive",
-                values,
-            )
+            common.diagnostic_array(self, f"{self.get_name()}: torque estimator", level, message, values)
         )
 
 
