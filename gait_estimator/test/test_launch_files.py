@@ -161,6 +161,29 @@ CASES = {
 }
 
 
+SHOW_ARGS = """
+import sys
+from launch.launch_description_sources import PythonLaunchDescriptionSource
+ld = PythonLaunchDescriptionSource(sys.argv[1]).try_get_launch_description_without_context()
+print(" ".join(a.name for a in ld.get_launch_arguments()))
+"""
+
+
+@needs_launch
+def test_show_args_lists_every_argument():
+    """What ``ros2 launch ... --show-args`` prints: the replay file lists its own arguments and,
+    through the include, every pipeline argument."""
+    import subprocess
+
+    pipeline = ["imu_source", "model_path", "fused", "config", "namespace", "use_sim_time"]
+    replay = ["bag", "rate", "loop", "start_offset", *pipeline]
+    for name, expected in (("pipeline", pipeline), ("replay", replay)):
+        argv = [sys.executable, "-c", SHOW_ARGS, str(PKG / "launch" / f"{name}.launch.py")]
+        out = subprocess.run(argv, env=_launch_env(), capture_output=True, text=True, timeout=60)
+        assert out.returncode == 0, out.stderr
+        assert out.stdout.split() == expected
+
+
 def _launch_env() -> dict:
     marker = Path(sys.prefix) / "share" / "ament_index" / "resource_index" / "packages" / "gait_estimator"
     assert marker.is_file(), f"{marker} missing: run make setup (the venv is the package's ament prefix)"
