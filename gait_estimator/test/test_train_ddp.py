@@ -17,6 +17,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
+import pytest
 import torch
 
 from gait_estimator.runtime.model_file import load_model
@@ -62,3 +63,24 @@ def test_two_cpu_ranks_train_like_one_process(tmp_path: Path) -> None:
     for a, b in zip(history, single.history, strict=True):
         for key in ("train_loss", "val_loss"):
             np.testing.assert_allclose(a[key], b[key], rtol=1e-4, err_msg=key)
+
+
+def test_job_layout_comes_from_torchruns_environment(monkeypatch) -> None:
+    from gait_estimator.errors import ConfigError
+    from gait_estimator.train import distributed
+
+    for name in ("RANK", "WORLD_SIZE", "LOCAL_RANK"):
+        monkeypatch.delenv(name, raising=False)
+    assert distributed.current() == distributed.Distributed(0, 1, 0)  # plain single process
+    assert distributed.current().all_sum([1.5, 2.0]) == [1.5, 2.0]
+    monkeypatch.setenv("WORLD_SIZE", "4")
+    monkeypatch.setenv("RANK", "3")
+    monkeypatch.setenv("LOCAL_RANK", "1")
+    ctx = distributed.current()
+    assert (ctx.rank, ctx.world, ctx.local_rank, ctx.primary, ctx.active) == (3, 4, 1, False, True)
+    monkeypatch.setenv("RANK", "4")
+    with pytest.raises(ConfigError, match=r"'RANK' = 4: must be in \[0, WORLD_SIZE=4\)"):
+        distributed.current()
+    monkeypatch.setenv("RANK", "two")
+    with pytest.raises(ConfigError, match="not integers"):
+        distributed.current()
