@@ -279,3 +279,28 @@ def test_cli_exports_each_format_and_the_step_graph_for_tensorrt(lstm_files, tmp
     assert read_metadata(step) == md
     assert cli_main(["export", str(tmp_path / "tcn.onnx"), "--info"]) == 0
     assert '"architecture": "tcn"' in capsys.readouterr().out
+
+
+def test_offline_pipeline_takes_every_format_by_file_type(tmp_path: Path) -> None:
+    """What `validate` and the nodes run (``load_model`` + ``EstimatorPipeline``) on a real bag:
+    the same estimates from each file type, in streaming (per sample) and batched window mode."""
+    from test_replay_bag import synthetic_trial
+
+    from gait_estimator.replay.offline import ReplayOptions, replay_bag
+    from gait_estimator.replay.trial_bag import write_trial_bag
+    from gait_estimator.runtime.reference_models import make_tiny_lstm_model
+
+    bag = write_trial_bag(tmp_path / "bag", synthetic_trial(seconds=4.0, seed=5, mass=72.5), "mcap")
+    runs = {}
+    for ext in (".pt", *BACKENDS):
+        model = load_model(make_tiny_lstm_model(tmp_path / f"tiny{ext}", window=20, hidden=8, seed=3))
+        runs[ext] = [
+            replay_bag(bag, model, ReplayOptions(mode="streaming", batch=False)),
+            replay_bag(bag, model, ReplayOptions(mode="window", batch=True)),
+        ]
+    for ext in BACKENDS:
+        for ref, got in zip(runs[".pt"], runs[ext], strict=True):
+            assert ref.est_nm.shape[0] > 200 and ref.est_valid.mean() > 0.8
+            assert np.array_equal(ref.est_valid, got.est_valid)
+            np.testing.assert_array_equal(ref.est_stamp_ns, got.est_stamp_ns)
+            np.testing.assert_allclose(got.est_nm, ref.est_nm, atol=PARITY * 72.5, err_msg=ext)  # N·m
