@@ -164,7 +164,8 @@ def test_window_and_torque_conversion():
     assert np.array_equal(back, w) and stamp == 7 and valid
     m = common.joint_torque_msg(9, 1, ["j1", "j2"], [1.0, np.nan])
     stamp, torque, status, valid = common.joint_torque_arrays(m)
-    assert torque.tolist() == [1.0, 0.0] and status.tolist() == [0, 3] and not valid
+    # one non-finite joint makes the message invalid, and an invalid message carries 0.0 everywhere
+    assert torque.tolist() == [0.0, 0.0] and status.tolist() == [3, 3] and not valid
 
 
 # -- launch files: test_launch_files.py ----------------------------------------------------------

@@ -17,7 +17,6 @@ import threading
 from collections.abc import Callable
 from pathlib import Path
 
-from gait_estimator.nodes import common
 from gait_estimator.nodes.params import check_inference_mode, resolve_model_path
 
 
@@ -67,12 +66,14 @@ class ModelSwapper:
         path = resolve_model_path(value)
         if str(path) == self.model_file:
             return ""  # e.g. the revert after a failed background load
+        from gait_estimator.runtime.model_file import read_metadata
+
         runtime = self.running()
         if runtime is None:
             return ""  # unconfigured: configure loads it
         keep = f"model swap rejected, keeping {self.model_file}"
         try:
-            md = common.read_model_metadata(path)
+            md = read_metadata(path)  # every model format; no load yet
         except Exception as exc:
             return self._reject(f"{keep}: {exc}")
         a = runtime.metadata

@@ -568,6 +568,8 @@ def validate_node_params(node: str, values: Mapping[str, Any], *, partial: bool 
         if key not in schema:
             raise ConfigError(f"{node}.{key}", value, f"unknown parameter; {node} has {sorted(schema)}")
         out[key] = schema[key].check(value, node)
+    if "joints" in out and len(set(out["joints"])) != len(out["joints"]):
+        raise ConfigError(f"{node}.joints", out["joints"], "must not repeat a joint")
     if "joints" in out:
         for arr in ("gains", "limit_nm"):
             if arr in out and len(out[arr]) not in (1, len(out["joints"])):

@@ -1,0 +1,111 @@
+"""One validation path for parameters (issue 13): YAML files (wildcard sections included), start-up
+and every runtime set run the same schema and cross-parameter rules."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from gait_estimator.errors import ConfigError
+from gait_estimator.nodes.params import RuntimeParameters, load_config, validate_node_params
+
+
+def _write(tmp_path: Path, text: str) -> Path:
+    p = tmp_path / "params.yaml"
+    p.write_text(text)
+    return p
+
+
+@pytest.mark.parametrize(
+    ("values", "fragment"),
+    [
+        ({"joints": ["hip_flexion_r", "hip_flexion_r"]}, "torque_command.joints"),
+        ({"watchdog_s": 0.01, "limit_nm": [30.0]}, "torque_command.watchdog_s"),  # 30 N.m needs 30 ms
+        ({"limit_nm": [-5.0]}, "torque_command.limit_nm"),
+        ({"limit_nm": [1e9]}, "torque_command.limit_nm"),
+        ({"gains": [float("nan")]}, "torque_command.gains"),
+        ({"gains": [float("inf")]}, "torque_command.gains"),
+        ({"limit_nm": [1.0, 2.0]}, "torque_command.limit_nm"),
+        ({"min_confidence": 1.5}, "torque_command.min_confidence"),
+    ],
+)
+def test_command_rules_name_the_parameter(values, fragment):
+    with pytest.raises(ConfigError) as info:
+        validate_node_params("torque_command", values)
+    assert fragment in str(info.value)
+
+
+def test_a_wildcard_section_is_validated_like_a_named_one(tmp_path):
+    """Issue 13 item 8: ``/**: limit_nm: [90.0]`` ran the node at 90 N.m while the validator
+    checked 30; now the wildcard's value is validated for every node it reaches."""
+    path = _write(
+        tmp_path,
+        "torque_command:\n  ros__parameters:\n    rate_limit_nm_s: 1000.0\n"
+        "/**:\n  ros__parameters:\n    watchdog_s: 0.01\n",
+    )
+    with pytest.raises(ConfigError, match=r"torque_command\.watchdog_s.*too short"):
+        load_config(path)  # 30 N.m at 1000 N.m/s needs 30 ms: a wildcard cannot slip it past
+    path = _write(
+        tmp_path,
+        "torque_command:\n  ros__parameters:\n    limit_nm: [30.0]\n"
+        "/**:\n  ros__parameters:\n    limit_nm: [90.0]\n",
+    )
+    with pytest.raises(ConfigError, match=r"torque_command\.limit_nm.*set to \[30\.0\].*and to \[90\.0\]"):
+        load_config(path)
+
+
+def test_wildcard_only_nodes_are_checked_and_named_sections_planned(tmp_path):
+    path = _write(
+        tmp_path,
+        "/**/torque_command:\n  ros__parameters:\n    gains: [0.3]\n"
+        "/**:\n  ros__parameters:\n    subject_mass_kg: 81.0\n",
+    )
+    cfg = load_config(path)
+    assert set(cfg) == {"torque_command"}
+    assert cfg["torque_command"]["subject_mass_kg"] == 81.0 and cfg["torque_command"]["gains"] == [0.3]
+    bad = _write(tmp_path, "/**:\n  ros__parameters:\n    subject_mass_kg: 900.0\n")
+    with pytest.raises(ConfigError, match="subject_mass_kg"):
+        load_config(bad)  # no named section: still validated for every node it reaches
+    unknown = _write(tmp_path, "/**:\n  ros__parameters:\n    limit_nmm: [9.0]\n")
+    with pytest.raises(ConfigError, match="no node has this parameter"):
+        load_config(unknown)
+
+
+class _FakeNode:
+    """The attributes RuntimeParameters uses of an rclpy node (the rclpy side is tested over DDS
+    in test_safety_faults.py; this checks the decision logic alone)."""
+
+    def __init__(self, params, state="active"):
+        self.params = params
+        self.state = state
+        self.callbacks = []
+
+    def get_name(self):
+        return "torque_command"
+
+    def add_on_set_parameters_callback(self, cb):
+        self.callbacks.append(cb)
+
+    def get_logger(self):  # pragma: no cover - only for refusals through _on_set
+        raise AssertionError
+
+
+def test_runtime_sets_live_configure_time_and_refused():
+    from gait_estimator.nodes.torque_command import COMMAND_LIVE
+
+    node = _FakeNode(validate_node_params("torque_command", {}))
+    applied = []
+    rp = RuntimeParameters(node, "torque_command", COMMAND_LIVE, lambda new, ch: applied.append(ch) or "",
+                           idle=lambda: node.state == "unconfigured")
+    assert rp.check([("limit_nm", [5.0])]) == "" and applied == [{"limit_nm"}]
+    assert node.params["limit_nm"] == [5.0]
+    reason = rp.check([("limit_nm", [-5.0])])
+    assert "torque_command.limit_nm" in reason and node.params["limit_nm"] == [5.0]
+    reason = rp.check([("control_rate_hz", 200.0)])
+    assert "read at configure" in reason and node.params["control_rate_hz"] == 100.0
+    node.state = "unconfigured"
+    assert rp.check([("control_rate_hz", 200.0)]) == "" and node.params["control_rate_hz"] == 200.0
+    # A set of two parameters is atomic: one bad value refuses both.
+    reason = rp.check([("gains", [0.1]), ("watchdog_s", 0.001)])
+    assert "watchdog_s" in reason and node.params["gains"] == [0.2] * 6
