@@ -431,12 +431,15 @@ class _Run:
             + int(2e9 / self.rate_hz)
         )
 
-    def command(self, stamp: int, torque: np.ndarray, valid: bool, log_ns: int) -> None:
+    def command(
+        self, stamp: int, torque: np.ndarray, valid: bool, log_ns: int, confidence: float = 1.0
+    ) -> None:
         shaper = self.shaper
         if shaper is None:
             return
         if valid and self.cmd_index is not None:  # as the fused node: invalid estimates latch a fault
-            shaper.submit(torque[self.cmd_index], stamp, True, "N.m")
+            # received at its log time, with its input confidence: what the node's shaper gets
+            shaper.submit(torque[self.cmd_index], stamp, True, "N.m", log_ns, confidence)
         else:
             shaper.submit(None, stamp, False, "N.m")
         out = shaper.update(log_ns)
@@ -467,8 +470,9 @@ class _Run:
         self.est_rows = list(est.torque_nm)
         self.est_valid = est.valid.tolist()
         self.inf_ns = est.inference_ns.tolist()
+        conf = est.confidence.tolist() if est.confidence is not None else [1.0] * len(est)
         for i in range(len(est)):
-            self.command(self.est_stamp[i], self.est_rows[i], self.est_valid[i], self.est_log[i])
+            self.command(self.est_stamp[i], self.est_rows[i], self.est_valid[i], self.est_log[i], conf[i])
         t3 = time.perf_counter()
         self.sync_counters = dict(frames.counters)
         self.timing = {"features_s": t1 - t0, "model_s": t2 - t1, "commands_s": t3 - t2}
@@ -493,7 +497,7 @@ class _Run:
             self.est_rows.append(est.torque_nm)
             self.est_valid.append(bool(est.valid))
             self.inf_ns.append(int(est.inference_ns))
-            self.command(est.stamp_ns, est.torque_nm, bool(est.valid), log_ns)
+            self.command(est.stamp_ns, est.torque_nm, bool(est.valid), log_ns, est.confidence)
 
     def per_sample(self, imu: ImuArrays) -> None:
         """Every sample through ``EstimatorPipeline.push_sample``, exactly as the nodes receive it."""
