@@ -43,10 +43,18 @@ def valid_commands(listener, namespace: str = "") -> list:
     return out
 
 
-def wait_running(listener, namespace: str, lifecycle_nodes, timeout_s: float, details=None) -> None:
+def wait_running(listener, namespace: str, lifecycle_nodes, timeout_s: float, details=None) -> int:
     """Manager 'active', every lifecycle node 'active' (asked over its get_state service), and at
-    least 20 valid commands."""
+    least 20 valid commands. Returns how many ``exo/reset`` it had to send: a scheduling stall on
+    an overloaded machine (seen at load 12 on 2 cores) can latch a command fault before the first
+    valid command; the fault holds (safety) until ``exo/reset``, which an operator sends. After
+    10 s of commands without a valid one, a reset goes out every 10 s."""
+    import time
+
     from lifecycle_msgs.srv import GetState
+    from std_msgs.msg import Empty
+
+    from gait_estimator.nodes import common
 
     def active() -> bool:
         state = manager_state(listener, namespace)
@@ -62,11 +70,25 @@ def wait_running(listener, namespace: str, lifecycle_nodes, timeout_s: float, de
         name = topic(namespace, f"{node}/get_state")
         label = listener.call(GetState, name, GetState.Request(), 20.0).current_state.label
         assert label == "active", f"{name}: {label}"
+    reset = listener.publisher(Empty, topic(namespace, "exo/reset"), common.command_qos())
+    resets = [0]
+    next_reset = [time.monotonic() + 10.0]
+
+    def commands_or_reset() -> bool:
+        if commands():
+            return True
+        if time.monotonic() > next_reset[0] and listener.take(topic(namespace, COMMAND_TOPIC)):
+            reset.publish(Empty())
+            resets[0] += 1
+            next_reset[0] = time.monotonic() + 10.0
+        return False
+
     def seen() -> str:
         cmds = [m for _, m in listener.take(topic(namespace, COMMAND_TOPIC))]
         last = f", last {list(cmds[-1].torque)} valid={cmds[-1].valid}" if cmds else ""
-        return f"{len(cmds)} commands, {len(valid_commands(listener, namespace))} valid{last}; " + (
-            details() if details else ""
+        return f"{len(cmds)} commands, {len(valid_commands(listener, namespace))} valid{last}, " + (
+            f"{resets[0]} resets; " + (details() if details else "")
         )
 
-    listener.wait_for(commands, 60, "20 valid commands", seen)
+    listener.wait_for(commands_or_reset, 60, "20 valid commands", seen)
+    return resets[0]
