@@ -1,0 +1,174 @@
+"""Soak: the fused node at 200 Hz for a long run, judged on what is on the wire (issue 13).
+
+    .venv/bin/python benchmarks/bench_soak.py [--minutes 30] [--rate 200]
+
+``gait_pipeline`` (sim source in-process, default model, streaming) runs under the lifecycle
+manager (and so its command sentinel); this process records every ``exo/torque_command`` and
+prints, per 5-minute block and in total: commands, loss (frame stamps of the model's grid with
+no command), wire violations (non-finite, ``|tau| > limit``, ``valid == false`` with a non-zero
+torque, consecutive commands stepping more than ``rate_limit x (receive interval + 3 ms)``),
+stamp -> receive latency p50/p99, the node's RSS (from /proc) and the drift of the p99 from the
+first block to the last. Targets: 0 violations, 0 % loss, RSS growth < 5 %. Not a test: machines
+are noisy; the figures go into the issue note.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "gait_estimator" / "test"))
+
+SLACK_S = 0.003
+LIMIT = 30.0
+RATE_LIMIT = 1000.0
+
+
+def rss_kb(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    return 0
+
+
+def wire_violations(recv_ns: np.ndarray, tau: np.ndarray, valid: np.ndarray) -> dict[str, int]:
+    """Counts of broken wire rules over consecutive commands (the test suite's check_wire)."""
+    finite = np.isfinite(tau).all(axis=1)
+    over = (np.abs(np.where(np.isfinite(tau), tau, 0.0)) > LIMIT + 1e-9).any(axis=1)
+    invalid_nonzero = (~valid) & (np.abs(np.nan_to_num(tau)) > 0).any(axis=1)
+    steps = np.abs(np.diff(np.nan_to_num(tau), axis=0)).max(axis=1) if len(tau) > 1 else np.zeros(0)
+    dt = np.diff(recv_ns) * 1e-9
+    rate = steps > RATE_LIMIT * (dt + SLACK_S) + 1e-9
+    return {
+        "non_finite": int((~finite).sum()),
+        "over_limit": int(over.sum()),
+        "invalid_nonzero": int(invalid_nonzero.sum()),
+        "rate": int(rate.sum()),
+    }
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--minutes", type=float, default=30.0)
+    ap.add_argument("--rate", type=float, default=200.0, help="IMU sample rate of the sim driver, Hz")
+    ap.add_argument("--block-minutes", type=float, default=5.0)
+    args = ap.parse_args()
+    import os
+
+    os.environ.setdefault("ROS_DOMAIN_ID", "93")
+    os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
+    from _node_harness import Listener, Procs
+    from gait_estimator_msgs.msg import JointTorque
+
+    from gait_estimator.nodes import common
+
+    logdir = Path(tempfile.mkdtemp(prefix="soak_"))
+    procs = Procs(logdir)
+    listener = Listener("soak_listener")
+    recv: list[int] = []
+    stamps: list[int] = []
+    torques: list[list[float]] = []
+    valids: list[bool] = []
+
+    def on_cmd(msg) -> None:
+        recv.append(time.time_ns())
+        stamps.append(common.stamp_to_ns(msg.header.stamp))
+        torques.append(list(msg.torque))
+        valids.append(bool(msg.valid))
+
+    listener.node.create_subscription(JointTorque, common.TOPIC_COMMAND, on_cmd, common.command_qos())
+    gc.disable()  # this process's full GC passes over the recorded lists would stall it
+    try:
+        node = procs.start(
+            "gait_pipeline",
+            params={
+                "imu_source": "sim",
+                "driver_rate_hz": args.rate,
+                "inference_mode": "streaming",
+                "estimate_clock_offset": False,
+                "limit_nm": [LIMIT],
+                "rate_limit_nm_s": RATE_LIMIT,
+                "gains": [0.3],
+            },
+        )
+        manager = {"node_names": ["gait_pipeline"], "command_node": "gait_pipeline"}
+        procs.start("lifecycle_manager", params=manager)
+        t_end = time.monotonic() + 60
+        while time.monotonic() < t_end and not (valids and valids[-1]):
+            time.sleep(0.2)
+        if not (valids and valids[-1]):
+            print("no valid command within 60 s; log:\n" + procs.log("gait_pipeline")[-2000:])
+            return 1
+        start = len(recv)
+        rss0 = rss_kb(node.pid)
+        t0 = time.monotonic()
+        block_s = args.block_minutes * 60.0
+        blocks: list[dict] = []
+        b_start, b_t = start, t0
+        while time.monotonic() - t0 < args.minutes * 60.0:
+            time.sleep(1.0)
+            if node.poll() is not None:
+                print("gait_pipeline exited during the soak")
+                return 1
+            if time.monotonic() - b_t >= block_s or time.monotonic() - t0 >= args.minutes * 60.0:
+                end = len(recv)
+                blocks.append(summary(recv, stamps, torques, valids, b_start, end, rss_kb(node.pid)))
+                b_start, b_t = end, time.monotonic()
+                print_block(len(blocks), blocks[-1])
+        total = summary(recv, stamps, torques, valids, start, len(recv), rss_kb(node.pid))
+    finally:
+        listener.close()
+        procs.stop()
+        gc.enable()
+    print(f"\nsoak {args.minutes:.1f} min at {args.rate:.0f} Hz (fused, sim, streaming, manager + sentinel)")
+    print_block("all", total)
+    growth = 100.0 * (total["rss_kb"] - rss0) / rss0
+    drift = blocks[-1]["p99_ms"] - blocks[0]["p99_ms"] if blocks else float("nan")
+    print(f"RSS {rss0 / 1024:.1f} -> {total['rss_kb'] / 1024:.1f} MiB ({growth:+.2f} %, target < 5 %)")
+    print(f"p99 drift first -> last block: {drift:+.2f} ms")
+    v = sum(total["violations"].values())
+    print(f"wire violations {v} (target 0), loss {total['loss_pct']:.3f} % (target 0)")
+    return 0
+
+
+def summary(recv, stamps, torques, valids, a: int, b: int, rss: int) -> dict:
+    r = np.asarray(recv[a:b], dtype=np.int64)
+    s = np.asarray(stamps[a:b], dtype=np.int64)
+    tau = np.asarray(torques[a:b], dtype=np.float64)
+    v = np.asarray(valids[a:b], dtype=bool)
+    first = np.unique(s, return_index=True)[1]
+    lat = (r[first] - s[first]) / 1e6
+    u = np.unique(s[v])
+    period = np.median(np.diff(u)) if len(u) > 2 else 0
+    loss = 0.0
+    if period > 0:
+        expected = int(round((u[-1] - u[0]) / period)) + 1
+        loss = 100.0 * max(0, expected - len(u)) / expected
+    return {
+        "commands": int(b - a),
+        "valid_pct": 100.0 * float(v.mean()) if len(v) else 0.0,
+        "loss_pct": loss,
+        "p50_ms": float(np.percentile(lat, 50)) if len(lat) else float("nan"),
+        "p99_ms": float(np.percentile(lat, 99)) if len(lat) else float("nan"),
+        "violations": wire_violations(r, tau, v) if len(r) else {},
+        "rss_kb": rss,
+    }
+
+
+def print_block(name, b: dict) -> None:
+    print(
+        f"block {name}: {b['commands']} commands, valid {b['valid_pct']:.2f} %, loss {b['loss_pct']:.3f} %, "
+        f"latency p50 {b['p50_ms']:.2f} ms p99 {b['p99_ms']:.2f} ms, violations {b['violations']}, "
+        f"RSS {b['rss_kb'] / 1024:.1f} MiB",
+        flush=True,
+    )
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
