@@ -78,6 +78,9 @@ def test_sim_time_without_clock_does_not_block_shutdown(group, listener):
         60,
         "the nodes on the graph",
     )
-    time.sleep(1.0)  # past start-up, into the spin loop
+    from rcl_interfaces.srv import ListParameters
+
+    for name in names:  # a service answer: the node is in its spin loop (where the old timer hung)
+        listener.call(ListParameters, f"/{name}/list_parameters", ListParameters.Request(), 30.0)
     group.interrupt(times=2, gap_s=0.08)
     _assert_clean_exit(group, 20)  # without the steady wake timer: never (SIGKILL needed)
