@@ -57,6 +57,9 @@ class Recording:
     moments: np.ndarray  # [N, J] float32, N·m/kg
     phase: np.ndarray | None = None  # [N] right gait-cycle phase in [0, 1), when known
     meta: dict[str, Any] = field(default_factory=dict)
+    # [N, J] bool: False where a moment is not physically valid (e.g. a foot loaded off the force
+    # plates); training and evaluation leave those samples out. ``None``: every sample is valid.
+    valid: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         self.channels = tuple(self.channels)
@@ -73,6 +76,13 @@ class Recording:
                 f"recording '{self.name}': moments shape {self.moments.shape} does not match "
                 f"{len(self.inputs)} samples x {len(self.joints)} joints"
             )
+        if self.valid is not None:
+            self.valid = np.asarray(self.valid, dtype=bool)
+            if self.valid.shape != self.moments.shape:
+                raise DatasetError(
+                    f"recording '{self.name}': validity mask shape {self.valid.shape} does not match "
+                    f"moments {self.moments.shape}"
+                )
         if not (self.sample_rate_hz > 0 and np.isfinite(self.sample_rate_hz)):
             raise DatasetError(f"recording '{self.name}': sample rate {self.sample_rate_hz!r} must be > 0 Hz")
         if not (self.mass_kg > 0 and np.isfinite(self.mass_kg)):
@@ -91,17 +101,20 @@ class Recording:
 
     def select(self, channels: Sequence[str] | None = None, joints: Sequence[str] | None = None) -> Recording:
         """The same recording restricted to (and ordered as) ``channels`` and ``joints``."""
-        inputs, moments = self.inputs, self.moments
+        inputs, moments, valid = self.inputs, self.moments, self.valid
         if channels is not None:
             inputs = inputs[:, _indices(self.channels, channels, f"recording '{self.name}'", "channel")]
         if joints is not None:
-            moments = moments[:, _indices(self.joints, joints, f"recording '{self.name}'", "joint")]
+            jidx = _indices(self.joints, joints, f"recording '{self.name}'", "joint")
+            moments = moments[:, jidx]
+            valid = None if valid is None else valid[:, jidx]
         return replace(
             self,
             channels=tuple(channels or self.channels),
             inputs=inputs,
             joints=tuple(joints or self.joints),
             moments=moments,
+            valid=valid,
         )
 
     def slice(self, start: int, stop: int, suffix: str = "") -> Recording:
@@ -112,6 +125,7 @@ class Recording:
             inputs=self.inputs[sl],
             moments=self.moments[sl],
             phase=None if self.phase is None else self.phase[sl],
+            valid=None if self.valid is None else self.valid[sl],
         )
 
     def fraction(self, start: float, stop: float, suffix: str = "") -> Recording:
@@ -136,6 +150,10 @@ class Recording:
             inputs=resample_array(t, self.inputs, t_new, self.sample_rate_hz),
             moments=resample_array(t, self.moments, t_new, self.sample_rate_hz),
             phase=phase,
+            # a resampled row is valid only where every source row it draws on is
+            valid=None
+            if self.valid is None
+            else resample_array(t, self.valid.astype(np.float32), t_new) > 0.999,
         )
 
 

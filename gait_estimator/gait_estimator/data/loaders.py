@@ -88,6 +88,7 @@ def recording_from_trial(trial: Any, signals: Sequence[str] = ("acc", "gyro", "g
     mass = float(trial.subject["mass_kg"])
     moments = np.asarray(trial.moment_nm, dtype=np.float64) / mass
     phase = getattr(trial, "phase_r", None)
+    valid = getattr(trial, "extras", {}).get("moment_valid")  # written by the OpenSim importer
     return Recording(
         name=str(trial.trial_id),
         subject_id=str(trial.subject.get("id", trial.trial_id)),
@@ -99,6 +100,7 @@ def recording_from_trial(trial: Any, signals: Sequence[str] = ("acc", "gyro", "g
         moments=moments,
         phase=None if phase is None else np.asarray(phase, dtype=np.float64),
         meta={"speed_mps": float(trial.speed_mps), "source": "sim"},
+        valid=None if valid is None else np.asarray(valid) > 0,
     )
 
 

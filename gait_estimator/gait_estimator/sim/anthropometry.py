@@ -93,18 +93,23 @@ def segment_parameters(sex: str, mass_kg: float, height_m: float, length_scale=N
     return seg
 
 
-def sample_subject(rng: np.random.Generator, subject_id: str = "S000") -> dict:
-    """Random adult: sex, age group, age, height, mass, gait traits and segment table."""
+def sample_subject(rng: np.random.Generator, subject_id: str = "S000", spread: float = 1.0) -> dict:
+    """Random adult: sex, age group, age, height, mass, gait traits and segment table.
+
+    ``spread`` scales the SDs of height, BMI and segment lengths (domain randomization: > 1).
+    """
     sex = "male" if rng.random() < 0.5 else "female"
     group = list(AGE_GROUPS)[int(rng.choice(3, p=_AGE_P))]
     lo, hi = AGE_GROUPS[group]
     age = float(rng.uniform(lo, hi))
     h_mu, h_sd = _HEIGHT[sex]
+    h_sd = h_sd * spread
     height = float(np.clip(rng.normal(h_mu, h_sd), h_mu - 2.5 * h_sd, h_mu + 2.5 * h_sd))
     b_mu, b_sd = _BMI[sex]
-    bmi = float(np.clip(rng.normal(b_mu, b_sd), 18.5, 38.0))
+    bmi = float(np.clip(rng.normal(b_mu, b_sd * spread), 18.5, 38.0))
     mass = bmi * height**2
-    length_scale = {k: float(np.clip(rng.normal(1.0, 0.03), 0.93, 1.07))
+    lo_len, hi_len = (0.93, 1.07) if spread == 1.0 else (1 - 0.07 * spread, 1 + 0.07 * spread)
+    length_scale = {k: float(np.clip(rng.normal(1.0, 0.03 * spread), lo_len, hi_len))
                     for k in ("thigh", "shank", "foot", "trunk")}
     # Preferred speed falls with age (Bohannon 1997); normalised by height.
     pref = {"young": 0.80, "middle": 0.78, "older": 0.72}[group] * height

@@ -145,7 +145,14 @@ def apply_errors(sig: dict, em: ImuErrorModel, rate_hz: float, rng: np.random.Ge
 
 
 def simulate_imus(body, seg: dict, config: ImuConfig, time_ns: np.ndarray,
-                  rng: np.random.Generator) -> dict:
+                  rng: np.random.Generator, randomization=None, events_s: dict | None = None) -> dict:
+    """Every configured IMU; ``randomization`` (:class:`sim.randomization.DomainRandomization`)
+    adds residual mounting rotation/position, soft-tissue wobble at the heel strikes in
+    ``events_s`` and a drawn IMU grade (``None``: the configured sensors, unchanged)."""
+    from gait_estimator.sim import randomization as dr_mod
+
+    dr = randomization if randomization is not None and randomization.enabled else None
+    errors = dr_mod.sample_error_model(config.errors, dr, rng) if dr else config.errors
     out = {}
     for loc in config.locations:
         pos = np.asarray(config.positions.get(loc, default_position(loc, seg)), dtype=float)
@@ -153,7 +160,16 @@ def simulate_imus(body, seg: dict, config: ImuConfig, time_ns: np.ndarray,
         rnd = np.radians(rng.normal(0.0, config.random_misalignment_deg, 3)) if config.errors.enabled \
             else np.zeros(3)
         mount = Rotation.from_rotvec(mis) * Rotation.from_rotvec(rnd)
-        sig = apply_errors(ideal_signals(body, loc, pos, mount), config.errors, config.rate_hz, rng)
+        if dr:
+            mount = mount * Rotation.from_rotvec(np.radians(rng.normal(0.0, dr.residual_rotation_deg, 3)))
+            pos = pos + rng.normal(0.0, dr.position_sd_m, 3)
+        ideal = ideal_signals(body, loc, pos, mount)
+        if dr:
+            hs = dr_mod.heel_strikes_for(loc, events_s or {})
+            d_acc, d_gyro = dr_mod.soft_tissue(loc, hs, len(time_ns), config.rate_hz, dr, rng)
+            ideal["acc"] = ideal["acc"] + d_acc
+            ideal["gyro"] = ideal["gyro"] + d_gyro
+        sig = apply_errors(ideal, errors, config.rate_hz, rng)
         stamp = time_ns.copy()
         if config.errors.enabled and config.errors.jitter_ns > 0:
             stamp = stamp + np.round(rng.normal(0.0, config.errors.jitter_ns, stamp.size)).astype(np.int64)

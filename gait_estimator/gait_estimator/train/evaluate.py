@@ -3,7 +3,8 @@
 The model is run through the core runtime (``runtime.model_file.load_model``), on windows built
 exactly as the pipeline builds them (metadata channels, normalisation, window), one estimate
 per sample (stride 1) from the first full window on; the reference is the moment at the newest
-row of each window.
+row of each window. Samples a recording marks invalid (``Recording.valid``, e.g. a foot loaded
+off the force plates) have a NaN reference and are left out of every metric.
 """
 
 from __future__ import annotations
@@ -20,7 +21,31 @@ from gait_estimator.core.metrics import METRICS, joint_metrics
 from gait_estimator.data.dataset import Recording
 from gait_estimator.errors import DatasetError
 
-__all__ = ["EvalResult", "evaluate_runtime", "format_table", "plot_evaluation", "predict_recording"]
+__all__ = [
+    "EvalResult",
+    "evaluate_runtime",
+    "format_table",
+    "masked_joint_metrics",
+    "plot_evaluation",
+    "predict_recording",
+]
+
+
+def masked_joint_metrics(
+    estimate: np.ndarray, reference: np.ndarray, joints: Sequence[str]
+) -> dict[str, dict[str, float]]:
+    """``joint_metrics`` over the samples whose reference is finite (NaN = masked), per joint."""
+    ok = np.isfinite(reference)
+    if ok.all():
+        return joint_metrics(estimate, reference, joints)
+    out = {}
+    for i, j in enumerate(joints):
+        sel = ok[:, i]
+        if sel.sum() < 2:  # nothing to score for this joint here: say so with NaN
+            out[j] = {m: float("nan") for m in METRICS}
+            continue
+        out[j] = joint_metrics(estimate[sel, i : i + 1], reference[sel, i : i + 1], [j])[j]
+    return out
 
 
 @dataclass
@@ -48,7 +73,8 @@ class EvalResult:
 
 
 def predict_recording(runtime: Any, rec: Recording, batch: int = 2048) -> tuple[np.ndarray, np.ndarray]:
-    """Estimates ``[N - T + 1, J]`` (N·m/kg) of ``runtime`` on ``rec`` and the aligned reference."""
+    """Estimates ``[N - T + 1, J]`` (N·m/kg) of ``runtime`` on ``rec`` and the aligned reference
+    (NaN where the recording marks a moment invalid)."""
     md = runtime.metadata
     if abs(rec.sample_rate_hz - md.sample_rate_hz) > 1e-6:
         rec = rec.resample(md.sample_rate_hz)
@@ -65,7 +91,10 @@ def predict_recording(runtime: Any, rec: Recording, batch: int = 2048) -> tuple[
         out[i : i + len(e)] = runtime.predict_batch(x[e[:, None] + offs[None, :]])
     if md.output_unit == "N.m":  # a model predicting N·m: compare in N·m/kg
         out = out / rec.mass_kg
-    return out, r.moments[ends].astype(np.float64)
+    ref = r.moments[ends].astype(np.float64)
+    if r.valid is not None:
+        ref[~r.valid[ends]] = np.nan
+    return out, ref
 
 
 def evaluate_runtime(
@@ -78,7 +107,7 @@ def evaluate_runtime(
         p, r = predict_recording(runtime, rec)
         preds.append(p)
         refs.append(r)
-        per[rec.name] = joint_metrics(p, r, joints)
+        per[rec.name] = masked_joint_metrics(p, r, joints)
         if keep_predictions:
             if rec.phase is not None:
                 phase = rec.phase[t - 1 :][: len(p)]
@@ -88,7 +117,7 @@ def evaluate_runtime(
     if not preds:
         raise DatasetError("no recordings to evaluate")
     pe, re = np.concatenate(preds), np.concatenate(refs)
-    return EvalResult(joints, joint_metrics(pe, re, joints), per, kept, len(pe))
+    return EvalResult(joints, masked_joint_metrics(pe, re, joints), per, kept, len(pe))
 
 
 def format_table(result: EvalResult, title: str = "") -> str:

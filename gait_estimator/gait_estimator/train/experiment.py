@@ -218,14 +218,14 @@ def run_ua(
 
 def _pool(results: Sequence[EvalResult]) -> EvalResult:
     """Pool predictions of several evaluations (same joints) into one set of metrics."""
-    from gait_estimator.core.metrics import joint_metrics
+    from gait_estimator.train.evaluate import masked_joint_metrics
 
     joints = results[0].joints
     preds = [x for r in results for x in r.predictions]
     pe = np.concatenate([p for _, p, _, _ in preds])
     re = np.concatenate([r for _, _, r, _ in preds])
     per = {k: v for r in results for k, v in r.per_recording.items()}
-    return EvalResult(joints, joint_metrics(pe, re, joints), per, preds, len(pe))
+    return EvalResult(joints, masked_joint_metrics(pe, re, joints), per, preds, len(pe))
 
 
 def sweep_imus(

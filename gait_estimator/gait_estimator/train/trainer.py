@@ -127,7 +127,12 @@ def resolve_device(name: str) -> torch.device:
 
 
 class WindowSet:
-    """Normalised recordings concatenated, with the valid window end rows (no boundary crossing)."""
+    """Normalised recordings concatenated, with the valid window end rows (no boundary crossing).
+
+    Recordings with a validity mask (``Recording.valid``) weight their targets by it: masked
+    samples add nothing to the loss, and windows whose target rows are all masked are left out.
+    ``w`` is ``None`` when no recording has a mask (the plain mean, as before masks existed).
+    """
 
     def __init__(
         self,
@@ -138,38 +143,62 @@ class WindowSet:
         span: int = 1,
         step: int = 1,
     ) -> None:
-        xs, ys, ends = [], [], []
+        xs, ys, ws, ends = [], [], [], []
         offset = 0
         self.window, self.span = window, span
         need = window + span - 1
+        masked = any(r.valid is not None for r in recordings)
         for r in recordings:
             n = len(r)
             xs.append((r.inputs - mean) / std)
             ys.append(r.moments)
+            w = np.ones(r.moments.shape, dtype=bool) if r.valid is None else r.valid
+            ws.append(w)
             if n >= need:
-                ends.append(offset + np.arange(need - 1, n, step))
+                e = np.arange(need - 1, n, step)
+                if r.valid is not None:  # keep windows with at least one valid target value
+                    any_row = w.any(axis=1)
+                    cum = np.concatenate([[0], np.cumsum(any_row)])
+                    e = e[cum[e + 1] - cum[e + 1 - span] > 0]
+                ends.append(offset + e)
             offset += n
         if not ends:
             raise DatasetError(f"no recording is long enough for one window of {need} samples")
         self.x = torch.from_numpy(np.concatenate(xs).astype(np.float32))
         self.y = torch.from_numpy(np.concatenate(ys).astype(np.float32))
+        self.w = torch.from_numpy(np.concatenate(ws).astype(np.float32)) if masked else None
+        if self.w is not None:
+            self.y = torch.nan_to_num(self.y) * self.w  # masked targets may be NaN in the source
         self.ends = np.concatenate(ends)
+        if not len(self.ends):
+            raise DatasetError("no window has a valid target (every sample is masked)")
 
     def __len__(self) -> int:
         return len(self.ends)
 
     def batch(self, ends: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
         """Inputs ``[B, window + span - 1, C]`` and targets ``[B, span, J]`` (the last rows)."""
+        xb, yb, _ = self.batch_weighted(ends)
+        return xb, yb
+
+    def batch_weighted(self, ends: np.ndarray) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        """``batch`` plus the targets' validity weights ``[B, span, J]`` (``None``: all valid)."""
         e = torch.from_numpy(np.asarray(ends, dtype=np.int64))
         length = self.window + self.span - 1
         idx = e[:, None] - length + 1 + torch.arange(length)[None, :]
-        return self.x[idx], self.y[idx[:, length - self.span :]]
+        rows = idx[:, length - self.span :]
+        return self.x[idx], self.y[rows], None if self.w is None else self.w[rows]
 
 
 def _stats(recordings: Sequence[Recording]) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     x = np.concatenate([r.inputs for r in recordings]).astype(np.float64)
     y = np.concatenate([r.moments for r in recordings]).astype(np.float64)
     x_std = np.maximum(x.std(axis=0), 1e-6)
+    if any(r.valid is not None for r in recordings):  # target statistics of valid samples only
+        ok = np.concatenate([np.ones(r.moments.shape, bool) if r.valid is None else r.valid
+                             for r in recordings])
+        y = np.where(ok, y, np.nan)
+        return x.mean(axis=0), x_std, np.nanmean(y, axis=0), np.maximum(np.nanstd(y, axis=0), 1e-6)
     y_std = np.maximum(y.std(axis=0), 1e-6)
     return x.mean(axis=0), x_std, y.mean(axis=0), y_std
 
@@ -333,13 +362,18 @@ def train_model(
         log_fh = (run_path / "train.log").open("w")
 
     def squared_errors(batch_ends: np.ndarray, training: bool) -> torch.Tensor:
-        """Normalised squared errors ``[B, span, J]`` (training: through the DDP-wrapped net)."""
-        xb, yb = (train_set if training else val_set).batch(batch_ends)
+        """Normalised squared errors ``[B, span, J]`` (training: through the DDP-wrapped net);
+        masked targets give 0 and the errors are rescaled so their mean is the mean over valid ones."""
+        xb, yb, wb = (train_set if training else val_set).batch_weighted(batch_ends)
         xb, yb = xb.to(device), yb.to(device)
         if training and config.input_noise > 0:
             xb = xb + config.input_noise * torch.randn_like(xb)
         pred = net(xb) if training else model(xb)[:, None]
-        return ((pred - yb) / scale) ** 2
+        err = ((pred - yb) / scale) ** 2
+        if wb is None:
+            return err
+        wb = wb.to(device)
+        return err * wb * (wb.numel() / wb.sum().clamp(min=1.0))
 
     def train_batch_loss(batch_ends: np.ndarray) -> tuple[torch.Tensor, float]:
         """The loss to back-propagate on this rank and its share of the epoch's summed loss.
