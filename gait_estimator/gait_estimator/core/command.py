@@ -374,7 +374,9 @@ class CommandShaper:
 
         target = self._shifted() * self._gain
         fc = self.config.lowpass_hz
-        if self._lp is None or fc == 0:
+        if self.reason is not None:  # low confidence: exactly zero, reached at the rate limit
+            self._lp = np.zeros(n)
+        elif self._lp is None or fc == 0:
             self._lp = target.copy()
         else:
             self._lp = self._lp + (1.0 - math.exp(-2.0 * math.pi * fc * dt)) * (target - self._lp)
