@@ -91,3 +91,26 @@ def test_committed_mocap_walkers_two_people_never_split() -> None:
         assert {r.subject_id for r in test} == {test_person}
         assert test_person not in {r.subject_id for r in train}
         assert len(train) + len(test) == len(recs)
+
+
+def test_finetune_mix_replicates_the_real_trials_and_keeps_the_last_epoch() -> None:
+    from dataclasses import replace
+
+    from gait_estimator import conventions
+    from gait_estimator.data.dataset import select_channels
+    from gait_estimator.train.models import build_model
+    from gait_estimator.train.real_mix import finetune_mixed
+    from gait_estimator.train.trainer import make_metadata
+
+    real = select_channels(load_mocap_walkers(), conventions.IMU_LOCATIONS, ("sagittal",), conventions.JOINTS)
+    people = person_folds(real)[0]
+    train_real = people[1]
+    sim = [replace(r, name=f"sim{i}", subject_id="S0", valid=None) for i, r in enumerate(people[2][:2])]
+    cfg = TrainConfig(architecture="tcn", arch_options={"channels": 8, "dilations": (1, 2)}, window=16,
+                      channels=real[0].channels, joints=conventions.JOINTS, threads=1, progress=False)
+    model = build_model("tcn", len(cfg.channels), 6, 16, channels=8, dilations=(1, 2))
+    md = make_metadata(cfg, np.zeros(len(cfg.channels)), np.ones(len(cfg.channels)), True, {})
+    res = finetune_mixed(model, md, sim, train_real, sim, cfg, None, {"protocol": "test"})
+    assert res.metadata.training["real_copies"] >= 1
+    assert res.metadata.training["real_trials"] == [r.name for r in train_real]
+    assert len(res.history) == 6 and res.best_epoch == 6  # fixed length: the last epoch is kept

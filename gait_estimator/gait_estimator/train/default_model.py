@@ -15,6 +15,14 @@
    last 20 % of that subject, run the Dorschky 2019 sim-to-real check, and write
    ``models/default_report.md`` and ``models/default_report.json``.
 
+``--sim2real`` (issue 15): step 1 simulates the pool with domain randomization
+(``sim/randomization.py``, into ``build/sim_dr``; the held-out subjects stay plain), and after
+step 3 a second stage fine-tunes on ``FT_SIM_SUBJECTS`` simulated subjects mixed with the committed
+mocap walkers (``train/real_mix.py``: real-kinematics virtual IMUs and OpenSim moments, validity
+masks respected), after first running the two leave-one-person-out folds from the same stage-1
+model. ``--init MODEL`` takes stage 1 from a model file instead of training it. ``--name`` writes
+``<name>.pt`` and ``<name>_report.*`` (candidates next to the shipped ``default.pt``).
+
 Everything is seeded; on the CPU with the same thread count the model file is reproducible.
 """
 
@@ -34,6 +42,7 @@ import torch
 
 from gait_estimator import conventions
 from gait_estimator.data.dataset import channels_for, select_channels, subjects_of
+from gait_estimator.sim.randomization import DomainRandomization
 from gait_estimator.train.evaluate import evaluate_runtime, format_table, plot_evaluation
 from gait_estimator.train.protocols import split_ug
 from gait_estimator.train.trainer import TrainConfig, export_model, train_model
@@ -64,6 +73,8 @@ CONFIG = TrainConfig(
     progress=True,
 )
 UA_EPOCHS = 5
+RANDOMIZATION = DomainRandomization()  # sim/randomization.py: its defaults are the recipe's
+FT_SIM_SUBJECTS = 24  # simulated subjects mixed with the real trials in the fine-tuning stage
 SIM_SECONDS: dict[str, float] = {}  # seconds spent simulating per data directory (0: reused)
 
 
@@ -92,10 +103,15 @@ def simulator_fingerprint() -> str:
     return h.hexdigest()
 
 
-def ensure_dataset(directory: Path, subjects: int, minutes: float, seed: int) -> Path:
+def ensure_dataset(
+    directory: Path, subjects: int, minutes: float, seed: int,
+    randomization: DomainRandomization | None = None,
+) -> Path:
     """Simulate the training set unless ``directory`` holds it from the same simulator and seed."""
     stamp = directory / "recipe.json"
     want = {"n_subjects": subjects, "minutes": minutes, "seed": seed, "simulator": simulator_fingerprint()}
+    if randomization is not None:
+        want["randomization"] = json.loads(json.dumps(randomization.to_dict()))  # tuples as JSON lists
     if stamp.is_file() and (directory / "manifest.json").is_file() and json.loads(stamp.read_text()) == want:
         print(f"[model] simulated data: reusing {directory}", file=sys.stderr)
         SIM_SECONDS[str(directory)] = 0.0
@@ -110,16 +126,77 @@ def ensure_dataset(directory: Path, subjects: int, minutes: float, seed: int) ->
     if directory.exists():
         for f in directory.glob("*.npz"):
             f.unlink()
-    generate_dataset(subjects, minutes, seed, directory)
+    generate_dataset(subjects, minutes, seed, directory, randomization=randomization)
     stamp.write_text(json.dumps(want, indent=1))
     SIM_SECONDS[str(directory)] = round(time.perf_counter() - t0, 1)
     print(f"[model] simulated in {time.perf_counter() - t0:.0f} s", file=sys.stderr)
     return directory
 
 
+def _stage1_from_file(path: Path, info: dict):
+    """A ``TrainResult`` standing for stage 1 from a model file that was trained on the simulator."""
+    from gait_estimator.train.experiment import load_trainable
+    from gait_estimator.train.trainer import TrainResult
+
+    model, md = load_trainable(path)
+    info["data"]["stage1"] = {"from_file": str(path), "sha256": _sha256(path)}
+    hist = md.training.get("history") or []
+    return TrainResult(model, md, hist, int(md.training.get("best_epoch", 0)),
+                       float(md.training.get("train_seconds", 0.0)), None, None)
+
+
+def _real_stage(res, split, cfg, args) -> tuple:
+    """Stage 2: fine-tune on sim + every mocap walker; first the leave-one-person-out folds."""
+    from gait_estimator.train.real_mix import finetune_mixed, leave_one_person_out, load_mocap_walkers
+
+    t0 = time.perf_counter()
+    real = select_channels(load_mocap_walkers(args.mocap), conventions.IMU_LOCATIONS, SIGNALS, JOINTS)
+    pool = subjects_of(split.train)[:FT_SIM_SUBJECTS]
+    sim = [r for r in split.train if r.subject_id in pool]
+    report: dict = {
+        "data": "mocap walkers (OpenSim ID moments + virtual IMUs from real kinematics, "
+        "gait-estimator import-opensim --batch), committed copy in models/training_data/mocap_walkers",
+        "people": {p: sorted(r.name for r in real if r.subject_id == p) for p in subjects_of(real)},
+        "sim_subjects": pool,
+    }
+    if not args.no_loso:
+        report["loso"] = leave_one_person_out(
+            res.model, res.metadata, sim, real, split.val, cfg, Path(args.run_dir) / "real"
+        )
+    final = finetune_mixed(
+        res.model,
+        res.metadata,
+        sim,
+        real,
+        list(split.val) + real,
+        cfg,
+        Path(args.run_dir) / "real" / "all",
+        {"protocol": "UG + real mix", "real_people": subjects_of(real)},
+    )
+    report["final"] = {"best_epoch": final.best_epoch, "epochs_run": len(final.history)}
+    report["seconds"] = round(time.perf_counter() - t0, 1)
+    final.train_seconds += res.train_seconds
+    return final, report
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--data", default="build/sim_default")
+    p.add_argument("--data", default=None, help="training pool (build/sim_default; --sim2real: build/sim_dr)")
+    p.add_argument("--heldout", default="build/sim_default_heldout", help="held-out subjects (plain sim)")
+    p.add_argument("--mocap", default=None, help="imported mocap walkers (default: the committed copy)")
+    p.add_argument(
+        "--sim2real",
+        action="store_true",
+        help="the sim-to-real recipe: domain-randomized pool, then fine-tuning on sim + mocap walkers",
+    )
+    p.add_argument("--no-real", action="store_true", help="with --sim2real: skip the real-data stage")
+    p.add_argument("--no-loso", action="store_true", help="skip the leave-one-person-out folds")
+    p.add_argument("--name", default="default", help="model file stem in --out (default: default)")
+    p.add_argument(
+        "--init",
+        default=None,
+        help="skip stage 1: start the real-data stage from this model file (trained on the simulator only)",
+    )
     p.add_argument("--out", default="gait_estimator/models")
     p.add_argument("--run-dir", default="runs/default_model")
     p.add_argument("--subjects", type=int, default=SUBJECTS)
@@ -152,10 +229,10 @@ def main(argv: list[str] | None = None) -> int:
         )
     t_all = time.perf_counter()
     torch.set_num_threads(args.threads)
-    data = ensure_dataset(Path(args.data), args.subjects, args.minutes, args.seed)
-    heldout_dir = ensure_dataset(
-        Path(args.data + "_heldout"), HELDOUT_SUBJECTS, HELDOUT_MINUTES, args.seed + 1
-    )
+    randomization = RANDOMIZATION if args.sim2real else None
+    args.data = args.data or ("build/sim_dr" if args.sim2real else "build/sim_default")
+    data = ensure_dataset(Path(args.data), args.subjects, args.minutes, args.seed, randomization)
+    heldout_dir = ensure_dataset(Path(args.heldout), HELDOUT_SUBJECTS, HELDOUT_MINUTES, args.seed + 1)
     recs = load_recordings(data, 100.0, ("acc", "gyro"))
     # Held-out subjects come from another seed; rename them so subject ids stay unique.
     held = [
@@ -180,6 +257,7 @@ def main(argv: list[str] | None = None) -> int:
         "protocol": "UG",
         "data": {
             "generator": "gait_estimator.sim.generate.generate_dataset",
+            "randomization": randomization.to_dict() if randomization else None,
             "n_subjects": args.subjects,
             "simulator_sha256": simulator_fingerprint(),
             "minutes_per_subject": args.minutes,
@@ -194,16 +272,25 @@ def main(argv: list[str] | None = None) -> int:
         "val_subject": split.val[0].subject_id,
         "recipe": "python -m gait_estimator.train.default_model (make model)",
     }
-    res = train_model(split.train, split.val, cfg, args.run_dir, extra_training_info=info)
+    if args.init:
+        res = _stage1_from_file(Path(args.init), info)
+    else:
+        res = train_model(split.train, split.val, cfg, args.run_dir, extra_training_info=info)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    model_path = export_model(res.model, res.metadata, out / "default.pt")
+    stage1 = res
+    Path(args.run_dir).mkdir(parents=True, exist_ok=True)
+    stage1_path = export_model(res.model, res.metadata, Path(args.run_dir) / "stage1_sim_only.pt")
+    real_report: dict = {}
+    if args.sim2real and not args.no_real:
+        res, real_report = _real_stage(res, split, cfg, args)
+    model_path = export_model(res.model, res.metadata, out / f"{args.name}.pt")
     rt = load_model(model_path, threads=0)
     ug = evaluate_runtime(rt, split.test)
     test_tail = [r.fraction(0.8, 1.0, ":test") for r in split.test]
     ug_tail = evaluate_runtime(rt, test_tail)
     print(format_table(ug, f"default model, UG: {len(test_subjects)} held-out subjects"))
-    plot_evaluation(ug, out / "default_plots", title="default model, UG held-out subjects")
+    plot_evaluation(ug, out / f"{args.name}_plots", title="default model, UG held-out subjects")
     report = {
         "model": str(model_path),
         "sha256": _sha256(model_path),
@@ -224,9 +311,9 @@ def main(argv: list[str] | None = None) -> int:
         "val_subject": info["val_subject"],
         "train_subjects": sorted({r.subject_id for r in split.train}),
         "train_seconds": round(res.train_seconds, 1),
-        "epochs_run": len(res.history),
-        "best_epoch": res.best_epoch,
-        "history": res.history,
+        "epochs_run": len(stage1.history),
+        "best_epoch": stage1.best_epoch,
+        "history": stage1.history,
         "threads": cfg.threads,
         "torch": torch.__version__,
         "machine": f"{platform.machine()} {platform.processor() or ''}".strip(),
@@ -265,15 +352,17 @@ def main(argv: list[str] | None = None) -> int:
     try:
         from gait_estimator.train.sim2real import run_sim2real
 
-        report["sim2real"] = run_sim2real(model_path, plot_dir=out / "default_plots")
+        report["sim2real"] = run_sim2real(model_path, plot_dir=out / f"{args.name}_plots")
+        report["sim2real_stage1_sim_only"] = run_sim2real(stage1_path)
     except Exception as exc:  # the report says why the check is missing
         report["sim2real"] = {"error": f"{type(exc).__name__}: {exc}"}
+    report["real_mix"] = real_report
     report["total_seconds"] = round(time.perf_counter() - t_all, 1)
     report["simulation_seconds"] = round(sum(SIM_SECONDS.values()), 1)
-    (out / "default_report.json").write_text(json.dumps(report, indent=1, default=float))
+    (out / f"{args.name}_report.json").write_text(json.dumps(report, indent=1, default=float))
     from gait_estimator.train.report import write_default_report
 
-    write_default_report(report, out / "default_report.md")
+    write_default_report(report, out / f"{args.name}_report.md")
     print(
         f"[model] wrote {model_path} ({report['size_bytes'] / 1024:.0f} kB) and its report in "
         f"{report['total_seconds']:.0f} s",

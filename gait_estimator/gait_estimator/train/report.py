@@ -72,6 +72,7 @@ def write_default_report(report: dict[str, Any], path: str | Path) -> Path:
             "for all held-out subjects).",
             "",
         ]
+    lines += _real_mix_lines(r)
     s2r = r.get("sim2real", {})
     lines += ["## Sim-to-real: Dorschky et al. (2019) walking cycles", ""]
     if "error" in s2r:
@@ -84,6 +85,53 @@ def write_default_report(report: dict[str, Any], path: str | Path) -> Path:
                 rmse = "n/a (mass unknown)" if m.get("rmse") is None else f"{m['rmse']:.3f}"
                 lines.append(f"| {trial} | {j} | {rmse} | {m['pearson_r']:.3f} |")
         lines += ["", s2r.get("limits", ""), ""]
+    if "sim2real_stage1_sim_only" in r and "trials" in r["sim2real_stage1_sim_only"]:
+        lines += ["Stage 1 alone (simulator only, before the real-data stage), same check:", ""]
+        lines += ["| trial | joint | r |", "|---|---|---|"]
+        for trial, res in r["sim2real_stage1_sim_only"]["trials"].items():
+            for j, m in res["metrics"].items():
+                lines.append(f"| {trial} | {j} | {m['pearson_r']:.3f} |")
+        lines.append("")
     p = Path(path)
     p.write_text("\n".join(lines))
     return p
+
+
+def _real_mix_lines(r: dict[str, Any]) -> list[str]:
+    """The sim-to-real recipe: where stage 1 came from, the real-data stage, the LOSO folds."""
+    mix = r.get("real_mix")
+    if not mix:
+        return []
+    stage1 = r["data"].get("stage1")
+    lines = [
+        "## Sim-to-real recipe",
+        "",
+        "Stage 1: "
+        + (
+            f"the model file `{stage1['from_file']}` (sha256 `{stage1['sha256'][:16]}…`, trained on the "
+            "plain simulator); the UG/UA figures above are of the final model."
+            if stage1
+            else "trained on the domain-randomized simulator (`sim/randomization.py`)."
+        ),
+        f"Stage 2: fine-tuned on {len(mix['sim_subjects'])} domain-randomized simulated subjects + "
+        f"{mix['data']}; people: "
+        + "; ".join(f"{p}: {len(t)} trials" for p, t in mix["people"].items())
+        + f" (best epoch {mix['final']['best_epoch']} of {mix['final']['epochs_run']}); "
+        f"{mix['seconds']:.0f} s incl. the folds.",
+        "",
+    ]
+    loso = mix.get("loso")
+    if loso:
+        lines += [
+            "### Leave-one-person-out over the mocap walkers (virtual IMUs from real kinematics)",
+            "",
+            "| test person | joint | RMSE (N·m/kg) | r |",
+            "|---|---|---|---|",
+        ]
+        for person, fold in loso["folds"].items():
+            for j, m in fold["metrics"].items():
+                lines.append(f"| {person} | {j} | {m['rmse']:.3f} | {m['pearson_r']:.3f} |")
+        lines.append("")
+        lines += [f"- {person}: {fold['trained_on']}." for person, fold in loso["folds"].items()]
+        lines.append("")
+    return lines
