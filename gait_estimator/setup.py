@@ -36,6 +36,7 @@ setup(
             "lifecycle_manager = gait_estimator.nodes.lifecycle_manager:main",
             "gait_pipeline = gait_estimator.nodes.gait_pipeline:main",
             "bag_player = gait_estimator.nodes.bag_player:main",
+            "calibrator = gait_estimator.nodes.calibrator:main",
         ],
     },
 )

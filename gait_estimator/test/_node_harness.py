@@ -194,6 +194,18 @@ def change_state(listener: Listener, node: str, transition_id: int, timeout: flo
     return bool(listener.call(ChangeState, f"/{node}/change_state", req, timeout).success)
 
 
+def set_string_param(listener: Listener, node: str, name: str, value: str, timeout: float = 20.0):
+    """Set a string parameter of ``node`` over its ``set_parameters`` service; the SetParametersResult."""
+    from rcl_interfaces.msg import Parameter, ParameterType, ParameterValue
+    from rcl_interfaces.srv import SetParameters
+
+    req = SetParameters.Request()
+    req.parameters = [
+        Parameter(name=name, value=ParameterValue(type=ParameterType.PARAMETER_STRING, string_value=value))
+    ]
+    return listener.call(SetParameters, f"/{node}/set_parameters", req, timeout).results[0]
+
+
 # -- input data ------------------------------------------------------------------------------
 
 

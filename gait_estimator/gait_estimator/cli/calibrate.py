@@ -34,8 +34,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def read_bag_imus(path: str, locations, kind: str = "auto") -> tuple[dict, float]:
     """``({location: {"acc", "gyro"}}, rate_hz)`` of the IMUs in a bag (stamp order per location)."""
-    import numpy as np
-
+    from gait_estimator.core.calibration_session import stack_samples
     from gait_estimator.errors import BagError
     from gait_estimator.replay.bag import BagReader, imu_source, iter_imu
 
@@ -44,15 +43,10 @@ def read_bag_imus(path: str, locations, kind: str = "auto") -> tuple[dict, float
         source = imu_source(reader, locations, kind)
         for rec in iter_imu(reader, source):
             rows[rec.location].append((rec.stamp_ns, rec.acc, rec.gyro))
-    imu, rates = {}, []
     for loc, items in rows.items():
         if len(items) < 2:
             raise BagError(f"bag {path}: IMU '{loc}' has {len(items)} sample(s)")
-        items.sort(key=lambda x: x[0])
-        stamps = np.array([x[0] for x in items], dtype=np.int64)
-        rates.append(1e9 / float(np.median(np.diff(stamps))))
-        imu[loc] = {"acc": np.array([x[1] for x in items]), "gyro": np.array([x[2] for x in items])}
-    return imu, float(np.median(rates))
+    return stack_samples(rows)
 
 
 def run(args: argparse.Namespace) -> int:

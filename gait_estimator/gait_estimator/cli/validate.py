@@ -89,6 +89,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="override a gait_pipeline node parameter (YAML value), e.g. latency_s=0.05",
     )
     p.add_argument(
+        "--calibration-file",
+        default="",
+        metavar="YAML",
+        help="wearer calibration (gait-estimator calibrate): sensor -> segment frames before features, "
+        "as the nodes' calibration_file parameter (same as --param calibration_file=YAML)",
+    )
+    p.add_argument(
         "--mode",
         choices=("window", "streaming"),
         default=None,
@@ -302,6 +309,12 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError("--output-bag", args.output_bag, "takes one bag, not a directory of bags")
     _, model_id = load_cached(str(model_path), args.threads)  # a bad model: one error, before any bag
     model_note = check_model(baseline, model_id, args.allow_model_change) if baseline is not None else ""
+    params = parse_params(args.param)
+    if args.calibration_file:
+        from gait_estimator.core.calibration import read_calibration
+
+        read_calibration(args.calibration_file)  # a bad file: one error, before any bag
+        params["calibration_file"] = args.calibration_file
     options = ReplayOptions(
         reference_topic=args.reference_topic or None,
         reference_required=bool(args.reference_topic) and args.reference_topic != "gait/torque_reference",
@@ -309,7 +322,7 @@ def run(args: argparse.Namespace) -> int:
         frame_topic=args.frame_topic,
         subject_mass_kg=args.subject_mass,
         mode=args.mode,
-        params=parse_params(args.param),
+        params=params,
         jump_threshold_s=args.jump_threshold,
         start_offset_s=args.start_offset,
         duration_s=args.duration,

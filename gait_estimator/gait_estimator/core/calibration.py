@@ -43,6 +43,7 @@ __all__ = [
     "PRIORS",
     "SensorCalibration",
     "WearerCalibration",
+    "apply_to_arrays",
     "apply_to_channels",
     "apply_to_frame",
     "apply_to_imu",
@@ -322,19 +323,40 @@ def apply_to_imu(
     return out
 
 
+def apply_to_arrays(
+    cal: WearerCalibration,
+    locations: tuple[str, ...],
+    acc: np.ndarray,
+    gyro: np.ndarray,
+    quat_xyzw: np.ndarray,
+    valid: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """K synchronized frames (``acc``/``gyro`` ``[K, L, 3]``, ``quat_xyzw`` ``[K, L, 4]``, ``valid``
+    ``[K, L]``) in the segment frames (copies): the batched form of :func:`apply_to_frame`, same
+    arithmetic, so offline batched replay equals the nodes. A location without a usable
+    calibration (missing or flagged) is marked invalid in every frame."""
+    acc, gyro = np.array(acc, dtype=float), np.array(gyro, dtype=float)
+    quat, valid = np.array(quat_xyzw, dtype=float), np.array(valid, dtype=bool)
+    for i, loc in enumerate(locations):
+        s = cal.sensors.get(loc)
+        if s is None or s.flagged:
+            valid[:, i] = False
+            continue
+        acc[:, i] = acc[:, i] @ s.rotation.T
+        gyro[:, i] = gyro[:, i] @ s.rotation.T
+        rows = valid[:, i]  # an invalid sample may carry no orientation (zeros)
+        if rows.any():
+            quat[rows, i] = _quat_times_rotation(quat[rows, i], s.rotation)
+    return acc, gyro, quat, valid
+
+
 def apply_to_frame(cal: WearerCalibration, frame: SyncFrame) -> SyncFrame:
     """A synchronized frame in the segment frames (the node hook, before features). A location
     without a usable calibration (missing or flagged) is marked invalid, never passed on raw."""
-    acc, gyro, quat, valid = frame.acc.copy(), frame.gyro.copy(), frame.quat_xyzw.copy(), frame.valid.copy()
-    for i, loc in enumerate(frame.locations):
-        s = cal.sensors.get(loc)
-        if s is None or s.flagged:
-            valid[i] = False
-            continue
-        acc[i], gyro[i] = s.rotation @ acc[i], s.rotation @ gyro[i]
-        if valid[i]:
-            quat[i] = _quat_times_rotation(quat[i], s.rotation)
-    return replace(frame, acc=acc, gyro=gyro, quat_xyzw=quat, valid=valid)
+    acc, gyro, quat, valid = apply_to_arrays(
+        cal, frame.locations, frame.acc[None], frame.gyro[None], frame.quat_xyzw[None], frame.valid[None]
+    )
+    return replace(frame, acc=acc[0], gyro=gyro[0], quat_xyzw=quat[0], valid=valid[0])
 
 
 _VECTOR_GROUPS = (("acc_x", "acc_y", "acc_z"), ("gyro_x", "gyro_y", "gyro_z"), ("grav_x", "grav_y", "grav_z"))

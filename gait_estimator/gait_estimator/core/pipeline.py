@@ -20,6 +20,10 @@ beyond ``max_gap`` or missing) yields an invalid estimate (``valid`` False, torq
 window mode, windows that still contain such rows are invalid too; in streaming mode the state
 is reset and T valid frames are needed before estimates are valid again.
 
+Calibration (``calibration``, a per-wearer ``core.calibration.WearerCalibration``): every frame
+is turned from the sensor into the segment frames before features, in both paths; a sensor
+without a usable calibration (flagged or missing) is invalid, so its estimates are invalid.
+
 Batched (offline) path, additive: :meth:`EstimatorPipeline.frame_rows` computes the feature rows
 of many frames at once (the same ``location_signals`` as ``FeatureExtractor.row``) and
 :meth:`EstimatorPipeline.push_rows` turns them into the estimates ``push_frame`` would give frame
@@ -39,6 +43,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from gait_estimator.core.calibration import WearerCalibration, apply_to_arrays, apply_to_frame
 from gait_estimator.core.confidence import ConfidenceMonitor
 from gait_estimator.core.features import FeatureExtractor
 from gait_estimator.core.samples import ImuSample, SyncFrame
@@ -87,6 +92,7 @@ class EstimatorPipeline:
         sync: SyncConfig | ImuSynchronizer | None = None,
         subject_mass_kg: float | None = None,
         mode: str = "window",
+        calibration: WearerCalibration | None = None,
     ) -> None:
         md = model.metadata
         if mode not in MODES:
@@ -119,6 +125,7 @@ class EstimatorPipeline:
         self.model = model
         self.metadata = md
         self.mode = mode
+        self.calibration = calibration  # sensor -> segment frames, applied before features
         self.joints = md.output_joints
         self.features = FeatureExtractor(md)
         self.monitor = ConfidenceMonitor(md)
@@ -156,6 +163,8 @@ class EstimatorPipeline:
     def push_frame(self, frame: SyncFrame) -> list[Estimate]:
         """Process one synchronized frame (the entry point when frames come from elsewhere)."""
         self.counters["frames"] += 1
+        if self.calibration is not None:  # a flagged/missing sensor arrives invalid: zero command
+            frame = apply_to_frame(self.calibration, frame)
         row, valid = self.features.row(frame)
         self._observe(row, valid)
         if self.mode == "window":
@@ -236,6 +245,9 @@ class EstimatorPipeline:
                 f"the model reads IMU location(s) {missing} that the synchronizer does not provide "
                 f"(it provides {locations})"
             )
+        if self.calibration is not None:  # as push_frame, in the same arithmetic
+            cal = self.calibration
+            acc, gyro, quat_xyzw, valid = apply_to_arrays(cal, locations, acc, gyro, quat_xyzw, valid)
         rows = np.asarray([locations.index(loc) for loc in self.metadata.locations], dtype=np.intp)
         index = {loc: i for i, loc in enumerate(self.metadata.locations)}
         gather = np.asarray(

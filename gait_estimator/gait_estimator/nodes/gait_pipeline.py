@@ -25,6 +25,10 @@ not yet processed) go through the model and the command is published at once. Th
 timer only fills gaps (watchdog ramp, inactive zeros); ``exo/emergency_stop`` publishes a zero
 command in its own callback.
 
+Calibration: ``calibration_file`` (read at configure; a malformed file fails configure with its
+message) turns every frame into the segment frames in the core, before features; a flagged
+sensor is invalid there, so the command goes to zero rather than using it.
+
 Lifecycle: configure loads the model (failure: stays unconfigured, logged) and starts the
 input; activate enables estimates and the command ramp-in; deactivate ramps the command out
 (zeros with ``valid = false`` while inactive); cleanup/shutdown stop the input and release all.
@@ -43,7 +47,13 @@ from gait_estimator.nodes.imu_synchronizer import DataClock, make_synchronizer
 from gait_estimator.nodes.interop import CommandOutputs
 from gait_estimator.nodes.lifecycle_base import ReleasingLifecycleNode
 from gait_estimator.nodes.model_swap import ModelSwapper, load_checked_runtime
-from gait_estimator.nodes.params import command_config, declare_params, make_shaper, resolve_model_path
+from gait_estimator.nodes.params import (
+    command_config,
+    declare_params,
+    make_shaper,
+    read_calibration_param,
+    resolve_model_path,
+)
 from gait_estimator.nodes.torque_command import COMMAND_LIVE, JointMap
 
 
@@ -86,7 +96,10 @@ class GaitPipeline(ReleasingLifecycleNode):
             md = runtime.metadata
             mode = p["inference_mode"]
             sync_p = dict(p, rate_hz=md.sample_rate_hz)
-            self.pipeline = EstimatorPipeline(runtime, make_synchronizer(sync_p), p["subject_mass_kg"], mode)
+            self.calibration = read_calibration_param(p["calibration_file"])  # CalibrationError: fail
+            self.pipeline = EstimatorPipeline(
+                runtime, make_synchronizer(sync_p), p["subject_mass_kg"], mode, self.calibration
+            )
             self.clock = DataClock(self.pipeline.synchronizer)
             self.shaper = make_shaper(p)
         except Exception as exc:
@@ -164,10 +177,6 @@ class GaitPipeline(ReleasingLifecycleNode):
         return TransitionCallbackReturn.SUCCESS
 
     def _release(self) -> None:
-        from rclpy.publisher import Publisher
-        from rclpy.subscription import Subscription
-        from rclpy.timer import Timer
-
         if self.source is not None:
             self.source.stop()
             self.source = None
@@ -176,13 +185,7 @@ class GaitPipeline(ReleasingLifecycleNode):
                 self.shaper.emergency_stop()
                 self._publish_command(time.time_ns(), self._last_stamp_ns or time.time_ns())
                 common.deliver_last(self._cmd_pub)
-            for e in self._entities:
-                if isinstance(e, Timer):
-                    self.destroy_timer(e)
-                elif isinstance(e, Subscription):
-                    self.destroy_subscription(e)
-                elif isinstance(e, Publisher):
-                    self.destroy_publisher(e)
+            self.destroy_entities(self._entities)
             self._entities = []
             self._cmd_pub = None
             self.pipeline = self.shaper = None
@@ -220,7 +223,7 @@ class GaitPipeline(ReleasingLifecycleNode):
             old = self.pipeline
             mass = self.params["subject_mass_kg"]
             # same synchronizer, so self.clock (DataClock) keeps feeding it
-            self.pipeline = EstimatorPipeline(runtime, old.synchronizer, mass, old.mode)
+            self.pipeline = EstimatorPipeline(runtime, old.synchronizer, mass, old.mode, old.calibration)
 
     # -- data -----------------------------------------------------------------------------
     def _on_sample(self, location, stamp_ns, acc, gyro, quat) -> None:

@@ -12,6 +12,20 @@ class ReleasingLifecycleNode(LifecycleNode):
     def _release(self) -> None:
         raise TypeError(f"{type(self).__name__} must define _release")
 
+    def destroy_entities(self, entities) -> None:
+        """Destroy the timers, subscriptions and publishers in ``entities``."""
+        from rclpy.publisher import Publisher
+        from rclpy.subscription import Subscription
+        from rclpy.timer import Timer
+
+        for e in entities:
+            if isinstance(e, Timer):
+                self.destroy_timer(e)
+            elif isinstance(e, Subscription):
+                self.destroy_subscription(e)
+            elif isinstance(e, Publisher):
+                self.destroy_publisher(e)
+
     def on_cleanup(self, state) -> TransitionCallbackReturn:
         self._release()
         return TransitionCallbackReturn.SUCCESS

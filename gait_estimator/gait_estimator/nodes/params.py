@@ -126,6 +126,16 @@ _MODEL_PATH = _p(
     "TorchScript model file (gait_estimator format); empty = the installed default model",
     allow_empty=True,
 )
+_CALIBRATION_FILE = _p(
+    "calibration_file",
+    "string",
+    "",
+    "per-wearer sensor-to-segment calibration YAML (gait-estimator calibrate, or the calibrator "
+    "node); every frame is turned into the segment frames before features, a flagged sensor is "
+    "invalid (zero command). Empty = sensors mounted in the model's frames. Read at configure "
+    "(a lifecycle node takes a new file while unconfigured: cleanup, set, configure)",
+    allow_empty=True,
+)
 _SUBJECT_MASS = _p(
     "subject_mass_kg",
     "double",
@@ -304,7 +314,7 @@ SYNCHRONIZER = (
     ),
 )
 
-WINDOWING = (_MODEL_PATH,)
+WINDOWING = (_MODEL_PATH, _CALIBRATION_FILE)
 
 ESTIMATOR = (
     _MODEL_PATH,
@@ -393,6 +403,24 @@ COMMAND = (
         max=1.0,
     ),
     _p("diagnostics_period_s", "double", 1.0, "period of /diagnostics", min=0.05, max=60.0),
+)
+
+CALIBRATOR = (
+    _LOCATIONS,
+    _p("standing_s", "double", 3.0, "seconds of standing still after a start request", min=0.5, max=60.0),
+    _p("strides", "int", 8, "strides of walking after standing (counted on a leg IMU)", min=2, max=200),
+    _p(
+        "max_walk_s", "double", 60.0, "the calibration fails when the strides take longer", min=1.0, max=600.0
+    ),
+    _p("min_quality", "double", 0.5, "sensors below this calibration quality are flagged", min=0.0, max=1.0),
+    _p(
+        "output_file",
+        "string",
+        "",
+        "wearer YAML written when a start request names no path",
+        allow_empty=True,
+    ),
+    _p("wearer", "string", "wearer", "wearer name stored in the file"),
 )
 
 MANAGER = (
@@ -515,6 +543,7 @@ FUSED = (
         _p("publish_frames", "bool", False, "also publish gait/imu_frame (costs latency)"),
         _p("driver_rate_hz", "double", 100.0, "sample rate of an in-process sim driver", min=1.0, max=2000.0),
         _MODEL_PATH,
+        _CALIBRATION_FILE,
         _SUBJECT_MASS,
         _p("threads", "int", 1, "torch intra-op threads", min=1, max=64),
         _INFERENCE_MODE,
@@ -534,6 +563,7 @@ SCHEMAS: dict[str, tuple[ParamSpec, ...]] = {
     "torque_command": COMMAND,
     "lifecycle_manager": MANAGER,
     "gait_pipeline": FUSED,
+    "calibrator": CALIBRATOR,
 }
 # Parameters every node has from rclpy itself.
 _BUILTIN = {"use_sim_time", "start_type_description_service"}
@@ -840,6 +870,16 @@ def check_inference_mode(node: str, mode: str, metadata: Any, model: Any = "") -
             f"({metadata.architecture}) is window-only: use inference_mode window",
         )
     return mode
+
+
+def read_calibration_param(path: str) -> Any:
+    """The ``calibration_file`` parameter: None when empty, else the validated wearer calibration
+    (``CalibrationError`` naming the file and what is wrong)."""
+    if not path:
+        return None
+    from gait_estimator.core.calibration import read_calibration
+
+    return read_calibration(path)
 
 
 def resolve_model_path(path: str) -> Path:

@@ -152,22 +152,12 @@ class TorqueCommand(ReleasingLifecycleNode):
         return TransitionCallbackReturn.SUCCESS
 
     def _release(self) -> None:
-        from rclpy.publisher import Publisher
-        from rclpy.subscription import Subscription
-        from rclpy.timer import Timer
-
         if self.shaper is not None and self._pub is not None:
             self.shaper.disable()
             self.shaper.emergency_stop()
             self._publish(time.time_ns(), self._last_stamp_ns or time.time_ns())  # a last zero
             common.deliver_last(self._pub)
-        for e in self._entities:
-            if isinstance(e, Timer):
-                self.destroy_timer(e)
-            elif isinstance(e, Subscription):
-                self.destroy_subscription(e)
-            elif isinstance(e, Publisher):
-                self.destroy_publisher(e)
+        self.destroy_entities(self._entities)
         self._entities = []
         self._pub = None
         self.shaper = None

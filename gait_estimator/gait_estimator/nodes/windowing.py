@@ -8,15 +8,18 @@ rows a normalised ``[window x channels]`` float32 window is published (SensorDat
 with its newest frame; a frame with an invalid sensor publishes a ``valid = false`` window at
 once (the rule of ``core.pipeline.EstimatorPipeline``, window mode). ``valid`` is false if any
 row of the window came from an invalid sensor or was not finite. Frames at another rate than
-the model's are rejected (counted, logged).
+the model's are rejected (counted, logged). ``calibration_file``: each frame is turned into the
+segment frames right after it arrives (``core.calibration.apply_to_frame``; a flagged sensor's
+rows are invalid).
 """
 
 from __future__ import annotations
 
 from rclpy.node import Node
 
+from gait_estimator.core.calibration import apply_to_frame
 from gait_estimator.nodes import common
-from gait_estimator.nodes.params import declare_params, resolve_model_path
+from gait_estimator.nodes.params import declare_params, read_calibration_param, resolve_model_path
 
 
 class WindowingNode(Node):
@@ -30,6 +33,8 @@ class WindowingNode(Node):
 
         p = self.params = declare_params(self, "windowing")
         path = resolve_model_path(p["model_path"])
+        # sensor -> segment frames before features, as core.pipeline (CalibrationError: exit 2)
+        self.calibration = read_calibration_param(p["calibration_file"])
         self.metadata = md = common.read_model_metadata(path)
         self.extractor = FeatureExtractor(md)
         self.buffer = WindowBuffer(md)
@@ -59,6 +64,8 @@ class WindowingNode(Node):
             self.get_logger().error(self.error, throttle_duration_sec=5.0)
             return
         frame = common.msg_to_frame(msg)
+        if self.calibration is not None:  # a flagged/missing sensor becomes invalid rows
+            frame = apply_to_frame(self.calibration, frame)
         try:
             row, valid = self.extractor.row(frame)
         except ModelMismatchError as exc:

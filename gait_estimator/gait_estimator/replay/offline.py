@@ -241,6 +241,7 @@ def replay_bag(
     """Replay ``bag`` through a fresh :class:`EstimatorPipeline` around ``model`` (a
     :class:`~gait_estimator.runtime.model_file.ModelRuntime`). See the module docstring."""
     from gait_estimator.core.pipeline import EstimatorPipeline
+    from gait_estimator.nodes.params import read_calibration_param
 
     options = options or ReplayOptions()
     if not (options.jump_threshold_s > 0 and math.isfinite(options.jump_threshold_s)):
@@ -295,6 +296,7 @@ def replay_bag(
             make_synchronizer(p, md.sample_rate_hz),
             mass if mass > 0 else None,
             p["inference_mode"] if options.mode is None else options.mode,
+            read_calibration_param(p["calibration_file"]),  # as the node: before features
         )
     run = _Run(pipeline, p, options, locations, md.sample_rate_hz, Path(bag))
     t0 = time.perf_counter()
