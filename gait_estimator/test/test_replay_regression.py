@@ -187,3 +187,23 @@ def test_baseline_file_problems_are_one_line_errors(
     err = capsys.readouterr().err
     assert code == 2 and "bag walk_mcap" in err and "the baseline has no entry for it" in err, err
     assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
+
+
+def test_bags_recorded_with_an_older_message_definition_still_decode() -> None:
+    """The committed bags were recorded before JointTorque gained ``confidence``: the generic
+    reader falls back to the definition stored in the bag (the per-sample path reads it so)."""
+    from gait_estimator.replay.bag import BagReader, read_joint_torques
+    from gait_estimator.replay.typestore import JOINT_TORQUE, make_typestore
+
+    fields = [name for name, _ in make_typestore().fielddefs[JOINT_TORQUE][1]]
+    assert "confidence" in fields  # the current definition
+    for bag in BAGS:
+        with BagReader(DATA / bag) as reader:
+            (conn,) = reader.require_topic("gait/torque_reference")
+            assert "confidence" not in conn.msgdef.data  # recorded with the older one
+            ref = read_joint_torques(reader, "gait/torque_reference", baseline_joints())
+        assert len(ref) > 500 and ref.valid.all(), bag
+
+
+def baseline_joints() -> tuple[str, ...]:
+    return tuple(json.loads((DATA / "baseline.json").read_text())["model"]["output_joints"])

@@ -219,6 +219,7 @@ class BagReader:
         self._reader: Any = None
         self.store = make_typestore()
         self._conns: dict[str, list[Any]] = {}
+        self._recorded: dict[str, Any] = {}  # msgtype -> typestore of the bag's own definition
 
     # -- lifecycle ---------------------------------------------------------------------------
     def open(self) -> BagReader:
@@ -390,11 +391,41 @@ class BagReader:
                         f" in the bag's metadata but {counts.get(topic, 0)} could be read"
                     )
 
+    def _recorded_store(self, msgtype: str) -> Any:
+        """A typestore holding ``msgtype`` as the bag's own stored definition says (a bag recorded
+        before a field was added to one of our messages), or None when the bag has none."""
+        if msgtype in self._recorded:
+            return self._recorded[msgtype]
+        from rosbags.interfaces import MessageDefinitionFormat
+        from rosbags.typesys import Stores, get_typestore
+
+        found = None
+        conns = [c for cs in self._conns.values() for c in cs if c.msgtype == msgtype]
+        for conn in conns:
+            if conn.msgdef.format != MessageDefinitionFormat.MSG or not conn.msgdef.data.strip():
+                continue
+            try:
+                store = get_typestore(Stores.ROS2_JAZZY)
+                store.register(_types_from_concatenated_msgdef(conn.msgdef.data, msgtype))
+            except Exception:  # an unparsable definition: the caller reports the decode error
+                continue
+            found = store
+            break
+        self._recorded[msgtype] = found
+        return found
+
     def decode(self, data: bytes | memoryview, msgtype: str, topic: str = "?", log_ns: int = 0) -> Any:
         self.ensure_type(msgtype)
+        store = self._recorded.get(msgtype) or self.store
         try:
-            return self.store.deserialize_cdr(data, msgtype)
+            return store.deserialize_cdr(data, msgtype)
         except _LIB_ERRORS as exc:
+            recorded = self._recorded_store(msgtype) if store is self.store else None
+            if recorded is not None:
+                try:  # the bag was recorded with an older definition of the type
+                    return recorded.deserialize_cdr(data, msgtype)
+                except _LIB_ERRORS:
+                    self._recorded[msgtype] = None
             raise BagError(
                 f"bag {self.path}: topic '{topic}' message at log time {log_ns} ns is not a"
                 f" valid {msgtype}: {_describe(exc)}"
