@@ -353,7 +353,8 @@ def main(argv: list[str] | None = None) -> int:
         from gait_estimator.train.sim2real import run_sim2real
 
         report["sim2real"] = run_sim2real(model_path, plot_dir=out / f"{args.name}_plots")
-        report["sim2real_stage1_sim_only"] = run_sim2real(stage1_path)
+        if real_report:  # the same check before the real-data stage
+            report["sim2real_stage1_sim_only"] = run_sim2real(stage1_path)
     except Exception as exc:  # the report says why the check is missing
         report["sim2real"] = {"error": f"{type(exc).__name__}: {exc}"}
     report["real_mix"] = real_report
