@@ -151,3 +151,33 @@ def test_validate_rejects_a_bad_calibration_file_before_any_bag(tmp_path, capsys
     assert main(["validate", str(BAG), "--calibration-file", str(bad), "--reference-topic", ""]) == 2
     err = capsys.readouterr().err
     assert "bad.yaml" in err and "rotation_sensor_to_segment" in err
+
+
+def test_train_data_in_the_segment_frames_with_the_wearer_file(tmp_path) -> None:
+    """``train``/``sweep --calibration-file``: mounted sensors + their file load as the aligned data."""
+    import argparse
+
+    from gait_estimator.cli.train import add_data_args, load_selected
+    from gait_estimator.sim.dataset import write_dataset
+    from gait_estimator.sim.generate import sample_subject, simulate_trial
+
+    trial = simulate_trial(sample_subject(np.random.default_rng(2), "S02"), 2.0, 1.1, seed=2, extras=False)
+    write_dataset(tmp_path / "aligned", [trial])
+    for loc, r in zip(IMU_LOCATIONS, ROTS, strict=True):
+        sig = trial.imu[loc]
+        sig["acc"], sig["gyro"] = sig["acc"] @ r, sig["gyro"] @ r
+        sig["quat"] = (Rotation.from_quat(sig["quat"]) * Rotation.from_matrix(r)).as_quat()
+    write_dataset(tmp_path / "mounted", [trial])
+    wearer_file = cal.write_calibration(wearer(ROTS), tmp_path / "w.yaml")
+    parser = argparse.ArgumentParser()
+    add_data_args(parser)
+
+    def inputs(*argv: str) -> np.ndarray:
+        recs = load_selected(parser.parse_args(["--signals", "acc,gyro,euler", *argv]))
+        return np.concatenate([r.inputs for r in recs])
+
+    aligned = inputs("--data", str(tmp_path / "aligned"))
+    mounted = inputs("--data", str(tmp_path / "mounted"))
+    calibrated = inputs("--data", str(tmp_path / "mounted"), "--calibration-file", str(wearer_file))
+    assert aligned.shape == calibrated.shape and np.abs(mounted - aligned).max() > 1.0
+    np.testing.assert_allclose(calibrated, aligned, atol=1e-3)

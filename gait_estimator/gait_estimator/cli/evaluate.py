@@ -37,12 +37,9 @@ def run(args: argparse.Namespace) -> int:
     signals = ("acc", "gyro", "grav", "quat", "euler")  # every channel kind a model may read
     recs = load_recordings(args.data, md.sample_rate_hz, signals=signals)
     if args.calibration_file:  # sensor -> segment frames before features, as the nodes do
-        from dataclasses import replace
+        from gait_estimator.core.calibration import apply_to_recordings, read_calibration
 
-        from gait_estimator.core.calibration import apply_to_channels, read_calibration
-
-        wearer = read_calibration(args.calibration_file)
-        recs = [replace(r, inputs=apply_to_channels(wearer, r.channels, r.inputs)) for r in recs]
+        recs = apply_to_recordings(read_calibration(args.calibration_file), recs)
     if args.subjects:
         by = split_by_subject(recs)
         want = [s.strip() for s in args.subjects.split(",") if s.strip()]

@@ -22,6 +22,12 @@ def add_data_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--signals", default="acc,gyro", help="signal groups per IMU: acc,gyro[,grav|quat|euler]")
     p.add_argument("--joints", default="right", help="right | left | all | comma list of coordinates")
     p.add_argument("--rate", type=float, default=100.0, help="common sample rate (Hz); data are resampled")
+    p.add_argument(
+        "--calibration-file",
+        default=None,
+        help="wearer calibration YAML (gait-estimator calibrate) for data of that one wearer: sensor -> "
+        "segment frames before features, as the nodes, validate and evaluate apply it",
+    )
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -96,7 +102,15 @@ def load_selected(args: argparse.Namespace):
     from gait_estimator.train.experiment import load_recordings
 
     signals = tuple(s.strip() for s in args.signals.split(",") if s.strip())
-    recs = load_recordings(args.data, args.rate, signals=tuple(dict.fromkeys(("acc", "gyro", *signals))))
+    calibration = getattr(args, "calibration_file", None)
+    # every axis is loaded (and the quaternion for Euler angles): a calibration turns whole sensors
+    extra = ("quat",) if calibration and "euler" in signals else ()
+    loaded = tuple(dict.fromkeys(("acc", "gyro", *signals, *extra)))
+    recs = load_recordings(args.data, args.rate, signals=loaded)
+    if calibration:
+        from gait_estimator.core.calibration import apply_to_recordings, read_calibration
+
+        recs = apply_to_recordings(read_calibration(calibration), recs)
     return select_channels(recs, parse_imus(args.imus), signals, parse_joints(args.joints))
 
 

@@ -47,6 +47,7 @@ __all__ = [
     "apply_to_channels",
     "apply_to_frame",
     "apply_to_imu",
+    "apply_to_recordings",
     "calibrate_sensor",
     "calibrate_wearer",
     "check_alignment",
@@ -401,6 +402,12 @@ def apply_to_channels(cal: WearerCalibration, channels: tuple[str, ...], inputs:
                 f"{loc}: Euler channels {euler} can be rotated only with the quaternion channels"
             )
     return out.astype(np.asarray(inputs).dtype)
+
+
+def apply_to_recordings(cal: WearerCalibration, recordings: list) -> list:
+    """Recordings (``channels``, ``inputs[N, C]``: ``train``/``data`` datasets) in the segment
+    frames (copies), for ``evaluate``/``train --calibration-file``: one wearer's recordings."""
+    return [replace(r, inputs=apply_to_channels(cal, r.channels, r.inputs)) for r in recordings]
 
 
 # -- YAML -------------------------------------------------------------------------------------------
