@@ -243,3 +243,22 @@ def test_discover_trials_by_name(tmp_path):
     shutil.copy(S4 / "optimized_scale_and_markers.osim.gz", tmp_path / "other.osim.gz")
     with pytest.raises(DatasetError, match="found 2 .osim models"):
         discover_trials(tmp_path)
+
+
+def test_importing_opensim_leaves_the_process_environment_for_ros_children():
+    """opensim's __init__ overwrites LD_LIBRARY_PATH; a node started afterwards by the same
+    process (tests, `gait-estimator run`) then failed to import rclpy. The import restores it."""
+    import os
+    import subprocess
+    import sys
+
+    from gait_estimator.data.opensim_kinematics import osim_module
+
+    before = {k: os.environ.get(k) for k in ("PATH", "LD_LIBRARY_PATH")}
+    osim_module()
+    assert {k: os.environ.get(k) for k in before} == before
+    child = subprocess.run(
+        [sys.executable, "-c", "import rclpy; rclpy.init(); rclpy.shutdown(); print('ok')"],
+        capture_output=True, text=True, timeout=60,
+    )
+    assert child.stdout.strip() == "ok", child.stderr[-2000:]

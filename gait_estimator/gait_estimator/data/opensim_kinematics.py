@@ -166,8 +166,22 @@ def vec(v: Any) -> np.ndarray:
 
 
 # -- model and kinematics ----------------------------------------------------------------------
+_CLOBBERED = ("PATH", "LD_LIBRARY_PATH", "DYLD_LIBRARY_PATH")
+
+
 def osim_module():
-    import opensim
+    # opensim's __init__ sets LD_LIBRARY_PATH (and PATH) of this process to its own folder,
+    # dropping the ROS 2 libraries: every process started afterwards (a node, a test's child)
+    # could no longer import rclpy. Its libraries are loaded by then, so restore the environment.
+    saved = {k: os.environ.get(k) for k in _CLOBBERED}
+    try:
+        import opensim
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
 
     opensim.Logger.setLevelString("error")
     opensim.Logger.removeFileSink()  # no opensim.log in the working directory
