@@ -181,3 +181,25 @@ def test_train_data_in_the_segment_frames_with_the_wearer_file(tmp_path) -> None
     calibrated = inputs("--data", str(tmp_path / "mounted"), "--calibration-file", str(wearer_file))
     assert aligned.shape == calibrated.shape and np.abs(mounted - aligned).max() > 1.0
     np.testing.assert_allclose(calibrated, aligned, atol=1e-3)
+
+
+def test_apply_to_frame_matches_scipy_and_keeps_unknown_orientations() -> None:
+    """The per-frame hook (numpy Hamilton product) equals scipy's composition; an all-zero
+    quaternion (orientation unknown) stays zero; an invalid sample keeps its own values' quat."""
+    rng = np.random.default_rng(3)
+    locs = tuple(IMU_LOCATIONS)
+    quat = Rotation.random(7, random_state=rng).as_quat() * 1.7  # not unit: normalised
+    quat[2] = 0.0
+    valid = np.ones(7, bool)
+    valid[5] = False
+    frame = SyncFrame(0, locs, rng.normal(size=(7, 3)), rng.normal(size=(7, 3)), quat, valid)
+    out = cal.apply_to_frame(wearer(ROTS), frame)
+    for i, r in enumerate(ROTS):
+        np.testing.assert_allclose(out.acc[i], r @ frame.acc[i], atol=1e-12)
+        np.testing.assert_allclose(out.gyro[i], r @ frame.gyro[i], atol=1e-12)
+        if i in (2, 5):
+            continue
+        ref = (Rotation.from_quat(quat[i]) * Rotation.from_matrix(r.T)).as_quat()
+        np.testing.assert_allclose(out.quat_xyzw[i], ref if ref[3] >= 0 else -ref, atol=1e-12)
+    assert np.all(out.quat_xyzw[2] == 0.0) and np.array_equal(out.quat_xyzw[5], quat[5])
+    assert out.valid.tolist() == valid.tolist()

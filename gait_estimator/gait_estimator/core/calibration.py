@@ -283,12 +283,43 @@ def check_alignment(location: str, acc: np.ndarray, gyro: np.ndarray, rate_hz: f
 
 
 # -- applying -------------------------------------------------------------------------------------
+_QUAT_OF: dict[bytes, np.ndarray] = {}  # rotation matrix bytes -> quaternion of R^T (few wearers)
+
+
+def _rotation_quat(r: np.ndarray) -> np.ndarray:
+    """Quaternion (xyzw) of ``R^T``, cached per matrix."""
+    key = np.ascontiguousarray(r, dtype=float).tobytes()
+    q = _QUAT_OF.get(key)
+    if q is None:
+        from scipy.spatial.transform import Rotation
+
+        q = _QUAT_OF.setdefault(key, Rotation.from_matrix(r.T).as_quat())
+    return q
+
+
+def _hamilton(p: np.ndarray, q: np.ndarray) -> np.ndarray:
+    """``p * q`` (xyzw, broadcast), ``p`` normalised first (an all-zero ``p``: orientation unknown,
+    as some IMUs send, stays zero), sign with w >= 0. numpy, not scipy Rotations: the node hook
+    runs it on every frame."""
+    norm = np.linalg.norm(p, axis=-1, keepdims=True)
+    p = np.divide(p, norm, out=np.zeros_like(p), where=norm > 0)
+    px, py, pz, pw = p[..., 0], p[..., 1], p[..., 2], p[..., 3]
+    qx, qy, qz, qw = q[..., 0], q[..., 1], q[..., 2], q[..., 3]
+    out = np.stack(
+        [
+            pw * qx + px * qw + py * qz - pz * qy,
+            pw * qy - px * qz + py * qw + pz * qx,
+            pw * qz + px * qy - py * qx + pz * qw,
+            pw * qw - px * qx - py * qy - pz * qz,
+        ],
+        axis=-1,
+    )
+    return np.where(out[..., 3:4] < 0, -out, out)
+
+
 def _quat_times_rotation(quat_xyzw: np.ndarray, r: np.ndarray) -> np.ndarray:
     """Orientation segment -> world from sensor -> world: q_ws * R^T (R: sensor -> segment)."""
-    from scipy.spatial.transform import Rotation
-
-    q = (Rotation.from_quat(np.asarray(quat_xyzw, float)) * Rotation.from_matrix(r.T)).as_quat()
-    return np.where(q[..., 3:4] < 0, -q, q)
+    return _hamilton(np.asarray(quat_xyzw, dtype=float), _rotation_quat(r))
 
 
 def require_usable(cal: WearerCalibration, locations, allow_flagged: bool = False) -> None:
@@ -336,18 +367,16 @@ def apply_to_arrays(
     ``[K, L]``) in the segment frames (copies): the batched form of :func:`apply_to_frame`, same
     arithmetic, so offline batched replay equals the nodes. A location without a usable
     calibration (missing or flagged) is marked invalid in every frame."""
-    acc, gyro = np.array(acc, dtype=float), np.array(gyro, dtype=float)
-    quat, valid = np.array(quat_xyzw, dtype=float), np.array(valid, dtype=bool)
-    for i, loc in enumerate(locations):
-        s = cal.sensors.get(loc)
-        if s is None or s.flagged:
-            valid[:, i] = False
-            continue
-        acc[:, i] = acc[:, i] @ s.rotation.T
-        gyro[:, i] = gyro[:, i] @ s.rotation.T
-        rows = valid[:, i]  # an invalid sample may carry no orientation (zeros)
-        if rows.any():
-            quat[rows, i] = _quat_times_rotation(quat[rows, i], s.rotation)
+    sensors = [cal.sensors.get(loc) for loc in locations]
+    usable = np.array([s is not None and not s.flagged for s in sensors], dtype=bool)
+    rot = np.stack([s.rotation if ok else np.eye(3) for s, ok in zip(sensors, usable, strict=True)])
+    qr = np.stack([_rotation_quat(r) for r in rot])  # [L, 4]
+    acc = (np.asarray(acc, dtype=float)[..., None, :] @ rot.transpose(0, 2, 1))[..., 0, :]
+    gyro = (np.asarray(gyro, dtype=float)[..., None, :] @ rot.transpose(0, 2, 1))[..., 0, :]
+    quat = np.asarray(quat_xyzw, dtype=float)
+    valid = np.asarray(valid, dtype=bool) & usable
+    # an invalid sample may carry no orientation: it keeps its own
+    quat = np.where(valid[..., None], _hamilton(quat, qr), quat)
     return acc, gyro, quat, valid
 
 
