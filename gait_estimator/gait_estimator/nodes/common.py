@@ -186,6 +186,16 @@ def imu_to_sample(location: str, msg):
     return ImuSample(location, stamp, acc, gyro, quat)
 
 
+def bundle_samples(msg, locations) -> list:
+    """A bundled input (``ImuFrame`` from ``imu_driver`` with ``imu_output`` bundle) -> the
+    ``core.samples.ImuSample`` of each location in ``locations`` (others are ignored, as an
+    unsubscribed ``imu/<location>`` topic would be), each with its own sensor stamp. A malformed
+    bundle (``locations`` and ``imus`` of different lengths) yields nothing: its pairing is unknown."""
+    if len(msg.locations) != len(msg.imus):
+        return []
+    return [imu_to_sample(loc, m) for loc, m in zip(msg.locations, msg.imus, strict=True) if loc in locations]
+
+
 def frame_to_msg(frame, rate_hz: float, msg=None):
     """``core.samples.SyncFrame`` -> ``gait_estimator_msgs/ImuFrame``."""
     from gait_estimator_msgs.msg import ImuFrame
@@ -645,7 +655,7 @@ def run_node(factory, args: list[str] | None = None, executor_factory=None) -> i
 
     import rclpy
     from rclpy.clock import Clock, ClockType
-    from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
+    from rclpy.executors import Executor, ExternalShutdownException
     from rclpy.lifecycle import LifecycleNode
     from rclpy.signals import SignalHandlerOptions
 
@@ -658,7 +668,7 @@ def run_node(factory, args: list[str] | None = None, executor_factory=None) -> i
     code = 0
     try:
         node = factory()
-        executor = (executor_factory or SingleThreadedExecutor)()
+        executor = (executor_factory or make_executor(node))()
         executor.add_node(node)
         freeze_heap()
         # A signal only sets the flag; this timer guarantees a wake-up to see it. (spin_once with a
@@ -666,8 +676,12 @@ def run_node(factory, args: list[str] | None = None, executor_factory=None) -> i
         # steady clock: with use_sim_time a ROS-time timer stops with /clock and shutdown would hang.
         wake = node.create_timer(0.1, lambda: None, clock=Clock(clock_type=ClockType.STEADY_TIME))
         try:
+            # rclpy 7.1.6's EventsExecutor never returns from spin_once() without a timeout, not even
+            # after a callback ran (measured); with one it returns after each callback, and its C++
+            # wait builds nothing per call. SingleThreadedExecutor: no timeout (see above).
+            timeout = None if isinstance(executor, Executor) else 1.0
             while not stop.is_set() and rclpy.ok():
-                executor.spin_once()
+                executor.spin_once(timeout_sec=timeout)
             node.destroy_timer(wake)
             if isinstance(node, LifecycleNode) and rclpy.ok():
                 state = node._state_machine.current_state[1]
@@ -693,6 +707,20 @@ def run_node(factory, args: list[str] | None = None, executor_factory=None) -> i
             rclpy.try_shutdown()
         signal.signal(signal.SIGINT, signal.SIG_IGN)
     return code
+
+
+def make_executor(node):
+    """The executor class the node's ``executor`` parameter names (``params.EXECUTOR``; read once, at
+    start). ``events``: rclpy's EventsExecutor, a C++ event queue with no Python wait-set rebuilt per
+    wake-up (bench_latency compares the two); a node without the parameter gets SingleThreadedExecutor."""
+    from rclpy.executors import SingleThreadedExecutor
+
+    name = node.get_parameter("executor").value if node.has_parameter("executor") else "single_threaded"
+    if name == "events":
+        from rclpy.experimental import EventsExecutor
+
+        return EventsExecutor
+    return SingleThreadedExecutor
 
 
 def freeze_heap() -> None:

@@ -8,9 +8,11 @@ in-process sim/file source, ``gait/torque_reference``. Same inputs: ``exo/emerge
 ``exo/reset``.
 
 Input (``imu_source``): ``topics`` subscribes ``imu/<location>`` from a separate
-``imu_driver``; ``sim``/``file``/``serial`` runs that driver backend inside this process and
-feeds samples straight into the core (``driver_rate_hz`` for sim; the other driver parameters
-have the ``imu_driver`` names).
+``imu_driver``; ``bundle`` subscribes ``bundle_topic`` (one ``ImuFrame`` per sampling instant, an
+``imu_driver`` with ``imu_output`` bundle: all samples pushed, frames polled once);
+``sim``/``file``/``serial`` runs that driver backend inside this process and feeds samples
+straight into the core (``driver_rate_hz`` for sim; the other driver parameters have the
+``imu_driver`` names).
 
 Core: ``core.pipeline.EstimatorPipeline`` (synchronizer -> features -> window -> model ->
 x subject mass, mode ``inference_mode``: ``window`` or ``streaming``; streaming steps the model
@@ -140,7 +142,14 @@ class GaitPipeline(ReleasingLifecycleNode):
             self.create_timer(1.0, self._diagnostics),
         ] + [e for e in (self._frame_pub, self._ref_pub) if e is not None]
         self._interop = CommandOutputs(self, p, self._entities)  # ros2_control / JointState outputs
-        if p["imu_source"] == "topics":
+        if p["imu_source"] == "bundle":
+            self._locations = frozenset(p["locations"])
+            self._entities.append(
+                self.create_subscription(
+                    ImuFrame, p["bundle_topic"], self._on_bundle, common.sensor_qos(common.SENSOR_SUB_DEPTH)
+                )
+            )
+        elif p["imu_source"] == "topics":
             for loc in p["locations"]:
                 self._entities.append(
                     self.create_subscription(
@@ -235,6 +244,16 @@ class GaitPipeline(ReleasingLifecycleNode):
                 return
             self.counts["samples"] += 1
             self._process(self.clock.push(ImuSample(location, stamp_ns, acc, gyro, quat), now))
+
+    def _on_bundle(self, msg) -> None:
+        """A bundled input: every sample of the instant pushed, then frames polled once."""
+        now = time.time_ns()
+        samples = common.bundle_samples(msg, self._locations)
+        with self.lock:
+            if self.pipeline is None:
+                return
+            self.counts["samples"] += len(samples)
+            self._process(self.clock.push_many(samples, now))
 
     def _process(self, frames) -> None:
         """Frames -> estimates -> commands, synchronously in the sample's callback (no timer in

@@ -7,6 +7,14 @@ Executable: ``imu_driver`` (``python -m gait_estimator.nodes.imu_driver``), node
   dataset directory, a trial ``.npz`` or a CSV, at its own rate), ``serial`` (the binary frame
   protocol of ``nodes.serial_protocol`` through pyserial);
 - ``locations`` (default the 7 lower-body IMUs), ``rate_hz`` (sim), ``frame_prefix``;
+- ``imu_output``: ``topics`` (default, one ``sensor_msgs/Imu`` per IMU), ``bundle`` (one
+  ``gait_estimator_msgs/ImuFrame`` per sampling instant on ``bundle_topic``, default
+  ``imu/bundle``, the form IMU hubs deliver: consumers wake once per instant, not once per IMU) or
+  ``both``. The bundle reuses ``ImuFrame`` rather than a new message (no interface change, and a
+  bag or tool that reads frames reads bundles): ``locations``/``imus`` as in a frame,
+  ``imus[i].header`` is that sensor's own stamp and ``<frame_prefix><location>`` frame, ``valid``
+  all true, ``header.stamp`` the instant's first sample stamp, ``rate_hz`` the sampling rate. Unlike
+  a synchronizer frame it is not resampled;
 - ``acc_noise_std``/``gyro_noise_std``/``orientation_std``: diagonal covariances in each message;
 - ``duration_s`` (0 = forever), ``publish_reference`` (sim/file: ground truth on
   ``gait/torque_reference``, ``JointTorque`` SOURCE_REFERENCE, N.m);
@@ -30,22 +38,28 @@ from gait_estimator.nodes.params import declare_params
 class ImuDriver(Node):
     def __init__(self, name: str = "imu_driver") -> None:
         super().__init__(name)
-        from gait_estimator_msgs.msg import JointTorque
+        from gait_estimator_msgs.msg import ImuFrame, JointTorque
         from sensor_msgs.msg import Imu
 
         p = self.params = declare_params(self, "imu_driver")
         self.locations = tuple(p["locations"])
         cov = (p["orientation_std"] ** 2, p["gyro_noise_std"] ** 2, p["acc_noise_std"] ** 2)
         qos = common.sensor_qos()
+        topics = p["imu_output"] in ("topics", "both")
         self._pubs = {
             loc: self.create_publisher(Imu, common.TOPIC_IMU.format(location=loc), qos)
-            for loc in self.locations
+            for loc in (self.locations if topics else ())
         }
         self._msgs = {}
-        for loc in self.locations:
+        for loc in self._pubs:
             m = Imu()
             common.fill_imu(m, 0, p["frame_prefix"] + loc, (0, 0, 0), (0, 0, 0), (0, 0, 0, 1), cov)
             self._msgs[loc] = m
+        self._bundle = (
+            Bundler(self.create_publisher(ImuFrame, p["bundle_topic"], qos), self.locations, p, cov)
+            if p["imu_output"] in ("bundle", "both")
+            else None
+        )
         self._ref_pub = (
             self.create_publisher(JointTorque, common.TOPIC_REFERENCE, qos)
             if p["publish_reference"]
@@ -54,6 +68,9 @@ class ImuDriver(Node):
         self._ref_msg = JointTorque()
         self._lock = threading.Lock()
         self.source = make_source(p, self.locations, p["rate_hz"], p["source"])
+        if self._bundle is not None:
+            rec = getattr(self.source, "rec", None)  # file: the recording's own rate
+            self._bundle.msg.rate_hz = float(rec.rate_hz if rec is not None else p["rate_hz"])
         self.diag_pub = self.create_publisher(
             __import__("diagnostic_msgs.msg").msg.DiagnosticArray, common.TOPIC_DIAGNOSTICS, 10
         )
@@ -65,9 +82,12 @@ class ImuDriver(Node):
         )
 
     def _publish(self, location, stamp_ns, acc, gyro, quat) -> None:
-        m = self._msgs[location]
-        common.fill_imu(m, stamp_ns, m.header.frame_id, acc, gyro, quat)
-        self._pubs[location].publish(m)
+        m = self._msgs.get(location)
+        if m is not None:
+            common.fill_imu(m, stamp_ns, m.header.frame_id, acc, gyro, quat)
+            self._pubs[location].publish(m)
+        if self._bundle is not None:
+            self._bundle.add(location, stamp_ns, acc, gyro, quat)
 
     def _publish_reference(self, stamp_ns, torque, joints, phase) -> None:
         from gait_estimator_msgs.msg import JointTorque
@@ -104,6 +124,64 @@ class ImuDriver(Node):
 
     def close(self) -> None:
         self.source.stop()
+
+
+class Bundler:
+    """Samples -> one ``ImuFrame`` per sampling instant (``imu_output`` bundle), reusing one message.
+
+    A bundle goes out when every location has its sample; a location that repeats before that (a
+    sensor that dropped a sample) first sends the partial bundle, with only the locations present.
+    The source thread is the only caller."""
+
+    def __init__(self, publisher, locations, p, cov) -> None:
+        from gait_estimator_msgs.msg import ImuFrame
+        from sensor_msgs.msg import Imu
+
+        self.pub, self.locations = publisher, tuple(locations)
+        self.index = {loc: i for i, loc in enumerate(self.locations)}
+        self.msg = ImuFrame()
+        self.msg.locations = list(self.locations)
+        self.msg.valid = [True] * len(self.locations)
+        imus = []
+        for loc in self.locations:
+            m = Imu()
+            common.fill_imu(m, 0, p["frame_prefix"] + loc, (0, 0, 0), (0, 0, 0), (0, 0, 0, 1), cov)
+            imus.append(m)
+        self.msg.imus = imus
+        self._none = [False] * len(self.locations)
+        self.filled = list(self._none)
+        self.count = 0
+        self.published = 0
+
+    def add(self, location, stamp_ns, acc, gyro, quat) -> None:
+        i = self.index[location]
+        if self.filled[i]:
+            self._flush_partial()
+        m = self.msg.imus[i]
+        common.fill_imu(m, stamp_ns, m.header.frame_id, acc, gyro, quat)
+        if self.count == 0:
+            common.set_stamp(self.msg.header.stamp, stamp_ns)
+        self.filled[i] = True
+        self.count += 1
+        if self.count == len(self.locations):
+            self.pub.publish(self.msg)
+            self._clear()
+
+    def _flush_partial(self) -> None:
+        from gait_estimator_msgs.msg import ImuFrame
+
+        keep = [i for i, f in enumerate(self.filled) if f]
+        part = ImuFrame(header=self.msg.header, rate_hz=self.msg.rate_hz)
+        part.locations = [self.locations[i] for i in keep]
+        part.imus = [self.msg.imus[i] for i in keep]
+        part.valid = [True] * len(keep)
+        self.pub.publish(part)
+        self._clear()
+
+    def _clear(self) -> None:
+        self.filled[:] = self._none  # in place: no list per instant
+        self.count = 0
+        self.published += 1
 
 
 def main(args=None) -> int:

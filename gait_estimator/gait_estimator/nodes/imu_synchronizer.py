@@ -6,7 +6,10 @@ received ``sensor_msgs/Imu`` is pushed with its host receive time, then due fram
 published (``gait_estimator_msgs/ImuFrame``, SensorDataQoS). Parameters (``params.SYNCHRONIZER``):
 ``locations``, ``rate_hz`` (must equal the model's ``sample_rate_hz``), ``latency_s``,
 ``max_gap_s``, ``estimate_clock_offset``, ``poll_period_s`` (timer that keeps emitting -
-invalid - frames when a sensor stalls). Counters on ``/diagnostics`` every second.
+invalid - frames when a sensor stalls), ``imu_input`` (``topics``: one subscription per
+``imu/<location>``; ``bundle``: one ``ImuFrame`` per sampling instant on ``bundle_topic`` from
+``imu_driver`` with ``imu_output`` bundle, every sample pushed and frames polled once: one wake-up
+per instant instead of one per IMU). Counters on ``/diagnostics`` every second.
 
 Data time, not host time (:class:`DataClock`). Frames are polled at the newest host time that
 any received sample describes (its stamp mapped to host time), not at the host clock when the
@@ -57,6 +60,16 @@ class DataClock:
     def push(self, sample, receive_ns: int) -> list:
         if self.sync.push(sample, receive_ns):
             self._newest[sample.location] = int(sample.stamp_ns)
+        return self._poll(receive_ns)
+
+    def push_many(self, samples, receive_ns: int) -> list:
+        """Every sample of one sampling instant (a bundled input), then one poll."""
+        for sample in samples:
+            if self.sync.push(sample, receive_ns):
+                self._newest[sample.location] = int(sample.stamp_ns)
+        return self._poll(receive_ns)
+
+    def _poll(self, receive_ns: int) -> list:
         lead = self.lead_ns()
         if lead is None:
             return []
@@ -87,7 +100,12 @@ class ImuSynchronizerNode(Node):
         self.clock = DataClock(self.sync)
         qos = common.sensor_qos()
         self.pub = self.create_publisher(ImuFrame, common.TOPIC_FRAME, qos)
-        for loc in p["locations"]:
+        self.locations = frozenset(p["locations"])
+        if p["imu_input"] == "bundle":
+            self.create_subscription(
+                ImuFrame, p["bundle_topic"], self._on_bundle, common.sensor_qos(common.SENSOR_SUB_DEPTH)
+            )
+        for loc in p["locations"] if p["imu_input"] == "topics" else ():
             self.create_subscription(
                 Imu,
                 common.TOPIC_IMU.format(location=loc),
@@ -102,6 +120,9 @@ class ImuSynchronizerNode(Node):
 
     def _on_imu(self, location: str, msg) -> None:
         self._publish(self.clock.push(common.imu_to_sample(location, msg), time.time_ns()))
+
+    def _on_bundle(self, msg) -> None:
+        self._publish(self.clock.push_many(common.bundle_samples(msg, self.locations), time.time_ns()))
 
     def _poll(self) -> None:  # the optional timer: host time (all IMUs stalled -> invalid frames)
         self._publish(self.sync.poll(time.time_ns()))

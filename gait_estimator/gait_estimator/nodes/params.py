@@ -166,6 +166,24 @@ _LOCATIONS = _p(
     choices=_LOCS,
 )
 
+_BUNDLE_TOPIC = _p(
+    "bundle_topic",
+    "string",
+    "imu/bundle",
+    "topic of the bundled input: one gait_estimator_msgs/ImuFrame per sampling instant carrying every "
+    "IMU (imus[i].header.stamp = that sensor's own stamp, valid all true, rate_hz = the sampling rate)",
+)
+# Every node's executor (read once at start by common.run_node).
+EXECUTOR = _p(
+    "executor",
+    "string",
+    "single_threaded",
+    "rclpy executor that spins this node, read at start: events (rclpy.experimental.EventsExecutor, "
+    "C++ event queue) or single_threaded (rclpy SingleThreadedExecutor)",
+    choices=("events", "single_threaded"),
+    read_only=True,
+)
+
 DRIVER = (
     _p(
         "source",
@@ -176,6 +194,15 @@ DRIVER = (
         choices=("sim", "file", "serial"),
     ),
     _LOCATIONS,
+    _p(
+        "imu_output",
+        "string",
+        "topics",
+        "topics: one sensor_msgs/Imu per IMU on imu/<location>; bundle: one ImuFrame per sampling "
+        "instant on bundle_topic (fewer messages and wake-ups downstream); both",
+        choices=("topics", "bundle", "both"),
+    ),
+    _BUNDLE_TOPIC,
     _p(
         "rate_hz",
         "double",
@@ -267,6 +294,15 @@ DRIVER = (
 
 SYNCHRONIZER = (
     _LOCATIONS,
+    _p(
+        "imu_input",
+        "string",
+        "topics",
+        "topics: subscribe imu/<location> (sensor_msgs/Imu); bundle: subscribe bundle_topic (an "
+        "imu_driver with imu_output bundle): every sample of an instant is pushed, then frames polled once",
+        choices=("topics", "bundle"),
+    ),
+    _BUNDLE_TOPIC,
     _p(
         "rate_hz",
         "double",
@@ -536,9 +572,10 @@ FUSED = (
             "imu_source",
             "string",
             "topics",
-            "topics: subscribe imu/<location> (driver elsewhere); "
-            "sim/file/serial: run that driver backend in this process (no DDS hop at all)",
-            choices=("topics", "sim", "file", "serial"),
+            "topics: subscribe imu/<location> (driver elsewhere); bundle: subscribe bundle_topic "
+            "(a driver with imu_output bundle); sim/file/serial: run that driver backend in this "
+            "process (no DDS hop at all)",
+            choices=("topics", "bundle", "sim", "file", "serial"),
         ),
         _p("publish_frames", "bool", False, "also publish gait/imu_frame (costs latency)"),
         _p("driver_rate_hz", "double", 100.0, "sample rate of an in-process sim driver", min=1.0, max=2000.0),
@@ -548,22 +585,23 @@ FUSED = (
         _p("threads", "int", 1, "torch intra-op threads", min=1, max=64),
         _INFERENCE_MODE,
     )
-    + _without(DRIVER, "source", "rate_hz")
-    + _without(SYNCHRONIZER, "locations", "rate_hz", "poll_period_s")
+    + _without(DRIVER, "source", "rate_hz", "imu_output")
+    + _without(SYNCHRONIZER, "locations", "rate_hz", "poll_period_s", "imu_input", "bundle_topic")
     + _without(COMMAND, "subject_mass_kg")
 )
 # (the synchronizer of the fused node runs at the model's sample_rate_hz)
 
-# ros2 node name (default) -> schema
+# ros2 node name (default) -> schema; every node but the manager (a MultiThreadedExecutor: it waits
+# on service calls inside its callbacks) chooses its executor
 SCHEMAS: dict[str, tuple[ParamSpec, ...]] = {
-    "imu_driver": DRIVER,
-    "imu_synchronizer": SYNCHRONIZER,
-    "windowing": WINDOWING,
-    "torque_estimator": ESTIMATOR,
-    "torque_command": COMMAND,
+    "imu_driver": DRIVER + (EXECUTOR,),
+    "imu_synchronizer": SYNCHRONIZER + (EXECUTOR,),
+    "windowing": WINDOWING + (EXECUTOR,),
+    "torque_estimator": ESTIMATOR + (EXECUTOR,),
+    "torque_command": COMMAND + (EXECUTOR,),
     "lifecycle_manager": MANAGER,
-    "gait_pipeline": FUSED,
-    "calibrator": CALIBRATOR,
+    "gait_pipeline": FUSED + (EXECUTOR,),
+    "calibrator": CALIBRATOR + (EXECUTOR,),
 }
 # Parameters every node has from rclpy itself.
 _BUILTIN = {"use_sim_time", "start_type_description_service"}
