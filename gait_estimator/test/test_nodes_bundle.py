@@ -130,3 +130,29 @@ def test_fused_bundle_input_gives_the_same_estimates(procs, listener, tmp_path):
     for s in stamps:
         np.testing.assert_allclose(a[s], b[s], rtol=0, atol=1e-9, err_msg=f"estimate at {s}")
     assert np.ptp([a[s][0] for s in stamps]) > 1e-3  # real, moving estimates
+
+
+def test_frame_message_is_refilled_in_place():
+    from gait_estimator.core.samples import SyncFrame
+    from gait_estimator.nodes.common import frame_to_msg
+
+    locs = ("pelvis", "thigh_l")
+    rng = np.random.default_rng(0)
+
+    def frame(stamp):
+        q = rng.normal(size=(2, 4))
+        q /= np.linalg.norm(q, axis=1, keepdims=True)
+        return SyncFrame(
+            stamp, locs, rng.normal(size=(2, 3)), rng.normal(size=(2, 3)), q, np.array([True, False])
+        )
+
+    msg = frame_to_msg(frame(1_000), 100.0)
+    imus = list(msg.imus)
+    second = frame(2_000)
+    assert frame_to_msg(second, 100.0, msg) is msg
+    assert all(a is b for a, b in zip(imus, msg.imus, strict=True))  # no Imu built for the second frame
+    back = msg_to_frame(msg)
+    assert back.stamp_ns == 2_000 and back.locations == locs and list(back.valid) == [True, False]
+    np.testing.assert_array_equal(back.acc, second.acc)
+    np.testing.assert_array_equal(back.quat_xyzw, second.quat_xyzw)
+    assert [m.header.frame_id for m in msg.imus] == list(locs)

@@ -197,20 +197,19 @@ def bundle_samples(msg, locations) -> list:
 
 
 def frame_to_msg(frame, rate_hz: float, msg=None):
-    """``core.samples.SyncFrame`` -> ``gait_estimator_msgs/ImuFrame``."""
+    """``core.samples.SyncFrame`` -> ``gait_estimator_msgs/ImuFrame`` (``msg``: one to refill)."""
     from gait_estimator_msgs.msg import ImuFrame
     from sensor_msgs.msg import Imu
 
     msg = ImuFrame() if msg is None else msg
     set_stamp(msg.header.stamp, frame.stamp_ns)
-    msg.locations = list(frame.locations)
-    imus = []
-    for i, loc in enumerate(frame.locations):
-        m = Imu()
-        fill_imu(m, frame.stamp_ns, "", frame.acc[i], frame.gyro[i], frame.quat_xyzw[i])
-        m.header.frame_id = loc
-        imus.append(m)
-    msg.imus = imus
+    locations = list(frame.locations)
+    if msg.locations != locations or len(msg.imus) != len(locations):
+        msg.locations = locations
+        msg.imus = [Imu() for _ in locations]
+    # a reused msg keeps its Imu objects: filled in place, none built per frame (publish copies)
+    for i, (loc, m) in enumerate(zip(locations, msg.imus, strict=True)):
+        fill_imu(m, frame.stamp_ns, loc, frame.acc[i], frame.gyro[i], frame.quat_xyzw[i])
     msg.valid = [bool(v) for v in frame.valid]
     msg.rate_hz = float(rate_hz)
     return msg

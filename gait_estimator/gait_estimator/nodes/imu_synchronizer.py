@@ -100,6 +100,7 @@ class ImuSynchronizerNode(Node):
         self.clock = DataClock(self.sync)
         qos = common.sensor_qos()
         self.pub = self.create_publisher(ImuFrame, common.TOPIC_FRAME, qos)
+        self._frame_msg = ImuFrame()  # refilled per frame
         self.locations = frozenset(p["locations"])
         if p["imu_input"] == "bundle":
             self.create_subscription(
@@ -129,7 +130,7 @@ class ImuSynchronizerNode(Node):
 
     def _publish(self, frames) -> None:
         for frame in frames:
-            self.pub.publish(common.frame_to_msg(frame, self.sync.rate_hz))
+            self.pub.publish(common.frame_to_msg(frame, self.sync.rate_hz, self._frame_msg))
             self.published += 1
 
     def _diagnostics(self) -> None:
