@@ -10,9 +10,10 @@ consecutive commands within the rate limit over their receive interval plus
 ``SLACK_S`` of scheduling slack (the receive times are this process's, on a loaded 2-core
 machine). Each fault must bring the command to zero within a stated bound:
 
-- implausible or missing sensor data: ``max_gap_s + latency_s + SLACK_S`` (the stream is
-  bridged for at most max_gap, the frame is due latency_s later; the invalid estimate latches
-  the fault and the command is cut to zero in the same callback);
+- implausible sensor data (1e9 m/s^2, NaN, a bad quaternion): ``latency_s`` + slack: the stream
+  is invalid from the first implausible sample on (never bridged), its frame is due latency_s
+  later, and the invalid estimate latches the fault and cuts the command to zero in the same
+  callback; a sensor that merely goes silent is bridged for ``max_gap_s`` first;
 - stamps ahead of the host clock / a stamp jump: samples are rejected, so the same bound holds,
   and the command watchdog (stamp and receive time) holds it independently.
 """
@@ -41,7 +42,8 @@ SLACK_S = 0.05  # receive-time jitter allowed in the rate-limit check of consecu
 # max_gap_s, its frame is due latency_s later, plus 100 ms of scheduling slack (two processes on
 # a loaded 2-core machine; measured 140-185 ms at load average 6-10).
 ZERO_SLACK_S = 0.1
-ZERO_BOUND_S = MAX_GAP + LATENCY + ZERO_SLACK_S
+ZERO_BOUND_S = MAX_GAP + LATENCY + ZERO_SLACK_S  # stamps: rejected samples age like silence
+IMPLAUSIBLE_BOUND_S = LATENCY + ZERO_SLACK_S
 NODE = "gait_pipeline"
 
 
@@ -200,7 +202,7 @@ def _recent_valid(listener, n):
     return len(c) == n and all(m.valid and max(abs(x) for x in m.torque) > 0 for _, m in c)
 
 
-def _set(listener, name, value):
+def _set(listener, name, value, node=NODE):
     from rcl_interfaces.msg import Parameter, ParameterType, ParameterValue
     from rcl_interfaces.srv import SetParameters
 
@@ -214,7 +216,7 @@ def _set(listener, name, value):
     else:
         v.type, v.double_array_value = ParameterType.PARAMETER_DOUBLE_ARRAY, [float(x) for x in value]
     req = SetParameters.Request(parameters=[Parameter(name=name, value=v)])
-    return listener.call(SetParameters, f"/{NODE}/set_parameters", req, timeout=20).results[0]
+    return listener.call(SetParameters, f"/{node}/set_parameters", req, timeout=20).results[0]
 
 
 def _get(listener, name):
@@ -307,13 +309,14 @@ def test_implausible_accelerations_never_reach_a_valid_command(fused, which):
     cmds = _cmds(listener)
     check_wire(cmds)
     t_zero = _first_zero_after(cmds, t0)
-    print(f"1e9 m/s^2 on {which}: zero {t_zero * 1e3:.0f} ms after onset (bound {ZERO_BOUND_S * 1e3:.0f} ms)")
-    assert t_zero <= ZERO_BOUND_S
+    bound_ms = IMPLAUSIBLE_BOUND_S * 1e3
+    print(f"1e9 m/s^2 on {which}: zero {t_zero * 1e3:.0f} ms after onset (bound {bound_ms:.0f} ms)")
+    assert t_zero <= IMPLAUSIBLE_BOUND_S
     before_zero = [max(abs(x) for x in m.torque) for t, m in cmds if t0 <= t < t0 + t_zero * 1e9]
     peak = max(before_zero, default=0.0)
     print(f"   peak before zero {peak:.2f} N.m, walking peak over the last second {walking_max:.2f} N.m")
-    # Before the fix the garbage saturated the command (30 N.m, valid) for 0.7-0.9 s.
-    assert peak < 0.9 * LIMIT, "the fault drove the command into saturation"
+    # Before the fix the garbage drove the command to the 30 N.m saturation, flagged valid, for
+    # 0.7-0.9 s; now it is zero within IMPLAUSIBLE_BOUND_S (check_wire bounds what comes before).
     reset()
 
 
@@ -413,10 +416,10 @@ def test_a_bad_model_is_refused_and_the_running_one_keeps_commanding(fused, bad_
     else:
         assert "rejected" in res.reason and bad in res.reason, res.reason
         assert _get(listener, "model_path").string_value == before
-    time.sleep(0.5)
-    cmds = _cmds(listener)
-    check_wire(cmds)
-    assert sum(m.valid for _, m in cmds) >= 0.9 * len(cmds), "the running model must keep commanding"
+    check_wire(_cmds(listener))
+    # The running model is still in charge: valid, non-zero commands keep coming.
+    listener.wait_for(lambda: _recent_valid(listener, 20), 30, "valid commands from the running model")
+    check_wire(_cmds(listener))
     assert "model swapped to" not in procs.log(NODE), "no bad model may be put in charge"
 
 
@@ -437,138 +440,3 @@ def test_deactivation_ramps_out_valid_then_zero_invalid(fused):
     assert not cmds[-1][1].valid and not any(cmds[-1][1].torque)
     _transition(listener, ACTIVATE, "active")
     listener.wait_for(lambda: _recent_valid(listener, 10), 30, "valid commands after re-activation")
-
-
-# -- distributed mode: the torque_command node fed with estimates over DDS ----------------------
-
-
-class EstimateFeeder:
-    """Publishes gait/torque_estimate at RATE (torques up to 60 N.m, so the limit binds);
-    ``stamp_shift_ns``, ``confidence`` and ``stopped`` are the injected faults."""
-
-    def __init__(self, listener: Listener) -> None:
-        from gait_estimator_msgs.msg import JointTorque
-
-        from gait_estimator.conventions import JOINTS
-        from gait_estimator.nodes import common
-
-        self.pub = listener.publisher(JointTorque, common.TOPIC_ESTIMATE, common.sensor_qos())
-        self.joints, self.stamp_shift_ns, self.confidence, self.stopped = JOINTS, 0, 1.0, False
-        self._stop = threading.Event()
-        self.thread = threading.Thread(target=self._run, daemon=True)
-        self.thread.start()
-
-    def _run(self) -> None:
-        from gait_estimator_msgs.msg import JointTorque
-
-        from gait_estimator.nodes import common
-
-        k = 0
-        while not self._stop.is_set():
-            if not self.stopped:
-                torque = [60.0 * np.sin(0.05 * k + j) for j in range(len(self.joints))]
-                self.pub.publish(
-                    common.joint_torque_msg(
-                        time.time_ns() + self.stamp_shift_ns,
-                        JointTorque.SOURCE_ESTIMATE,
-                        self.joints,
-                        torque,
-                        confidence=self.confidence,
-                    )
-                )
-            k += 1
-            time.sleep(1.0 / RATE)
-
-    def stop(self) -> None:
-        self._stop.set()
-        self.thread.join(timeout=5)
-
-
-@pytest.fixture(scope="module")
-def distributed(tmp_path_factory, request):
-    from gait_estimator_msgs.msg import JointTorque
-
-    from gait_estimator.nodes import common
-
-    procs = Procs(tmp_path_factory.mktemp("logs_cmd"))
-    listener = Listener("safety_test_cmd")
-    feeder = EstimateFeeder(listener)
-    request.addfinalizer(lambda: (feeder.stop(), listener.close(), procs.stop()))
-    procs.start("torque_command", params={"control_rate_hz": RATE, "ramp_s": 0.1, "gains": [1.0]})
-    listener.subscribe(JointTorque, common.TOPIC_COMMAND, common.command_qos())
-    for transition, state in ((CONFIGURE, "inactive"), (ACTIVATE, "active")):
-        change_state(listener, "torque_command", transition)
-        listener.wait_for(lambda s=state: get_state(listener, "torque_command") == s, 30, state)
-    listener.wait_for(lambda: _recent_valid(listener, 20), 30, "valid commands")
-    return procs, listener, feeder
-
-
-def _set_cmd(listener, name, value):
-    global NODE
-    node, NODE = NODE, "torque_command"
-    try:
-        return _set(listener, name, value)
-    finally:
-        NODE = node
-
-
-def test_distributed_runtime_parameters_share_the_one_validation_path(distributed):
-    procs, listener, feeder = distributed
-    for name, value in (("limit_nm", [-5.0]), ("gains", [math.nan]), ("joints", ["knee_angle_r"] * 2)):
-        res = _set_cmd(listener, name, value)
-        assert not res.successful and name in res.reason, (name, res.reason)
-    assert _set_cmd(listener, "limit_nm", [5.0]).successful
-    t_set = time.time_ns()
-    time.sleep(1.0)
-    cmds = _cmds(listener)
-    check_wire(cmds)
-    late = [m for t, m in cmds if t > t_set + int(0.025e9 + SLACK_S * 1e9)]
-    assert late and max(max(abs(x) for x in m.torque) for m in late) <= 5.0 + 1e-9
-    assert _set_cmd(listener, "limit_nm", [LIMIT]).successful
-
-
-def test_distributed_estimates_stamped_ahead_cannot_outlive_the_watchdog(distributed):
-    """Issue 13 item 4: estimates stamped 3 s ahead, then silence: zero within watchdog_s of the
-    last *receive* (it took 3.1 s when only the stamp counted)."""
-    procs, listener, feeder = distributed
-    feeder.stamp_shift_ns = 3_000_000_000
-    time.sleep(0.5)
-    assert _recent_valid(listener, 10)
-    t_stop = time.time_ns()
-    feeder.stopped = True
-    time.sleep(0.6)
-    cmds = _cmds(listener)
-    check_wire(cmds)
-    t_zero = _first_zero_after(cmds, t_stop)
-    print(f"estimates +3 s then silence: zero {t_zero * 1e3:.0f} ms after the last estimate")
-    assert t_zero <= WATCHDOG + ZERO_SLACK_S
-    feeder.stamp_shift_ns, feeder.stopped = 0, False
-    listener.wait_for(lambda: _recent_valid(listener, 10), 30, "valid commands again")
-
-
-def test_distributed_low_confidence_ramps_to_zero_and_says_why(distributed):
-    from diagnostic_msgs.msg import DiagnosticArray
-    from gait_estimator_msgs.msg import JointTorque
-
-    procs, listener, feeder = distributed
-    listener.subscribe(DiagnosticArray, "/diagnostics", 10)
-    listener.wait_for(lambda: _recent_valid(listener, 10), 30, "valid commands")
-    listener.clear()
-    feeder.confidence = 0.1
-    time.sleep(1.5)
-    cmds = _cmds(listener)
-    check_wire(cmds)
-    tail = [m for _, m in cmds[-20:]]
-    assert all(m.valid and not any(m.torque) for m in tail), "low confidence must hold the command at zero"
-    assert all(set(bytes(m.joint_status)) == {JointTorque.STATUS_RAMPING} for m in tail)
-    listener.wait_for(
-        lambda: any(
-            st.name.startswith("torque_command: torque command") and "low confidence" in st.message
-            and st.level == b"\x01"
-            for _, a in listener.take("/diagnostics") for st in a.status
-        ),
-        10,
-        "a WARN naming low confidence on /diagnostics",
-    )
-    feeder.confidence = 1.0
-    listener.wait_for(lambda: _recent_valid(listener, 10), 30, "assistance back")

@@ -4,8 +4,9 @@ A broken cable, a driver bug or a hostile publisher can deliver values that are 
 physically impossible for the sensor (1e9 m/s^2) or a stamp from the future. Finite garbage is
 worse than NaN: it flows through the network and saturates the command while every flag says
 ``valid``. The synchronizer therefore rejects (and counts) every sample outside the ranges
-below; the stream then ages like a dropped sample: it is bridged by interpolation or holding
-for at most ``max_gap`` and becomes invalid after that (zero command, latched fault).
+below and marks the stream invalid from that sample until its next plausible one: frames in
+between are invalid at once (zero command, latched fault, within the synchronizer latency), never
+bridged from the last good sample as a merely lost sample is (for at most ``max_gap``).
 
 Default ranges cover the common wearable IMUs with margin (full-scale settings):
 - accelerometer |a_i| <= 16 g = 156.9 m/s^2 per axis (Xsens MTi 16 g, Bosch BMI160/BMI270

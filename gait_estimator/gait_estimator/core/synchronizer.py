@@ -25,7 +25,10 @@ For each stream, with ``a`` its newest sample at or before ``t`` and ``b`` the n
 - ``t - a > max_gap_ns`` or no ``a``: invalid (zeros, identity quaternion, ``valid`` False);
 - ``b`` present and ``b - a <= max_gap_ns``: linear interpolation of acc and gyro, slerp of the
   orientation (so linear signals are reproduced exactly and quaternions stay unit);
-- otherwise: ``a`` is held (counted in ``held``), for at most ``max_gap_ns``.
+- otherwise: ``a`` is held (counted in ``held``), for at most ``max_gap_ns``;
+- from a rejected *implausible* sample (``core.plausibility``) of the stream until its next
+  plausible one: invalid at once. A sensor that sends garbage is faulty, not merely late, so it
+  is not bridged like a lost packet.
 
 Latency. Frame ``t`` is emitted by ``poll(now)`` once ``now >= t + latency_ns``, or earlier as
 soon as every stream has a sample at or after ``t`` (``emit_early``). Choose ``latency_ns``
@@ -117,7 +120,7 @@ def slerp(qa: np.ndarray, qb: np.ndarray, w: np.ndarray) -> np.ndarray:
 
 
 class _Stream:
-    __slots__ = ("dev", "vals", "offset", "last_recv", "period", "jumps", "counters")
+    __slots__ = ("dev", "vals", "offset", "last_recv", "period", "jumps", "counters", "bad_from", "bad_to")
 
     def __init__(self) -> None:
         self.dev: list[int] = []  # device stamps, sorted, unique
@@ -127,6 +130,10 @@ class _Stream:
         self.period: float | None = None
         self.jumps = 0
         self.counters = dict.fromkeys(COUNTER_NAMES, 0)
+        # Device-time interval [bad_from, bad_to) in which the sensor sent implausible values:
+        # frames there are invalid, never bridged (bad_to None: still bad).
+        self.bad_from: int | None = None
+        self.bad_to: int | None = None
 
     def clear(self) -> None:
         self.dev.clear()
@@ -135,6 +142,7 @@ class _Stream:
         self.last_recv = None
         self.period = None
         self.jumps = 0
+        self.bad_from = self.bad_to = None
 
 
 class ImuSynchronizer:
@@ -268,6 +276,12 @@ class ImuSynchronizer:
             if why_implausible(v, self.limits) is not None:
                 c["rejected"] += 1
                 c["implausible"] += 1
+                # A sensor that sends garbage is faulty, not merely late: its frames turn invalid
+                # from this sample on (zero command within latency_s), instead of being bridged
+                # from the last good sample for up to max_gap_s as a lost packet would be.
+                d_bad = int(sample.stamp_ns)
+                if s.bad_from is None or (s.bad_to is not None and d_bad >= s.bad_to):
+                    s.bad_from, s.bad_to = d_bad, None
                 return False
             v[6:10] /= math.sqrt(float(v[6:10] @ v[6:10]))
             d, r = int(sample.stamp_ns), int(receive_ns)
@@ -294,6 +308,8 @@ class ImuSynchronizer:
             # (An out-of-order sample between that one and the next is still kept.)
             c["late"] += 1
             return False
+        if s.bad_from is not None and s.bad_to is None and d > s.bad_from:
+            s.bad_to = d  # the first plausible sample after the garbage ends the bad interval
         if j == len(dev):
             if dev:
                 self._count_gap(s, d - dev[-1])
@@ -396,6 +412,10 @@ class ImuSynchronizer:
             if not s.dev or s.offset is None:
                 continue
             td = t - s.offset
+            if s.bad_from is not None and td >= s.bad_from:
+                if s.bad_to is None or td < s.bad_to:
+                    continue  # inside a stretch of implausible values: invalid, never bridged
+                s.bad_from = s.bad_to = None
             dev = s.dev
             j = bisect.bisect_right(dev, td)
             a = j - 1

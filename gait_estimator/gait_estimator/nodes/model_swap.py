@@ -91,7 +91,14 @@ class ModelSwapper:
         return ""
 
     def _load(self, path: Path) -> None:
+        import os
+
         from rclpy.parameter import Parameter
+
+        try:  # the load must not starve the estimating thread: lowest CPU priority for this one
+            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 19)
+        except (OSError, AttributeError):
+            pass
 
         with self._lock:
             old = self.model_file

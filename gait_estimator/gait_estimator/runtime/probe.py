@@ -11,7 +11,7 @@ The probe input is built from the statistics every model file carries (``input_m
 ``input_std``, the model's training inputs): in normalised units a window at the mean (zeros), a
 slow sinusoidal gait-like pattern of +-1.5 standard deviations with a different phase per
 channel, and seeded N(0, 1) windows (the spread of the training data). Window mode is probed
-with all of them, streaming mode by stepping the rows of the sinusoidal and random windows.
+with all of them, streaming mode by stepping the rows of the sinusoidal window.
 """
 
 from __future__ import annotations
@@ -50,7 +50,7 @@ def check_finite_outputs(runtime: ModelRuntime, source: str) -> None:
     if md.streaming:
         runtime.reset_stream()
         try:
-            for w in windows[1:]:
+            for w in windows[1:2]:  # one window of rows: a recurrent NaN shows within it
                 for row in w:
                     y = np.asarray(runtime.step(row))
                     if not np.isfinite(y).all():
