@@ -116,6 +116,23 @@ def bench_model(model: ModelRuntime, windows: list[np.ndarray], items) -> dict[s
     return out
 
 
+def machine_floor(n: int = 20000) -> None:
+    """The same fixed ~30 us workload, timed like the stages: its p99/p50 is this machine's own
+    jitter (a VM's host preempts it), which every p99 below carries as well."""
+    a = np.random.default_rng(0).random((48, 48))
+    ns = []
+    for _ in range(n):
+        t0 = time.perf_counter_ns()
+        for _ in range(4):
+            a @ a
+        ns.append(time.perf_counter_ns() - t0)
+    p50, p99 = stats(ns[1000:])  # ms
+    print(
+        f"machine floor: fixed workload p50 {p50 * 1e3:.1f} us, p99 {p99 * 1e3:.1f} us: "
+        f"p99/p50 {p99 / p50:.2f}"
+    )
+
+
 def main() -> int:
     torch.set_num_threads(1)
     tmp = Path(tempfile.mkdtemp(prefix="bench_core_"))
@@ -126,6 +143,7 @@ def main() -> int:
         f"{N_FRAMES} frames, models {sorted(files)}, backends {list(FORMAT_SUFFIXES)}"
     )
 
+    machine_floor()
     # Backend-independent stages, with the LSTM's 63 channels.
     md = load_model(files["lstm"]["torchscript"], threads=1).metadata
     sync = ImuSynchronizer(IMU_LOCATIONS, 100.0, 30 * MS, 100 * MS)

@@ -122,7 +122,8 @@ def run_one(
                 },
             )
             procs.start(
-                "lifecycle_manager", params={"node_names": ["gait_pipeline"], "command_node": "gait_pipeline"}
+                "lifecycle_manager",
+                params={"node_names": ["gait_pipeline"], "command_node": "gait_pipeline", **every},
             )
         else:
             procs.start(
@@ -145,7 +146,7 @@ def run_one(
                 "torque_estimator", params={"model_path": str(model), "inference_mode": inference, **every}
             )
             procs.start("torque_command", params=common_cmd)
-            procs.start("lifecycle_manager")
+            procs.start("lifecycle_manager", params=every)
         listener.wait_for(
             lambda: sum(m.valid for _, m in listener.take(TOPIC_COMMAND)) > 100, 120, "valid commands"
         )

@@ -16,7 +16,7 @@ from gait_estimator.replay.typestore import MSG_PACKAGE, make_typestore, msg_dir
 from support.msg_samples import all_samples
 
 
-@pytest.mark.parametrize("name", ["JointTorque", "ImuFrame", "FeatureWindow"])
+@pytest.mark.parametrize("name", ["JointTorque", "ImuFrame", "FeatureWindow", "ImuBundle"])
 def test_rclpy_to_rosbags_and_back(name):
     store = make_typestore()
     original = all_samples()[name]

@@ -156,3 +156,47 @@ def test_frame_message_is_refilled_in_place():
     np.testing.assert_array_equal(back.acc, second.acc)
     np.testing.assert_array_equal(back.quat_xyzw, second.quat_xyzw)
     assert [m.header.frame_id for m in msg.imus] == list(locs)
+
+
+class _Capture:  # a publisher stand-in that keeps what the Bundler publishes (serialised, as DDS would)
+    def __init__(self) -> None:
+        self.sent = []
+
+    def publish(self, msg) -> None:
+        from gait_estimator_msgs.msg import ImuBundle
+        from rclpy.serialization import deserialize_message, serialize_message
+
+        self.sent.append(deserialize_message(serialize_message(msg), ImuBundle))
+
+
+def test_bundler_and_bundle_values_round_trip_every_sample():
+    """Driver side (``Bundler``) -> wire -> consumer side (``bundle_values``): every sample comes back
+    with its own stamp and values; a sensor that repeats before the instant is complete sends the
+    partial bundle first; a malformed bundle and foreign locations yield nothing."""
+    from gait_estimator.nodes.common import bundle_values
+    from gait_estimator.nodes.imu_driver import Bundler
+
+    locs = ("pelvis", "thigh_l", "thigh_r")
+    pub = _Capture()
+    b = Bundler(pub, locs, {"frame_prefix": "imu_"})
+    b.msg.rate_hz = 500.0
+    rng = np.random.default_rng(1)
+    sent = []
+    for k, order in enumerate([(0, 1, 2), (2, 0, 1), (0, 1, 0, 2)]):  # the last: thigh_l drops a sample
+        for i in order:
+            acc, gyro = rng.normal(size=3), rng.normal(size=3)
+            q = rng.normal(size=4)
+            q /= np.linalg.norm(q)
+            stamp = 10**9 + 2_000_000 * k + 1000 * i + (7 if len(sent) > 7 else 0)
+            b.add(locs[i], stamp, acc, gyro, q)
+            sent.append((locs[i], stamp, [*acc, *gyro, *q]))
+    # the repeat sends the partial bundle; the instant after it waits for thigh_l (not sent yet)
+    assert [len(m.locations) for m in pub.sent] == [3, 3, 2]
+    assert pub.sent[0].header.frame_id == "imu_hub" and pub.sent[0].rate_hz == 500.0
+    got = [v for m in pub.sent for v in bundle_values(m, frozenset(locs))]
+    key = lambda v: (v[1], v[0])  # noqa: E731
+    assert sorted(got, key=key) == sorted(sent[:-2], key=key)  # exact: float64 on the wire
+    assert [v[0] for v in bundle_values(pub.sent[0], frozenset({"thigh_r"}))] == ["thigh_r"]
+    bad = pub.sent[0]
+    bad.orientation = list(bad.orientation)[:-1]
+    assert bundle_values(bad, frozenset(locs)) == []

@@ -155,6 +155,11 @@ def test_imu_and_frame_conversion_roundtrip():
     back = common.msg_to_frame(common.frame_to_msg(frame, 100.0))
     assert back.stamp_ns == 42 and back.locations == ("a", "b")
     assert np.array_equal(back.acc, frame.acc) and list(back.valid) == [True, False]
+    assert np.array_equal(back.gyro, frame.gyro) and np.array_equal(back.quat_xyzw, frame.quat_xyzw)
+    bad = common.frame_to_msg(frame, 100.0)
+    bad.imus = bad.imus[:1]  # one Imu for two locations: the pairing is unknown
+    with pytest.raises(ValueError, match="1 imus for 2 locations"):
+        common.msg_to_frame(bad)
 
 
 def test_window_and_torque_conversion():

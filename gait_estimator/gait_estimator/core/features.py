@@ -61,28 +61,44 @@ def make_channels(locations: Sequence[str], orientation: str = "gravity") -> tup
     return tuple(channel_name(loc, s) for loc in locations for s in sigs)
 
 
-def location_signals(acc: np.ndarray, gyro: np.ndarray, quat_xyzw: np.ndarray) -> np.ndarray:
-    """All ``SIGNALS`` for arrays with any leading shape: ``[..., 3], [..., 3], [..., 4] -> [..., 16]``."""
+# Column ranges of the signal groups in a ``[..., len(SIGNALS)]`` table.
+_GROUPS = {"acc": (0, 3), "gyro": (3, 6), "quat": (6, 10), "euler": (10, 13), "grav": (13, 16)}
+
+
+def location_signals(
+    acc: np.ndarray, gyro: np.ndarray, quat_xyzw: np.ndarray, groups=None, out: np.ndarray | None = None
+) -> np.ndarray:
+    """All ``SIGNALS`` for arrays with any leading shape: ``[..., 3], [..., 3], [..., 4] -> [..., 16]``.
+
+    ``groups`` (names of ``_GROUPS``, default all): compute only those columns into ``out`` (the
+    others keep whatever ``out`` holds): the per-frame path computes what its channels read, in
+    the same arithmetic as the whole table."""
+    if groups is None:
+        groups = _GROUPS
+    if out is None:
+        out = np.empty(np.shape(acc)[:-1] + (len(SIGNALS),))
+    if "acc" in groups:
+        out[..., 0:3] = acc
+    if "gyro" in groups:
+        out[..., 3:6] = gyro
+    if not ("quat" in groups or "euler" in groups or "grav" in groups):
+        return out
     q = np.asarray(quat_xyzw, dtype=np.float64)
     q = q / np.linalg.norm(q, axis=-1, keepdims=True)
     q = np.where(q[..., 3:4] < 0.0, -q, q)
     x, y, z, w = q[..., 0], q[..., 1], q[..., 2], q[..., 3]
-    roll = np.arctan2(2.0 * (w * x + y * z), 1.0 - 2.0 * (x * x + y * y))
-    pitch = np.arcsin(np.clip(2.0 * (w * y - z * x), -1.0, 1.0))
-    yaw = np.arctan2(2.0 * (w * z + x * y), 1.0 - 2.0 * (y * y + z * z))
-    # Third row of R(q) = R^T e_z; gravity points along -e_z.
-    gx = -2.0 * (x * z - w * y)
-    gy = -2.0 * (y * z + w * x)
-    gz = -(1.0 - 2.0 * (x * x + y * y))
-    return np.concatenate(
-        [
-            np.asarray(acc, dtype=np.float64),
-            np.asarray(gyro, dtype=np.float64),
-            q,
-            np.stack([roll, pitch, yaw, gx, gy, gz], axis=-1),
-        ],
-        axis=-1,
-    )
+    if "quat" in groups:
+        out[..., 6:10] = q
+    if "euler" in groups:
+        out[..., 10] = np.arctan2(2.0 * (w * x + y * z), 1.0 - 2.0 * (x * x + y * y))
+        out[..., 11] = np.arcsin(np.clip(2.0 * (w * y - z * x), -1.0, 1.0))
+        out[..., 12] = np.arctan2(2.0 * (w * z + x * y), 1.0 - 2.0 * (y * y + z * z))
+    if "grav" in groups:
+        # Third row of R(q) = R^T e_z; gravity points along -e_z.
+        out[..., 13] = -2.0 * (x * z - w * y)
+        out[..., 14] = -2.0 * (y * z + w * x)
+        out[..., 15] = -(1.0 - 2.0 * (x * x + y * y))
+    return out
 
 
 def _parse(channels: Sequence[str], locations: Sequence[str]) -> np.ndarray:
@@ -141,12 +157,15 @@ class FeatureExtractor:
             )
         self._loc_rows = np.asarray([frame_locations.index(loc) for loc in self.locations], dtype=np.intp)
         self._gather = _parse(self.channels, self.locations)
+        cols = self._gather % len(SIGNALS)
+        self._groups = {g for g, (lo, hi) in _GROUPS.items() if ((cols >= lo) & (cols < hi)).any()}
+        self._table = np.zeros((len(self.locations), len(SIGNALS)))
         self._frame_locations = frame_locations
 
     def row(self, frame: SyncFrame) -> tuple[np.ndarray, bool]:
         if frame.locations != self._frame_locations:
             self._bind(frame.locations)
         r = self._loc_rows
-        table = location_signals(frame.acc[r], frame.gyro[r], frame.quat_xyzw[r])
+        table = location_signals(frame.acc[r], frame.gyro[r], frame.quat_xyzw[r], self._groups, self._table)
         valid = bool(frame.valid[r].all())
         return table.reshape(-1)[self._gather], valid

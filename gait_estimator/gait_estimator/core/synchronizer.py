@@ -65,7 +65,7 @@ from fractions import Fraction
 import numpy as np
 
 from gait_estimator.core.plausibility import DEFAULT_LIMITS, PlausibilityLimits, why_implausible
-from gait_estimator.core.samples import IDENTITY_QUAT_XYZW, ImuSample, SyncFrame
+from gait_estimator.core.samples import ImuSample, SyncFrame
 from gait_estimator.errors import ConfigError
 
 __all__ = ["COUNTER_NAMES", "ImuSynchronizer", "SyncConfig", "slerp"]
@@ -119,12 +119,16 @@ def slerp(qa: np.ndarray, qb: np.ndarray, w: np.ndarray) -> np.ndarray:
     return q / np.linalg.norm(q, axis=1, keepdims=True)
 
 
+# An invalid stream's row in a frame: zeros, identity orientation (SyncFrame's convention).
+_INVALID_ROW = [0.0] * 9 + [1.0]
+
+
 class _Stream:
     __slots__ = ("dev", "vals", "offset", "last_recv", "period", "jumps", "counters", "bad_from", "bad_to")
 
     def __init__(self) -> None:
         self.dev: list[int] = []  # device stamps, sorted, unique
-        self.vals: list[np.ndarray] = []  # [10]: acc, gyro, quat (unit, xyzw)
+        self.vals: list[list[float]] = []  # [10]: acc, gyro, quat (unit, xyzw)
         self.offset: int | None = None
         self.last_recv: int | None = None
         self.period: float | None = None
@@ -262,31 +266,44 @@ class ImuSynchronizer:
     def push(self, sample: ImuSample, receive_ns: int) -> bool:
         """Add one sample; False (and a counter) when it is rejected, late or a duplicate."""
         try:
-            i = self._index.get(sample.location)
-            if i is None:
-                self._streams[0].counters["rejected"] += 1  # counted somewhere; location unknown
-                return False
-            s = self._streams[i]
-            c = s.counters
-            c["received"] += 1
-            v = np.empty(10)
-            v[0:3] = sample.acc
-            v[3:6] = sample.gyro
-            v[6:10] = sample.quat_xyzw
+            values = [*sample.acc.tolist(), *sample.gyro.tolist(), *sample.quat_xyzw.tolist()]
+        except (TypeError, ValueError, AttributeError):
+            self._streams[0].counters["rejected"] += 1
+            return False
+        return self.push_values(sample.location, sample.stamp_ns, values, receive_ns)
+
+    def push_values(self, location: str, stamp_ns: int, values: list, receive_ns: int) -> bool:
+        """``push`` without the ``ImuSample``: ``values`` = 10 floats, acc(3), gyro(3), quat_xyzw(4).
+
+        The hot path of drivers and bundled inputs. Per sample everything is plain float
+        arithmetic: numpy calls on 10 values cost more than the work (measured in bench_core)."""
+        i = self._index.get(location)
+        if i is None:
+            self._streams[0].counters["rejected"] += 1  # counted somewhere; location unknown
+            return False
+        s = self._streams[i]
+        c = s.counters
+        c["received"] += 1
+        try:
+            if len(values) != 10:
+                raise ValueError(values)
+            v = [float(x) for x in values]
             if why_implausible(v, self.limits) is not None:
                 c["rejected"] += 1
                 c["implausible"] += 1
                 # A sensor that sends garbage is faulty, not merely late: its frames turn invalid
                 # from this sample on (zero command within latency_s), instead of being bridged
                 # from the last good sample for up to max_gap_s as a lost packet would be.
-                d_bad = int(sample.stamp_ns)
+                d_bad = int(stamp_ns)
                 if s.bad_from is None or (s.bad_to is not None and d_bad >= s.bad_to):
                     s.bad_from, s.bad_to = d_bad, None
                 return False
-            v[6:10] /= math.sqrt(float(v[6:10] @ v[6:10]))
-            d, r = int(sample.stamp_ns), int(receive_ns)
+            qx, qy, qz, qw = v[6:10]
+            n = math.sqrt(qx * qx + qy * qy + qz * qz + qw * qw)
+            v[6:10] = qx / n, qy / n, qz / n, qw / n
+            d, r = int(stamp_ns), int(receive_ns)
         except (TypeError, ValueError, AttributeError, OverflowError):
-            self._streams[0].counters["rejected"] += 1
+            c["rejected"] += 1
             return False
         if not self._update_offset(s, d, r):
             c["rejected"] += 1
@@ -401,12 +418,11 @@ class ImuSynchronizer:
         return True
 
     def _frame(self, t: int) -> SyncFrame:
+        # Per stream in plain floats (7 streams: numpy calls per frame would cost more than the
+        # arithmetic), one array per frame; the same formulas as ``slerp`` and the batch replay.
         n = len(self._streams)
-        va = np.zeros((n, 10))
-        vb = np.zeros((n, 10))
-        va[:, 9] = vb[:, 9] = 1.0
-        w = np.zeros(n)
-        valid = np.zeros(n, dtype=bool)
+        rows: list = [_INVALID_ROW] * n
+        valid = [False] * n
         gap = self.max_gap_ns
         for i, s in enumerate(self._streams):
             if not s.dev or s.offset is None:
@@ -423,21 +439,39 @@ class ImuSynchronizer:
                 continue
             if td - dev[a] <= gap:
                 valid[i] = True
-                va[i] = s.vals[a]
-                if j < len(dev) and dev[j] - dev[a] <= gap:
-                    vb[i] = s.vals[j]
-                    w[i] = (td - dev[a]) / (dev[j] - dev[a])
+                va = s.vals[a]
+                if j < len(dev) and dev[j] - dev[a] <= gap and td != dev[a]:
+                    rows[i] = _interpolate(va, s.vals[j], (td - dev[a]) / (dev[j] - dev[a]))
                 else:
-                    vb[i] = va[i]
+                    rows[i] = va
                     if td != dev[a]:
                         s.counters["held"] += 1
             if a > 0:  # keep a: it may bracket the next frame
                 del dev[:a], s.vals[:a]
-        out = va[:, :6] + (vb[:, :6] - va[:, :6]) * w[:, None]
-        quat = slerp(va[:, 6:], vb[:, 6:], w)
-        out[~valid] = 0.0
-        quat[~valid] = IDENTITY_QUAT_XYZW
+        out = np.array(rows)
+        ok = np.array(valid)
         self._extra["frames"] += 1
-        if not valid.all():
+        if not all(valid):
             self._extra["invalid_frames"] += 1
-        return SyncFrame(t, self.locations, out[:, :3], out[:, 3:6], quat, valid)
+        return SyncFrame(t, self.locations, out[:, 0:3], out[:, 3:6], out[:, 6:10], ok)
+
+
+def _interpolate(a: list, b: list, w: float) -> list:
+    """One stream's row at fraction ``w`` between samples ``a`` and ``b`` (10 floats each): linear
+    acc and gyro, ``slerp`` of the unit quaternion (scalar form of the vectorised function)."""
+    row = [a[k] + (b[k] - a[k]) * w for k in range(6)]
+    ax, ay, az, aw = a[6:10]
+    bx, by, bz, bw = b[6:10]
+    d = ax * bx + ay * by + az * bz + aw * bw
+    if d < 0.0:
+        bx, by, bz, bw, d = -bx, -by, -bz, -bw, -d
+    theta = math.acos(min(d, 1.0))
+    s = math.sin(theta)
+    if s < 1e-6:
+        wa, wb = 1.0 - w, w
+    else:
+        wa, wb = math.sin((1.0 - w) * theta) / s, math.sin(w * theta) / s
+    qx, qy, qz, qw = wa * ax + wb * bx, wa * ay + wb * by, wa * az + wb * bz, wa * aw + wb * bw
+    norm = math.sqrt(qx * qx + qy * qy + qz * qz + qw * qw)
+    row += (qx / norm, qy / norm, qz / norm, qw / norm)
+    return row

@@ -186,14 +186,38 @@ def imu_to_sample(location: str, msg):
     return ImuSample(location, stamp, acc, gyro, quat)
 
 
-def bundle_samples(msg, locations) -> list:
-    """A bundled input (``ImuFrame`` from ``imu_driver`` with ``imu_output`` bundle) -> the
-    ``core.samples.ImuSample`` of each location in ``locations`` (others are ignored, as an
-    unsubscribed ``imu/<location>`` topic would be), each with its own sensor stamp. A malformed
-    bundle (``locations`` and ``imus`` of different lengths) yields nothing: its pairing is unknown."""
-    if len(msg.locations) != len(msg.imus):
+def imu_values(msg) -> tuple[int, list[float]]:
+    """``sensor_msgs/Imu`` -> (stamp_ns, [acc(3), gyro(3), quat_xyzw(4)]): the synchronizer's
+    ``push_values`` input, built without numpy (one per sample on the hot path)."""
+    a, g, q = msg.linear_acceleration, msg.angular_velocity, msg.orientation
+    return stamp_to_ns(msg.header.stamp), [a.x, a.y, a.z, g.x, g.y, g.z, q.x, q.y, q.z, q.w]
+
+
+def sample_values(acc, gyro, quat_xyzw) -> list[float]:
+    """A source's sample (arrays or sequences) -> [acc(3), gyro(3), quat_xyzw(4)] plain floats."""
+    return [*float_list(acc), *float_list(gyro), *float_list(quat_xyzw)]
+
+
+def float_list(x) -> list:
+    return x.tolist() if hasattr(x, "tolist") else list(x)
+
+
+def bundle_values(msg, locations) -> list[tuple[str, int, list[float]]]:
+    """A bundled input (``gait_estimator_msgs/ImuBundle``) -> ``(location, stamp_ns, [acc(3),
+    gyro(3), quat_xyzw(4)])`` of each sample whose location is in ``locations`` (others are
+    ignored, as an unsubscribed ``imu/<location>`` topic would be), each with its own stamp. A
+    malformed bundle (array lengths that do not match its locations) yields nothing: its pairing is
+    unknown."""
+    n = len(msg.locations)
+    acc, gyro, quat = msg.linear_acceleration, msg.angular_velocity, msg.orientation
+    if len(msg.stamp_ns) != n or len(acc) != 3 * n or len(gyro) != 3 * n or len(quat) != 4 * n:
         return []
-    return [imu_to_sample(loc, m) for loc, m in zip(msg.locations, msg.imus, strict=True) if loc in locations]
+    acc, gyro, quat, stamps = list(acc), list(gyro), list(quat), list(msg.stamp_ns)
+    return [
+        (loc, stamps[i], acc[3 * i : 3 * i + 3] + gyro[3 * i : 3 * i + 3] + quat[4 * i : 4 * i + 4])
+        for i, loc in enumerate(msg.locations)
+        if loc in locations
+    ]
 
 
 def frame_to_msg(frame, rate_hz: float, msg=None):
@@ -216,17 +240,21 @@ def frame_to_msg(frame, rate_hz: float, msg=None):
 
 
 def msg_to_frame(msg):
-    """``gait_estimator_msgs/ImuFrame`` -> ``core.samples.SyncFrame`` (float64 arrays)."""
+    """``gait_estimator_msgs/ImuFrame`` -> ``core.samples.SyncFrame`` (float64 arrays; one array
+    built per frame, not three per IMU: this runs per frame in the windowing node)."""
     from gait_estimator.core.samples import SyncFrame
 
     n = len(msg.locations)
-    acc = np.empty((n, 3))
-    gyro = np.empty((n, 3))
-    quat = np.empty((n, 4))
-    for i, m in enumerate(msg.imus):
-        _, acc[i], gyro[i], quat[i] = imu_arrays(m)
+    if len(msg.imus) != n:
+        raise ValueError(f"ImuFrame has {len(msg.imus)} imus for {n} locations")
+    rows = []
+    for m in msg.imus:
+        a, g, q = m.linear_acceleration, m.angular_velocity, m.orientation
+        rows.append((a.x, a.y, a.z, g.x, g.y, g.z, q.x, q.y, q.z, q.w))
+    v = np.array(rows, dtype=np.float64).reshape(n, 10)
     return SyncFrame(
-        stamp_to_ns(msg.header.stamp), tuple(msg.locations), acc, gyro, quat, np.array(msg.valid, dtype=bool)
+        stamp_to_ns(msg.header.stamp), tuple(msg.locations), v[:, 0:3], v[:, 3:6], v[:, 6:10],
+        np.array(msg.valid, dtype=bool),
     )
 
 

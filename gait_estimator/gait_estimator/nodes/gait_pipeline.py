@@ -85,7 +85,7 @@ class GaitPipeline(ReleasingLifecycleNode):
     # -- lifecycle ------------------------------------------------------------------------
     def on_configure(self, state) -> TransitionCallbackReturn:
         from diagnostic_msgs.msg import DiagnosticArray
-        from gait_estimator_msgs.msg import ImuFrame, JointTorque
+        from gait_estimator_msgs.msg import ImuBundle, ImuFrame, JointTorque
         from sensor_msgs.msg import Imu
         from std_msgs.msg import Bool, Empty
 
@@ -146,7 +146,7 @@ class GaitPipeline(ReleasingLifecycleNode):
             self._locations = frozenset(p["locations"])
             self._entities.append(
                 self.create_subscription(
-                    ImuFrame, p["bundle_topic"], self._on_bundle, common.sensor_qos(common.SENSOR_SUB_DEPTH)
+                    ImuBundle, p["bundle_topic"], self._on_bundle, common.sensor_qos(common.SENSOR_SUB_DEPTH)
                 )
             )
         elif p["imu_source"] == "topics":
@@ -155,7 +155,7 @@ class GaitPipeline(ReleasingLifecycleNode):
                     self.create_subscription(
                         Imu,
                         common.TOPIC_IMU.format(location=loc),
-                        lambda msg, loc=loc: self._on_sample(loc, *common.imu_arrays(msg)),
+                        lambda msg, loc=loc: self._on_imu(loc, msg),
                         common.sensor_qos(common.SENSOR_SUB_DEPTH),
                     )
                 )
@@ -236,19 +236,28 @@ class GaitPipeline(ReleasingLifecycleNode):
 
     # -- data -----------------------------------------------------------------------------
     def _on_sample(self, location, stamp_ns, acc, gyro, quat) -> None:
-        from gait_estimator.core.samples import ImuSample
-
+        """A sample from the in-process source (numpy rows) or an ``imu/<location>`` topic."""
         now = time.time_ns()
+        values = common.sample_values(acc, gyro, quat)
         with self.lock:
             if self.pipeline is None:
                 return
             self.counts["samples"] += 1
-            self._process(self.clock.push(ImuSample(location, stamp_ns, acc, gyro, quat), now))
+            self._process(self.clock.push_values(location, stamp_ns, values, now))
+
+    def _on_imu(self, location, msg) -> None:
+        now = time.time_ns()
+        stamp_ns, values = common.imu_values(msg)
+        with self.lock:
+            if self.pipeline is None:
+                return
+            self.counts["samples"] += 1
+            self._process(self.clock.push_values(location, stamp_ns, values, now))
 
     def _on_bundle(self, msg) -> None:
         """A bundled input: every sample of the instant pushed, then frames polled once."""
         now = time.time_ns()
-        samples = common.bundle_samples(msg, self._locations)
+        samples = common.bundle_values(msg, self._locations)
         with self.lock:
             if self.pipeline is None:
                 return

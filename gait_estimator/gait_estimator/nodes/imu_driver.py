@@ -8,13 +8,13 @@ Executable: ``imu_driver`` (``python -m gait_estimator.nodes.imu_driver``), node
   protocol of ``nodes.serial_protocol`` through pyserial);
 - ``locations`` (default the 7 lower-body IMUs), ``rate_hz`` (sim), ``frame_prefix``;
 - ``imu_output``: ``topics`` (default, one ``sensor_msgs/Imu`` per IMU), ``bundle`` (one
-  ``gait_estimator_msgs/ImuFrame`` per sampling instant on ``bundle_topic``, default
+  ``gait_estimator_msgs/ImuBundle`` per sampling instant on ``bundle_topic``, default
   ``imu/bundle``, the form IMU hubs deliver: consumers wake once per instant, not once per IMU) or
-  ``both``. The bundle reuses ``ImuFrame`` rather than a new message (no interface change, and a
-  bag or tool that reads frames reads bundles): ``locations``/``imus`` as in a frame,
-  ``imus[i].header`` is that sensor's own stamp and ``<frame_prefix><location>`` frame, ``valid``
-  all true, ``header.stamp`` the instant's first sample stamp, ``rate_hz`` the sampling rate. Unlike
-  a synchronizer frame it is not resampled;
+  ``both``. ``ImuBundle`` holds flat arrays (each sample's own stamp, acc, gyro, quaternion) rather
+  than nested ``sensor_msgs/Imu``: rclpy deserialises it ~20x faster than an ``ImuFrame`` of 7 Imu
+  messages (0.23 ms, measured), the cost that dominated the synchronizer at 1 kHz.
+  ``header.stamp`` is the instant's first sample stamp, ``header.frame_id`` ``<frame_prefix>hub``,
+  ``rate_hz`` the sampling rate. Unlike a synchronizer frame it is not resampled;
 - ``acc_noise_std``/``gyro_noise_std``/``orientation_std``: diagonal covariances in each message;
 - ``duration_s`` (0 = forever), ``publish_reference`` (sim/file: ground truth on
   ``gait/torque_reference``, ``JointTorque`` SOURCE_REFERENCE, N.m);
@@ -38,7 +38,7 @@ from gait_estimator.nodes.params import declare_params
 class ImuDriver(Node):
     def __init__(self, name: str = "imu_driver") -> None:
         super().__init__(name)
-        from gait_estimator_msgs.msg import ImuFrame, JointTorque
+        from gait_estimator_msgs.msg import ImuBundle, JointTorque
         from sensor_msgs.msg import Imu
 
         p = self.params = declare_params(self, "imu_driver")
@@ -56,7 +56,7 @@ class ImuDriver(Node):
             common.fill_imu(m, 0, p["frame_prefix"] + loc, (0, 0, 0), (0, 0, 0), (0, 0, 0, 1), cov)
             self._msgs[loc] = m
         self._bundle = (
-            Bundler(self.create_publisher(ImuFrame, p["bundle_topic"], qos), self.locations, p, cov)
+            Bundler(self.create_publisher(ImuBundle, p["bundle_topic"], qos), self.locations, p)
             if p["imu_output"] in ("bundle", "both")
             else None
         )
@@ -127,28 +127,24 @@ class ImuDriver(Node):
 
 
 class Bundler:
-    """Samples -> one ``ImuFrame`` per sampling instant (``imu_output`` bundle), reusing one message.
+    """Samples -> one ``ImuBundle`` per sampling instant (``imu_output`` bundle), reusing one message.
 
     A bundle goes out when every location has its sample; a location that repeats before that (a
     sensor that dropped a sample) first sends the partial bundle, with only the locations present.
     The source thread is the only caller."""
 
-    def __init__(self, publisher, locations, p, cov) -> None:
-        from gait_estimator_msgs.msg import ImuFrame
-        from sensor_msgs.msg import Imu
+    def __init__(self, publisher, locations, p) -> None:
+        from gait_estimator_msgs.msg import ImuBundle
 
         self.pub, self.locations = publisher, tuple(locations)
         self.index = {loc: i for i, loc in enumerate(self.locations)}
-        self.msg = ImuFrame()
+        n = len(self.locations)
+        self.msg = ImuBundle()
+        self.msg.header.frame_id = p["frame_prefix"] + "hub"
         self.msg.locations = list(self.locations)
-        self.msg.valid = [True] * len(self.locations)
-        imus = []
-        for loc in self.locations:
-            m = Imu()
-            common.fill_imu(m, 0, p["frame_prefix"] + loc, (0, 0, 0), (0, 0, 0), (0, 0, 0, 1), cov)
-            imus.append(m)
-        self.msg.imus = imus
-        self._none = [False] * len(self.locations)
+        # Filled in place per instant, assigned to the message once per bundle.
+        self._stamps, self._acc, self._gyro, self._quat = [0] * n, [0.0] * 3 * n, [0.0] * 3 * n, [0.0] * 4 * n
+        self._none = [False] * n
         self.filled = list(self._none)
         self.count = 0
         self.published = 0
@@ -157,24 +153,32 @@ class Bundler:
         i = self.index[location]
         if self.filled[i]:
             self._flush_partial()
-        m = self.msg.imus[i]
-        common.fill_imu(m, stamp_ns, m.header.frame_id, acc, gyro, quat)
+        self._stamps[i] = int(stamp_ns)
+        self._acc[3 * i : 3 * i + 3] = common.float_list(acc)
+        self._gyro[3 * i : 3 * i + 3] = common.float_list(gyro)
+        self._quat[4 * i : 4 * i + 4] = common.float_list(quat)
         if self.count == 0:
             common.set_stamp(self.msg.header.stamp, stamp_ns)
         self.filled[i] = True
         self.count += 1
         if self.count == len(self.locations):
-            self.pub.publish(self.msg)
+            m = self.msg
+            m.stamp_ns, m.linear_acceleration, m.angular_velocity, m.orientation = (
+                self._stamps, self._acc, self._gyro, self._quat
+            )
+            self.pub.publish(m)
             self._clear()
 
     def _flush_partial(self) -> None:
-        from gait_estimator_msgs.msg import ImuFrame
+        from gait_estimator_msgs.msg import ImuBundle
 
         keep = [i for i, f in enumerate(self.filled) if f]
-        part = ImuFrame(header=self.msg.header, rate_hz=self.msg.rate_hz)
+        part = ImuBundle(header=self.msg.header, rate_hz=self.msg.rate_hz)
         part.locations = [self.locations[i] for i in keep]
-        part.imus = [self.msg.imus[i] for i in keep]
-        part.valid = [True] * len(keep)
+        part.stamp_ns = [self._stamps[i] for i in keep]
+        part.linear_acceleration = [x for i in keep for x in self._acc[3 * i : 3 * i + 3]]
+        part.angular_velocity = [x for i in keep for x in self._gyro[3 * i : 3 * i + 3]]
+        part.orientation = [x for i in keep for x in self._quat[4 * i : 4 * i + 4]]
         self.pub.publish(part)
         self._clear()
 

@@ -7,7 +7,7 @@ published (``gait_estimator_msgs/ImuFrame``, SensorDataQoS). Parameters (``param
 ``locations``, ``rate_hz`` (must equal the model's ``sample_rate_hz``), ``latency_s``,
 ``max_gap_s``, ``estimate_clock_offset``, ``poll_period_s`` (timer that keeps emitting -
 invalid - frames when a sensor stalls), ``imu_input`` (``topics``: one subscription per
-``imu/<location>``; ``bundle``: one ``ImuFrame`` per sampling instant on ``bundle_topic`` from
+``imu/<location>``; ``bundle``: one ``ImuBundle`` per sampling instant on ``bundle_topic`` from
 ``imu_driver`` with ``imu_output`` bundle, every sample pushed and frames polled once: one wake-up
 per instant instead of one per IMU). Counters on ``/diagnostics`` every second.
 
@@ -62,11 +62,18 @@ class DataClock:
             self._newest[sample.location] = int(sample.stamp_ns)
         return self._poll(receive_ns)
 
+    def push_values(self, location: str, stamp_ns: int, values, receive_ns: int) -> list:
+        """``push`` of one sample given as ``ImuSynchronizer.push_values`` takes it."""
+        if self.sync.push_values(location, stamp_ns, values, receive_ns):
+            self._newest[location] = int(stamp_ns)
+        return self._poll(receive_ns)
+
     def push_many(self, samples, receive_ns: int) -> list:
-        """Every sample of one sampling instant (a bundled input), then one poll."""
-        for sample in samples:
-            if self.sync.push(sample, receive_ns):
-                self._newest[sample.location] = int(sample.stamp_ns)
+        """Every sample of one sampling instant (a bundled input: ``(location, stamp_ns, values)``
+        as ``common.bundle_values`` gives them), then one poll."""
+        for location, stamp_ns, values in samples:
+            if self.sync.push_values(location, stamp_ns, values, receive_ns):
+                self._newest[location] = int(stamp_ns)
         return self._poll(receive_ns)
 
     def _poll(self, receive_ns: int) -> list:
@@ -92,7 +99,7 @@ class ImuSynchronizerNode(Node):
     def __init__(self, name: str = "imu_synchronizer") -> None:
         super().__init__(name)
         from diagnostic_msgs.msg import DiagnosticArray
-        from gait_estimator_msgs.msg import ImuFrame
+        from gait_estimator_msgs.msg import ImuBundle, ImuFrame
         from sensor_msgs.msg import Imu
 
         p = self.params = declare_params(self, "imu_synchronizer")
@@ -104,7 +111,7 @@ class ImuSynchronizerNode(Node):
         self.locations = frozenset(p["locations"])
         if p["imu_input"] == "bundle":
             self.create_subscription(
-                ImuFrame, p["bundle_topic"], self._on_bundle, common.sensor_qos(common.SENSOR_SUB_DEPTH)
+                ImuBundle, p["bundle_topic"], self._on_bundle, common.sensor_qos(common.SENSOR_SUB_DEPTH)
             )
         for loc in p["locations"] if p["imu_input"] == "topics" else ():
             self.create_subscription(
@@ -120,10 +127,10 @@ class ImuSynchronizerNode(Node):
         self.published = 0
 
     def _on_imu(self, location: str, msg) -> None:
-        self._publish(self.clock.push(common.imu_to_sample(location, msg), time.time_ns()))
+        self._publish(self.clock.push_values(location, *common.imu_values(msg), time.time_ns()))
 
     def _on_bundle(self, msg) -> None:
-        self._publish(self.clock.push_many(common.bundle_samples(msg, self.locations), time.time_ns()))
+        self._publish(self.clock.push_many(common.bundle_values(msg, self.locations), time.time_ns()))
 
     def _poll(self) -> None:  # the optional timer: host time (all IMUs stalled -> invalid frames)
         self._publish(self.sync.poll(time.time_ns()))

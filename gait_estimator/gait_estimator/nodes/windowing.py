@@ -45,7 +45,9 @@ class WindowingNode(Node):
         )
         self.diag_pub = self.create_publisher(DiagnosticArray, common.TOPIC_DIAGNOSTICS, 10)
         self.create_timer(1.0, self._diagnostics)
-        self.counts = {"frames": 0, "windows": 0, "invalid_windows": 0, "wrong_rate": 0, "mismatch": 0}
+        self.counts = {
+            "frames": 0, "windows": 0, "invalid_windows": 0, "wrong_rate": 0, "mismatch": 0, "malformed": 0
+        }
         self.error = ""
         self._msg = FeatureWindow()
         self.get_logger().info(
@@ -63,7 +65,13 @@ class WindowingNode(Node):
             self.error = f"frames at {msg.rate_hz} Hz, the model needs {md.sample_rate_hz} Hz"
             self.get_logger().error(self.error, throttle_duration_sec=5.0)
             return
-        frame = common.msg_to_frame(msg)
+        try:
+            frame = common.msg_to_frame(msg)
+        except ValueError as exc:  # a malformed frame from a broken/hostile publisher: dropped, counted
+            c["malformed"] += 1
+            self.error = str(exc)
+            self.get_logger().error(self.error, throttle_duration_sec=5.0)
+            return
         if self.calibration is not None:  # a flagged/missing sensor becomes invalid rows
             frame = apply_to_frame(self.calibration, frame)
         try:

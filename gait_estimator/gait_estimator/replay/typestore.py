@@ -18,10 +18,11 @@ from rosbags.typesys.store import Typestore
 from gait_estimator.errors import BagError
 
 MSG_PACKAGE = "gait_estimator_msgs"
-MSG_NAMES = ("JointTorque", "ImuFrame", "FeatureWindow")
+MSG_NAMES = ("JointTorque", "ImuFrame", "FeatureWindow", "ImuBundle")
 JOINT_TORQUE = f"{MSG_PACKAGE}/msg/JointTorque"
 IMU_FRAME = f"{MSG_PACKAGE}/msg/ImuFrame"
 FEATURE_WINDOW = f"{MSG_PACKAGE}/msg/FeatureWindow"
+IMU_BUNDLE = f"{MSG_PACKAGE}/msg/ImuBundle"
 IMU = "sensor_msgs/msg/Imu"
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 
 from builtin_interfaces.msg import Time
-from gait_estimator_msgs.msg import FeatureWindow, ImuFrame, JointTorque
+from gait_estimator_msgs.msg import FeatureWindow, ImuBundle, ImuFrame, JointTorque
 from geometry_msgs.msg import Quaternion, Vector3
 from sensor_msgs.msg import Imu
 from std_msgs.msg import Header
@@ -63,8 +63,25 @@ def feature_window() -> FeatureWindow:
     )
 
 
+def imu_bundle() -> ImuBundle:
+    return ImuBundle(
+        header=Header(stamp=STAMP, frame_id="hub0"),
+        locations=["pelvis", "thigh_r"],
+        stamp_ns=[1_700_000_123_456_789_000, 1_700_000_123_457_000_001],
+        linear_acceleration=[0.125, -9.5, 3.0, 0.25, -9.75, 6.0],
+        angular_velocity=[0.5, -1.25, 2.0, 1.0, -1.25, 2.0],
+        orientation=[0.0, 0.6, 0.0, 0.8, 0.0, 0.0, 0.0, 1.0],
+        rate_hz=1000.0,
+    )
+
+
 def all_samples() -> dict[str, object]:
-    return {"JointTorque": joint_torque(), "ImuFrame": imu_frame(), "FeatureWindow": feature_window()}
+    return {
+        "JointTorque": joint_torque(),
+        "ImuFrame": imu_frame(),
+        "FeatureWindow": feature_window(),
+        "ImuBundle": imu_bundle(),
+    }
 
 
 def topic_for(name: str) -> str:
