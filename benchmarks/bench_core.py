@@ -8,9 +8,12 @@ from the same weights (untrained weights run exactly as fast as trained ones):
   gyro, gravity direction per IMU; ``runtime.reference_models``);
 - ``default``: the shipped default model's architecture and size (TCN, ``models/default.pt``).
 
+First a machine floor: the p99/p50 of a fixed workload (this VM's own jitter, in every p99).
 Prints p50/p99 of the backend-independent stages (synchronizer per IMU sample; features +
 ring buffer per frame), then per model and backend: window inference (one whole window per
-call), streaming inference (one row per call, state carried) and the whole fused core path per
+call), streaming inference (one row per call, state carried; back to back, then one call per
+sample period with the thread asleep in between, as a node runs it: here 3-4x slower, cold
+caches after each wake-up) and the whole fused core path per
 frame (synchronizer + features + model, streaming and window mode), and the ratios to the
 targets: best backend's streaming step p99 <= 50 us, fused core path (streaming) p99 <= 200 us.
 ``BENCH_FRAMES`` (default 3000) sets the frame count. On a loaded machine the figures are rough.
@@ -38,6 +41,7 @@ from gait_estimator.runtime.reference_models import DEFAULT_CHANNELS, make_tiny_
 
 MS = 1_000_000
 N_FRAMES = int(os.environ.get("BENCH_FRAMES", "3000"))
+PACED_CALLS = int(os.environ.get("BENCH_PACED_CALLS", "300"))
 TARGET_STEP_P99_US = 50.0
 TARGET_CORE_P99_US = 200.0
 DEFAULT_MODEL = Path(__file__).resolve().parents[1] / "gait_estimator" / "models" / "default.pt"
@@ -102,6 +106,13 @@ def bench_model(model: ModelRuntime, windows: list[np.ndarray], items) -> dict[s
         t0 = time.perf_counter_ns()
         model.step(rows[k % len(rows)])
         out["step"].append(time.perf_counter_ns() - t0)
+    # As in a node: one step per sample period, the thread asleep in between (caches go cold).
+    out["paced"] = []
+    for k in range(PACED_CALLS):
+        time.sleep(1.0 / model.metadata.sample_rate_hz)
+        t0 = time.perf_counter_ns()
+        model.step(rows[k % len(rows)])
+        out["paced"].append(time.perf_counter_ns() - t0)
     for mode in ("streaming", "window"):
         pipe = EstimatorPipeline(model, SyncConfig(latency_ns=30 * MS), subject_mass_kg=75.0, mode=mode)
         per_frame, acc = [], 0
@@ -184,6 +195,7 @@ def main() -> int:
                 line("features + normalise + ring buffer", feat_ns, "per frame")
             w50, w99 = line("window inference", got["window"], "per call")
             s50, s99 = line("streaming inference (one row)", got["step"], "per call")
+            line("  the same, one call per period", got["paced"], f"{md.sample_rate_hz:g} Hz, asleep between")
             _, c99 = line("fused core path, streaming mode", got["core_streaming"], "per frame of 7 samples")
             line("fused core path, window mode", got["core_window"], "per frame of 7 samples")
             print(f"  window/streaming ratio: p50 {w50 / s50:.1f}x, p99 {w99 / s99:.1f}x")

@@ -285,10 +285,10 @@ class ImuSynchronizer:
         c = s.counters
         c["received"] += 1
         try:
-            if len(values) != 10:
+            v = list(values)  # a copy: stored, and its quaternion normalised in place below
+            if len(v) != 10:
                 raise ValueError(values)
-            v = [float(x) for x in values]
-            if why_implausible(v, self.limits) is not None:
+            if why_implausible(v, self.limits) is not None:  # TypeError for a non-number
                 c["rejected"] += 1
                 c["implausible"] += 1
                 # A sensor that sends garbage is faulty, not merely late: its frames turn invalid
