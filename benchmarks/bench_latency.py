@@ -246,6 +246,12 @@ def main(argv=None) -> int:
         choices=["streaming", "window"],
         help="the estimators' inference_mode parameter (default streaming, as config/*.yaml)",
     )
+    ap.add_argument(
+        "--model",
+        default="",
+        help="model file for every variant (default: models/default.pt); e.g. the default exported "
+        "with `gait-estimator export --format onnx` to compare backends in the nodes",
+    )
     args = ap.parse_args(argv)
     signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))  # children stopped
     if "ROS_DOMAIN_ID" not in os.environ:  # a free domain, locked like the test sessions' ones
@@ -254,7 +260,7 @@ def main(argv=None) -> int:
         os.environ["ROS_DOMAIN_ID"] = str(_claim_domain_id())
     os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
     with tempfile.TemporaryDirectory(prefix="bench_latency_") as tmp:
-        model, what = _model(Path(tmp))
+        model, what = (Path(args.model), f"{args.model}") if args.model else _model(Path(tmp))
         print(
             f"bench_latency: 7 simulated IMUs, {args.seconds:g} s per configuration, model: {what}; "
             f"{os.cpu_count()} CPUs; inference_mode {args.inference_mode}; load average "

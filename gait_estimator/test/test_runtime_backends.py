@@ -304,3 +304,31 @@ def test_offline_pipeline_takes_every_format_by_file_type(tmp_path: Path) -> Non
             assert np.array_equal(ref.est_valid, got.est_valid)
             np.testing.assert_array_equal(ref.est_stamp_ns, got.est_stamp_ns)
             np.testing.assert_allclose(got.est_nm, ref.est_nm, atol=PARITY * 72.5, err_msg=ext)  # N·m
+
+
+def test_nodes_read_every_file_types_metadata_without_torch(exported):
+    """The windowing node reads only the layout (``common.read_model_metadata``): an ONNX or .pt2
+    file must give it the same metadata as the TorchScript file, and neither torch nor ONNX Runtime
+    may be imported for it (checked in a fresh interpreter)."""
+    import json
+    import subprocess
+    import sys
+
+    from gait_estimator.nodes.common import read_model_metadata
+
+    _, files = exported
+    want = read_metadata(files[".pt"])
+    for ext in (".onnx", ".pt2"):
+        assert read_model_metadata(files[ext]) == want, ext
+    code = (
+        "import json, sys\n"
+        "from gait_estimator.runtime.metadata import read_file_metadata\n"
+        "mds = [read_file_metadata(p).to_json() for p in sys.argv[1:]]\n"
+        "print(json.dumps({'heavy': sorted(m for m in ('torch', 'onnxruntime') if m in sys.modules),"
+        " 'same': len(set(mds)) == 1}))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code, *(str(files[e]) for e in (".pt", ".onnx", ".pt2"))],
+        capture_output=True, text=True, timeout=120, check=True,
+    )
+    assert json.loads(out.stdout) == {"heavy": [], "same": True}

@@ -20,14 +20,13 @@ import sys
 import threading
 import time
 import weakref
-import zipfile
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 
-from gait_estimator.errors import ConfigError, GaitEstimatorError, ModelFileCorruptError, ModelMetadataError
-from gait_estimator.runtime.metadata import METADATA_FILE, ModelMetadata
+from gait_estimator.errors import ConfigError, GaitEstimatorError
+from gait_estimator.runtime.metadata import ModelMetadata
 
 # Topic names (relative: a namespace pushes them all).
 TOPIC_IMU = "imu/{location}"
@@ -128,19 +127,11 @@ def default_model_path() -> Path:
 
 
 def read_model_metadata(path: str | os.PathLike) -> ModelMetadata:
-    """Read only the metadata of a model file (a zip archive), without importing torch."""
-    path = Path(path)
-    if not path.is_file():
-        raise ModelFileCorruptError(f"model file {path}: does not exist")
-    try:
-        with zipfile.ZipFile(path) as zf:
-            names = [n for n in zf.namelist() if n.endswith("/extra/" + METADATA_FILE)]
-            if not names:
-                raise ModelMetadataError(f"model file {path}: no {METADATA_FILE} in the archive")
-            text = zf.read(names[0])
-    except zipfile.BadZipFile as exc:
-        raise ModelFileCorruptError(f"model file {path}: not a TorchScript archive ({exc})") from exc
-    return ModelMetadata.from_json(text, source=str(path))
+    """Read only the metadata of a model file of any type (TorchScript, .pt2, ONNX), without
+    importing torch or ONNX Runtime."""
+    from gait_estimator.runtime.metadata import read_file_metadata
+
+    return read_file_metadata(path)
 
 
 # --------------------------------------------------------------------------- conversion

@@ -23,10 +23,13 @@ from __future__ import annotations
 
 import json
 import math
+import os
+import zipfile
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
-from gait_estimator.errors import ModelMetadataError
+from gait_estimator.errors import ModelFileCorruptError, ModelMetadataError
 
 SCHEMA_VERSION = 1
 METADATA_FILE = "gait_estimator/metadata.json"
@@ -115,3 +118,57 @@ class ModelMetadata:
             raise ModelMetadataError(f"{source}: {exc}") from exc
         except TypeError as exc:
             raise ModelMetadataError(f"{source}: malformed metadata: {exc}") from exc
+
+
+# -- reading it from a file (no torch, no ONNX Runtime: the windowing node needs only this) -----
+def first_line(exc: BaseException) -> str:
+    """The first line of an exception's message (torch and ORT messages run to pages)."""
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def no_metadata_error(p: Path) -> ModelMetadataError:
+    return ModelMetadataError(
+        f"model file {p}: no embedded metadata '{METADATA_FILE}' (export the model with "
+        "gait_estimator.runtime.model_file.save_model or `gait-estimator export`)"
+    )
+
+
+def read_onnx_props(p: Path):
+    """(parsed ONNX ModelProto, its ``metadata_props`` as a dict); refuses non-ONNX files."""
+    import onnx
+
+    try:
+        model = onnx.load_model(str(p), load_external_data=False)
+    except Exception as exc:
+        raise ModelFileCorruptError(f"model file {p}: not a readable ONNX model ({first_line(exc)})") from exc
+    if not model.graph.node:  # protobuf parses an empty or foreign file as an empty model
+        raise ModelFileCorruptError(
+            f"model file {p}: not a readable ONNX model (no graph: empty or not ONNX)"
+        )
+    return model, {e.key: e.value for e in model.metadata_props}
+
+
+def read_file_metadata(path: str | os.PathLike[str]) -> ModelMetadata:
+    """The metadata of a model file of any type, by its suffix (``.onnx``: ``metadata_props``;
+    ``.pt2`` and TorchScript: the zip's extra file), without loading the model."""
+    p = Path(path)
+    if not p.is_file():
+        raise ModelFileCorruptError(f"model file {p}: not found (or not a regular file)")
+    suffix = p.suffix.lower()
+    if suffix == ".onnx":
+        props = read_onnx_props(p)[1]
+        if METADATA_FILE not in props:
+            raise no_metadata_error(p)
+        return ModelMetadata.from_json(props[METADATA_FILE], source=f"model file {p}")
+    kind = "torch.export .pt2" if suffix == ".pt2" else "TorchScript"
+    try:
+        with zipfile.ZipFile(p) as zf:
+            # TorchScript keeps extra files under <archive>/extra/, .pt2 packages under extra/.
+            names = [n for n in zf.namelist() if n.endswith("extra/" + METADATA_FILE)]
+            if not names:
+                raise no_metadata_error(p)
+            text = zf.read(names[0])
+    except (zipfile.BadZipFile, OSError) as exc:
+        raise ModelFileCorruptError(f"model file {p}: not a {kind} archive ({exc})") from exc
+    return ModelMetadata.from_json(text, source=f"model file {p}")

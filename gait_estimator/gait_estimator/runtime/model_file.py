@@ -40,7 +40,6 @@ from __future__ import annotations
 import io
 import math
 import os
-import zipfile
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from pathlib import Path
@@ -50,7 +49,13 @@ import numpy as np
 import torch
 
 from gait_estimator.errors import ModelError, ModelFileCorruptError, ModelMetadataError, ModelMismatchError
-from gait_estimator.runtime.metadata import METADATA_FILE, ModelMetadata
+from gait_estimator.runtime.metadata import (
+    METADATA_FILE,
+    ModelMetadata,
+    first_line,
+    no_metadata_error,
+    read_file_metadata,
+)
 
 __all__ = [
     "MODEL_FORMATS",
@@ -205,37 +210,9 @@ def require_file(path: str | os.PathLike[str]) -> Path:
     return p
 
 
-def first_line(exc: BaseException) -> str:
-    """The first line of an exception's message (torch and ORT messages run to pages)."""
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
-
-
-def no_metadata_error(p: Path) -> ModelMetadataError:
-    return ModelMetadataError(
-        f"model file {p}: no embedded metadata '{METADATA_FILE}' (export the model with "
-        "gait_estimator.runtime.model_file.save_model or `gait-estimator export`)"
-    )
-
-
 def read_metadata(path: str | os.PathLike[str]) -> ModelMetadata:
     """The metadata of a model file without building a runtime (any format, by file type)."""
-    p = require_file(path)
-    if model_format(p) == "onnx":
-        from gait_estimator.runtime.onnx_file import read_onnx_metadata
-
-        return read_onnx_metadata(p)
-    kind = "torch.export .pt2" if model_format(p) == "pt2" else "TorchScript"
-    try:
-        with zipfile.ZipFile(p) as zf:
-            # TorchScript keeps extra files under <archive>/extra/, .pt2 packages under extra/.
-            names = [n for n in zf.namelist() if n.endswith("extra/" + METADATA_FILE)]
-            if not names:
-                raise no_metadata_error(p)
-            text = zf.read(names[0])
-    except (zipfile.BadZipFile, OSError) as exc:
-        raise ModelFileCorruptError(f"model file {p}: not a {kind} archive ({exc})") from exc
-    return ModelMetadata.from_json(text, source=f"model file {p}")
+    return read_file_metadata(require_file(path))
 
 
 def check_expected(

@@ -32,8 +32,14 @@ from gait_estimator.runtime.explicit_state import (
     state_input,
     state_output,
 )
-from gait_estimator.runtime.metadata import METADATA_FILE, ModelMetadata
-from gait_estimator.runtime.model_file import ArrayRuntime, first_line, no_metadata_error
+from gait_estimator.runtime.metadata import (
+    METADATA_FILE,
+    ModelMetadata,
+    first_line,
+    no_metadata_error,
+    read_onnx_props,
+)
+from gait_estimator.runtime.model_file import ArrayRuntime
 
 __all__ = ["OnnxRuntime", "extract_graph", "load_onnx", "onnx_bytes", "read_onnx_metadata", "trtexec_shapes"]
 
@@ -168,17 +174,7 @@ def trtexec_shapes(path: str | Path, batch: int = 1) -> str:
 # -- reading ----------------------------------------------------------------------------------
 def _read(p: Path):
     """The parsed ModelProto, its metadata and the source label; refuses non-ONNX files."""
-    import onnx
-
-    try:
-        model = onnx.load_model(str(p), load_external_data=False)
-    except Exception as exc:
-        raise ModelFileCorruptError(f"model file {p}: not a readable ONNX model ({first_line(exc)})") from exc
-    if not model.graph.node:  # protobuf parses an empty or foreign file as an empty model
-        raise ModelFileCorruptError(
-            f"model file {p}: not a readable ONNX model (no graph: empty or not ONNX)"
-        )
-    props = {e.key: e.value for e in model.metadata_props}
+    model, props = read_onnx_props(p)
     if METADATA_FILE not in props:
         raise no_metadata_error(p)
     source = f"model file {p}"
