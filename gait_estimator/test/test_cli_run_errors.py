@@ -38,7 +38,7 @@ def garbage(tmp_path: Path) -> Path:
 
 
 def test_binary_config_is_a_config_error(garbage: Path) -> None:
-    from gait_estimator.nodes.params import load_config
+    from gait_estimator.core.params import load_config
 
     with pytest.raises(ConfigError) as info:
         load_config(garbage)

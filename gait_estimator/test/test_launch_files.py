@@ -27,8 +27,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from gait_estimator.core.params import SCHEMAS, load_config
 from gait_estimator.nodes import bag_player, launch_plan
-from gait_estimator.nodes.params import SCHEMAS, load_config
 
 PKG = Path(__file__).resolve().parents[1]
 BAG = Path(__file__).parent / "data" / "sim_bag" / "sim_walk_6s"

@@ -13,9 +13,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from gait_estimator.core.params import SCHEMAS, load_config, validate_node_params
 from gait_estimator.errors import ConfigError
 from gait_estimator.nodes import common, params, serial_protocol
-from gait_estimator.nodes.params import SCHEMAS, load_config, validate_node_params
 
 PKG = Path(__file__).resolve().parents[1]
 DATA = Path(__file__).parent / "data"

@@ -7,8 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from gait_estimator.core.params import load_config, validate_node_params
 from gait_estimator.errors import ConfigError
-from gait_estimator.nodes.params import RuntimeParameters, load_config, validate_node_params
+from gait_estimator.nodes.params import RuntimeParameters
 
 
 def _write(tmp_path: Path, text: str) -> Path:

@@ -49,7 +49,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def _config(model: Path, md, mass: float, seed: int, seconds: float) -> dict:
     import yaml
 
-    from gait_estimator.nodes.params import load_config
+    from gait_estimator.core.params import load_config
 
     base = Path(__file__).resolve().parents[2] / "config" / "pipeline.yaml"
     cfg = {node: dict(values) for node, values in load_config(base).items()}
@@ -311,7 +311,7 @@ def run(args: argparse.Namespace) -> int:
         f"{md.sample_rate_hz:g} Hz), simulated subject {mass:.1f} kg, {args.seconds:g} s -> {out}",
         flush=True,
     )
-    from gait_estimator.nodes.params import load_config
+    from gait_estimator.core.params import load_config
 
     launcher = Launcher(params, out / "logs")
     rec = None

@@ -4,7 +4,7 @@ Starts the same executables as ``launch/pipeline.launch.py`` with ``--params-fil
 nodes that have a section in the file (distributed: ``imu_driver``, ``imu_synchronizer``,
 ``windowing``, ``torque_estimator``, ``torque_command``; fused: ``gait_pipeline``) plus the
 ``lifecycle_manager``, which configures and activates the lifecycle nodes in order. The file is
-validated first (``nodes.params.load_config``): an invalid file is rejected with the node,
+validated first (``core.params.load_config``): an invalid file is rejected with the node,
 parameter, value and rule, and nothing starts. Runs until Ctrl-C or ``--duration``; then every
 child gets SIGINT (the command node publishes a last zero) and is waited for.
 
@@ -186,7 +186,7 @@ class Launcher:
 
 
 def run(args: argparse.Namespace) -> int:
-    from gait_estimator.nodes.params import load_config
+    from gait_estimator.core.params import load_config
 
     config = load_config(args.config)  # ConfigError -> main prints it, exit 2
     steps = plan(config, args.model, args.namespace)

@@ -165,7 +165,7 @@ class ReplayResult:
 def node_parameters(overrides: Mapping[str, Any] | None = None, **fixed: Any) -> dict[str, Any]:
     """The fused node's (``gait_pipeline``) parameters: schema defaults, ``overrides``, ``fixed``;
     validated by the same schema as the node (``ConfigError`` naming the parameter)."""
-    from gait_estimator.nodes.params import validate_node_params
+    from gait_estimator.core.params import validate_node_params
 
     return validate_node_params("gait_pipeline", {**dict(overrides or {}), **fixed})
 
@@ -208,7 +208,7 @@ def make_synchronizer(p: Mapping[str, Any], rate_hz: float) -> Any:
 
 def make_shaper(p: Mapping[str, Any]) -> Any:
     """The command shaper the nodes build from their parameters (the same builder)."""
-    from gait_estimator.nodes.params import make_shaper as node_make_shaper
+    from gait_estimator.core.params import make_shaper as node_make_shaper
 
     return node_make_shaper(p)
 
@@ -240,8 +240,8 @@ def replay_bag(
 ) -> ReplayResult:
     """Replay ``bag`` through a fresh :class:`EstimatorPipeline` around ``model`` (a
     :class:`~gait_estimator.runtime.model_file.ModelRuntime`). See the module docstring."""
+    from gait_estimator.core.params import read_calibration_param
     from gait_estimator.core.pipeline import EstimatorPipeline
-    from gait_estimator.nodes.params import read_calibration_param
 
     options = options or ReplayOptions()
     if not (options.jump_threshold_s > 0 and math.isfinite(options.jump_threshold_s)):
