@@ -2,7 +2,7 @@
 
 Executable: ``torque_estimator`` (``python -m gait_estimator.nodes.torque_estimator``), node
 name ``torque_estimator`` (``rclpy.lifecycle.LifecycleNode``). Parameters
-(``params.ESTIMATOR``): ``model_path`` (empty = default model), ``subject_mass_kg``,
+(``core.params.ESTIMATOR``): ``model_path`` (empty = default model), ``subject_mass_kg``,
 ``threads``, ``inference_mode``, ``diagnostics_period_s``.
 
 ``inference_mode`` (read at configure): ``window`` runs each received window through the model
@@ -19,7 +19,8 @@ holds. For a recurrent model the carried state remembers more than the window (s
 ``params.py``).
 
 Lifecycle:
-- ``on_configure``: loads and validates the TorchScript model (``runtime.model_file.load_model``);
+- ``on_configure``: loads and validates the model file (``runtime.model_file.load_model``; the
+  file type picks the backend: TorchScript ``.pt``, ONNX Runtime ``.onnx``, torch.export ``.pt2``);
   a missing/corrupt/mismatched model fails the transition with one clear log line and the node
   stays *unconfigured*, alive, ready for another ``model_path`` and configure.
 - ``on_activate``: windows are turned into ``JointTorque`` estimates (SOURCE_ESTIMATE, N.m:
