@@ -1,4 +1,4 @@
-"""Bundled IMU input (issue 16): one ``ImuFrame`` per sampling instant from ``imu_driver``
+"""Bundled IMU input (issue 16): one ``ImuBundle`` per sampling instant from ``imu_driver``
 (``imu_output`` both: the bundle and the per-IMU topics from the same samples) gives the same
 synchronized frames and the same estimates as the per-IMU ``sensor_msgs/Imu`` topics, over real
 DDS, with every node on the EventsExecutor (``executor`` events). Side by side: the per-IMU

@@ -8,7 +8,7 @@ in-process sim/file source, ``gait/torque_reference``. Same inputs: ``exo/emerge
 ``exo/reset``.
 
 Input (``imu_source``): ``topics`` subscribes ``imu/<location>`` from a separate
-``imu_driver``; ``bundle`` subscribes ``bundle_topic`` (one ``ImuFrame`` per sampling instant, an
+``imu_driver``; ``bundle`` subscribes ``bundle_topic`` (one ``ImuBundle`` per sampling instant, an
 ``imu_driver`` with ``imu_output`` bundle: all samples pushed, frames polled once);
 ``sim``/``file``/``serial`` runs that driver backend inside this process and feeds samples
 straight into the core (``driver_rate_hz`` for sim; the other driver parameters have the
