@@ -49,19 +49,24 @@ NODE = "gait_pipeline"
 
 class HostileDriver:
     """Publishes a simulated walk on imu/<location> at RATE with host-time stamps; ``fault`` is a
-    callable (k, loc, stamp_ns, acc, gyro, quat) -> (stamp_ns, acc, gyro, quat) or None (drop)."""
+    callable (k, loc, stamp_ns, acc, gyro, quat) -> (stamp_ns, acc, gyro, quat) or None (drop).
+    ``bundle``: one ``ImuBundle`` per instant on ``imu/bundle`` instead, passed through ``mangle``
+    (a callable on the message, for malformed bundles) before it goes out."""
 
-    def __init__(self, listener: Listener, trial, locations) -> None:
+    def __init__(self, listener: Listener, trial, locations, bundle: bool = False) -> None:
+        from gait_estimator_msgs.msg import ImuBundle
         from sensor_msgs.msg import Imu
 
         from gait_estimator.nodes import common
 
         self.trial, self.locations = trial, locations
+        self.bundle_pub = listener.publisher(ImuBundle, "imu/bundle", common.sensor_qos()) if bundle else None
         self.pubs = {
             loc: listener.publisher(Imu, common.TOPIC_IMU.format(location=loc), common.sensor_qos())
-            for loc in locations
+            for loc in (() if bundle else locations)
         }
         self.fault = None
+        self.mangle = None
         self._stop = threading.Event()
         self.thread = threading.Thread(target=self._run, daemon=True)
         self.thread.start()
@@ -79,6 +84,7 @@ class HostileDriver:
             now = time.time_ns()
             i = k % n
             fault = self.fault
+            samples = []
             for loc in self.locations:
                 d = self.trial.imu[loc]
                 sample = (now, d["acc"][i], d["gyro"][i], d["quat"][i])
@@ -86,10 +92,29 @@ class HostileDriver:
                     sample = fault(k, loc, *sample)
                 if sample is None:
                     continue
-                self.pubs[loc].publish(common.fill_imu(Imu(), sample[0], f"imu_{loc}", *sample[1:]))
+                if self.bundle_pub is None:
+                    self.pubs[loc].publish(common.fill_imu(Imu(), sample[0], f"imu_{loc}", *sample[1:]))
+                samples.append((loc, sample))
+            if self.bundle_pub is not None and samples:
+                self.bundle_pub.publish(self._bundle(samples))
             k += 1
             t_next += period
             time.sleep(max(0.0, t_next - time.monotonic()))
+
+    def _bundle(self, samples):
+        from gait_estimator_msgs.msg import ImuBundle
+
+        from gait_estimator.nodes import common
+
+        m = ImuBundle(rate_hz=RATE)
+        common.set_stamp(m.header.stamp, samples[0][1][0])
+        m.locations = [loc for loc, _ in samples]
+        m.stamp_ns = [int(s[0]) for _, s in samples]
+        m.linear_acceleration = [float(x) for _, s in samples for x in s[1]]
+        m.angular_velocity = [float(x) for _, s in samples for x in s[2]]
+        m.orientation = [float(x) for _, s in samples for x in s[3]]
+        mangle = self.mangle
+        return mangle(m) if mangle is not None else m
 
     def stop(self) -> None:
         self._stop.set()

@@ -169,14 +169,6 @@ def imu_arrays(msg) -> tuple[int, np.ndarray, np.ndarray, np.ndarray]:
     )
 
 
-def imu_to_sample(location: str, msg):
-    """``sensor_msgs/Imu`` -> ``core.samples.ImuSample``."""
-    from gait_estimator.core.samples import ImuSample
-
-    stamp, acc, gyro, quat = imu_arrays(msg)
-    return ImuSample(location, stamp, acc, gyro, quat)
-
-
 def imu_values(msg) -> tuple[int, list[float]]:
     """``sensor_msgs/Imu`` -> (stamp_ns, [acc(3), gyro(3), quat_xyzw(4)]): the synchronizer's
     ``push_values`` input, built without numpy (one per sample on the hot path)."""

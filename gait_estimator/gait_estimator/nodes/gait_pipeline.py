@@ -236,28 +236,21 @@ class GaitPipeline(ReleasingLifecycleNode):
 
     # -- data -----------------------------------------------------------------------------
     def _on_sample(self, location, stamp_ns, acc, gyro, quat) -> None:
-        """A sample from the in-process source (numpy rows) or an ``imu/<location>`` topic."""
+        """A sample from the in-process source (numpy rows)."""
         now = time.time_ns()
-        values = common.sample_values(acc, gyro, quat)
-        with self.lock:
-            if self.pipeline is None:
-                return
-            self.counts["samples"] += 1
-            self._process(self.clock.push_values(location, stamp_ns, values, now))
+        self._push(((location, stamp_ns, common.sample_values(acc, gyro, quat)),), now)
 
     def _on_imu(self, location, msg) -> None:
         now = time.time_ns()
-        stamp_ns, values = common.imu_values(msg)
-        with self.lock:
-            if self.pipeline is None:
-                return
-            self.counts["samples"] += 1
-            self._process(self.clock.push_values(location, stamp_ns, values, now))
+        self._push(((location, *common.imu_values(msg)),), now)
 
     def _on_bundle(self, msg) -> None:
         """A bundled input: every sample of the instant pushed, then frames polled once."""
         now = time.time_ns()
-        samples = common.bundle_values(msg, self._locations)
+        self._push(common.bundle_values(msg, self._locations), now)
+
+    def _push(self, samples, now: int) -> None:
+        """``(location, stamp_ns, values)`` samples received at ``now`` -> frames -> commands."""
         with self.lock:
             if self.pipeline is None:
                 return

@@ -58,15 +58,13 @@ class DataClock:
         return lead
 
     def push(self, sample, receive_ns: int) -> list:
-        if self.sync.push(sample, receive_ns):
-            self._newest[sample.location] = int(sample.stamp_ns)
-        return self._poll(receive_ns)
+        """One ``core.samples.ImuSample``."""
+        values = common.sample_values(sample.acc, sample.gyro, sample.quat_xyzw)
+        return self.push_values(sample.location, sample.stamp_ns, values, receive_ns)
 
     def push_values(self, location: str, stamp_ns: int, values, receive_ns: int) -> list:
         """``push`` of one sample given as ``ImuSynchronizer.push_values`` takes it."""
-        if self.sync.push_values(location, stamp_ns, values, receive_ns):
-            self._newest[location] = int(stamp_ns)
-        return self._poll(receive_ns)
+        return self.push_many(((location, stamp_ns, values),), receive_ns)
 
     def push_many(self, samples, receive_ns: int) -> list:
         """Every sample of one sampling instant (a bundled input: ``(location, stamp_ns, values)``
