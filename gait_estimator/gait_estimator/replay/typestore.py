@@ -18,11 +18,13 @@ from rosbags.typesys.store import Typestore
 from gait_estimator.errors import BagError
 
 MSG_PACKAGE = "gait_estimator_msgs"
-MSG_NAMES = ("JointTorque", "ImuFrame", "FeatureWindow", "ImuBundle")
+MSG_NAMES = ("JointTorque", "ImuFrame", "FeatureWindow", "ImuBundle", "GaitState", "GaitEvent")
 JOINT_TORQUE = f"{MSG_PACKAGE}/msg/JointTorque"
 IMU_FRAME = f"{MSG_PACKAGE}/msg/ImuFrame"
 FEATURE_WINDOW = f"{MSG_PACKAGE}/msg/FeatureWindow"
 IMU_BUNDLE = f"{MSG_PACKAGE}/msg/ImuBundle"
+GAIT_STATE = f"{MSG_PACKAGE}/msg/GaitState"
+GAIT_EVENT = f"{MSG_PACKAGE}/msg/GaitEvent"
 IMU = "sensor_msgs/msg/Imu"
 
 
