@@ -134,10 +134,10 @@ def test_commands_arrive_at_the_control_rate(chain):
 
 
 def test_online_equals_offline(chain, tiny_model):
+    from gait_estimator.core.command_stage import make_shaper
     from gait_estimator.core.params import validate_node_params
     from gait_estimator.core.pipeline import EstimatorPipeline
     from gait_estimator.nodes import common
-    from gait_estimator.nodes.torque_command import make_shaper
     from gait_estimator.runtime.model_file import load_model
 
     procs, listener = chain

@@ -236,7 +236,7 @@ def _starved_run(clock_push, period=10_000_000, n=300, stall_at=100, stall_ns=40
 
 @pytest.mark.parametrize("offset", [False, True])
 def test_data_clock_a_starved_consumer_makes_no_invalid_frame(offset):
-    from gait_estimator.nodes.imu_synchronizer import DataClock
+    from gait_estimator.core.clock import DataClock
 
     clock = DataClock(_sync(offset))
     frames = _starved_run(clock.push)
@@ -260,7 +260,7 @@ def test_data_clock_a_starved_consumer_makes_no_invalid_frame(offset):
 
 
 def test_data_clock_emits_a_frame_when_the_last_imu_of_its_stamp_arrives():
-    from gait_estimator.nodes.imu_synchronizer import DataClock
+    from gait_estimator.core.clock import DataClock
 
     clock = DataClock(_sync(False))
     t0 = 5_000_000_000
@@ -279,7 +279,7 @@ def test_data_clock_emits_a_frame_when_the_last_imu_of_its_stamp_arrives():
 
 
 def test_data_clock_a_stalled_imu_yields_invalid_frames_within_latency_plus_max_gap():
-    from gait_estimator.nodes.imu_synchronizer import DataClock
+    from gait_estimator.core.clock import DataClock
 
     clock = DataClock(_sync(True))
     t0 = 5_000_000_000
@@ -383,17 +383,15 @@ def test_streaming_is_refused_for_a_window_only_model(tmp_path):
         assert cfg[node]["inference_mode"] == "streaming"
 
 
-@pytest.mark.ros
-def test_torque_estimator_streaming_equals_window_on_feature_windows(default_tcn_trial):
-    """The distributed estimator steps only the new rows of each FeatureWindow: every estimate
-    equals ``predict_window`` of that window, across dropped windows (caught up from the rows the
-    next window holds), an invalid stretch and a stamp jump (both restart the stream)."""
-    import rclpy
-
+def test_model_stage_streaming_on_feature_windows_equals_window_mode(default_tcn_trial):
+    """The distributed estimator's model stage (``core.model_stage.ModelStage.push_window``, the
+    object the fused pipeline runs per row) steps only the new rows of each FeatureWindow: every
+    estimate equals ``predict_window`` of that window, across dropped windows (caught up from the
+    rows the next window holds), an invalid stretch and a stamp jump (both restart the stream)."""
     from gait_estimator.core.features import FeatureExtractor
+    from gait_estimator.core.model_stage import ModelStage
     from gait_estimator.core.samples import SyncFrame
     from gait_estimator.core.windowing import WindowBuffer
-    from gait_estimator.nodes.torque_estimator import TorqueEstimator
 
     model, trial = default_tcn_trial
     md = model.metadata
@@ -416,30 +414,21 @@ def test_torque_estimator_streaming_equals_window_on_feature_windows(default_tcn
         if buf.push(row, stamp, valid) or not valid:
             windows.append((stamp, buf.window().copy(), valid and buf.valid))
     dropped = {100, 101, 102, 200, 350}  # messages lost on the way (windows, not frames)
-    ctx = rclpy.Context()
-    rclpy.init(context=ctx)
-    try:
-        # The node object without spinning: its streaming path is called window by window.
-        node = TorqueEstimator.__new__(TorqueEstimator)
-        rclpy.lifecycle.LifecycleNode.__init__(node, "stream_test_estimator", context=ctx)
-        node.params = {"inference_mode": "streaming", "subject_mass_kg": 70.0}
-        node.counts = {"stream_restarts": 0}
-        node._stream_runtime, node._stream_stamp, node._stream_rows = None, None, 0
-        diffs, streamed = [], 0
-        for k, (stamp, w, valid) in enumerate(windows):
-            if k in dropped:
-                continue
-            if not valid:
-                node._stream_stamp = None  # as _on_window does for an invalid window
-                continue
-            y = node._stream(model, w, stamp)
-            diffs.append(float(np.max(np.abs(y - model.predict_window(w)))))
-            streamed += node._stream_rows >= md.window
-        node.destroy_node()
-    finally:
-        rclpy.shutdown(context=ctx)
-    # restarts: the first window, after the invalid stretch, after the stamp jump
-    assert node.counts["stream_restarts"] == 3, node.counts
-    assert streamed > 200 and len(diffs) > 400  # 3 warm-ups of 64 windows each
-    print(f"torque_estimator streaming vs window: max abs diff {max(diffs):.2e} N·m/kg, {streamed} streamed")
+    stage = ModelStage(model, "streaming", scale=1.0)
+    diffs, invalid = [], 0
+    for k, (stamp, w, valid) in enumerate(windows):
+        if k in dropped:
+            continue
+        (est,) = stage.push_window(stamp, w, valid)
+        assert est.stamp_ns == stamp
+        if not valid:
+            invalid += 1
+            assert not est.valid and not est.torque_nm.any()
+            continue
+        assert est.valid
+        diffs.append(float(np.max(np.abs(est.torque_nm - model.predict_window(w)))))
+    # restarts: after the invalid stretch and after the stamp jump (the first window starts it)
+    assert stage.counters["stream_resets"] == 2, stage.counters
+    assert invalid >= 5 and len(diffs) > 400  # the invalid rows stay in the window for T frames
+    print(f"model stage streaming vs window: max abs diff {max(diffs):.2e} N·m/kg over {len(diffs)} windows")
     assert max(diffs) <= STREAM_TOL_NM_KG

@@ -25,6 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
+from gait_estimator.core.latency import LatencyStats  # noqa: F401 (re-exported for the nodes)
 from gait_estimator.errors import ConfigError, GaitEstimatorError
 from gait_estimator.runtime.metadata import ModelMetadata
 
@@ -249,8 +250,10 @@ def window_to_msg(
     valid: bool,
     normalized: bool = True,
     msg=None,
+    normalization_id: str = "",
 ):
-    """``[T, C]`` window -> ``gait_estimator_msgs/FeatureWindow`` (float32, row-major)."""
+    """``[T, C]`` window -> ``gait_estimator_msgs/FeatureWindow`` (float32, row-major);
+    ``normalization_id``: the model metadata's, when ``normalized``."""
     from gait_estimator_msgs.msg import FeatureWindow
 
     msg = FeatureWindow() if msg is None else msg
@@ -262,6 +265,7 @@ def window_to_msg(
     data.frombytes(np.ascontiguousarray(window, dtype=np.float32).tobytes())
     msg.data = data
     msg.normalized = bool(normalized)
+    msg.normalization_id = normalization_id if normalized else ""
     msg.sample_rate_hz = float(rate_hz)
     msg.valid = bool(valid)
     return msg
@@ -575,38 +579,6 @@ def shaper_status(shaper, active: bool, values: dict) -> tuple[int, str]:
     if shaper.reason:
         return 1, shaper.reason
     return 0, "active" if active else "inactive"
-
-
-class LatencyStats:
-    """Rolling percentiles of durations (ns) over the last ``n`` values, for diagnostics."""
-
-    def __init__(self, n: int = 2000) -> None:
-        self._buf = np.zeros(n, dtype=np.int64)
-        self._n = 0
-        self._i = 0
-        self._last_stamp: int | None = None
-
-    def add_stamp(self, stamp_ns: int, now_ns: int) -> None:
-        """Add ``now - stamp`` once per stamp: repeats of a stamp (the control timer re-sending the
-        last estimate's command) are not latency samples."""
-        if stamp_ns != self._last_stamp:
-            self._last_stamp = stamp_ns
-            self.add(now_ns - stamp_ns)
-
-    def add(self, ns: int) -> None:
-        self._buf[self._i] = ns
-        self._i = (self._i + 1) % len(self._buf)
-        self._n = min(self._n + 1, len(self._buf))
-
-    def summary_ms(self) -> dict[str, float]:
-        if self._n == 0:
-            return {"p50_ms": float("nan"), "p99_ms": float("nan"), "max_ms": float("nan")}
-        v = self._buf[: self._n] / 1e6
-        return {
-            "p50_ms": float(np.percentile(v, 50)),
-            "p99_ms": float(np.percentile(v, 99)),
-            "max_ms": float(v.max()),
-        }
 
 
 # --------------------------------------------------------------------------- lifecycle guard

@@ -1,17 +1,17 @@
 """``windowing``: ``gait/imu_frame`` -> ``gait/features`` (``FeatureWindow``), layout from the model.
 
-Executable: ``windowing`` (``python -m gait_estimator.nodes.windowing``), node name
-``windowing``. Reads only the metadata of ``model_path`` (empty = the default model; no torch
-import): channel order, window length, stride, normalisation. Each frame becomes one feature
-row (``core.features.FeatureExtractor``) in a ``core.windowing.WindowBuffer``; every ``stride``
-rows a normalised ``[window x channels]`` float32 window is published (SensorDataQoS), stamped
-with its newest frame; a frame with an invalid sensor publishes a ``valid = false`` window at
-once (the rule of ``core.pipeline.EstimatorPipeline``, window mode). ``valid`` is false if any
-row of the window came from an invalid sensor or was not finite. Frames at another rate than
-the model's are rejected (counted, logged). ``calibration_file``: each frame is turned into the
-segment frames right after it arrives (``core.calibration.apply_to_frame``; a flagged sensor's
-rows are invalid).
-"""
+Executable: ``windowing`` (``python -m gait_estimator.nodes.windowing``), node name ``windowing``.
+Reads only the metadata of ``model_path`` (empty = the default model; no torch import): channel
+order, window length, stride, normalisation. Each frame becomes one feature row
+(``core.features.FeatureExtractor``) in a ``core.windowing.WindowBuffer``; every ``stride`` rows a
+normalised ``[window x channels]`` float32 window is published (SensorDataQoS), stamped with its
+newest frame and carrying the model's ``normalization_id`` (the estimator refuses or renormalises
+windows of another normalisation); a frame with an invalid sensor publishes a ``valid = false``
+window at once (the rule of ``core.pipeline.EstimatorPipeline``, window mode). ``valid`` is false
+if any row of the window came from an invalid sensor or was not finite. Frames at another rate
+than the model's are rejected (counted, logged). ``calibration_file``: each frame is turned into
+the segment frames right after it arrives (``core.calibration.apply_to_frame``; a flagged sensor's
+rows are invalid)."""
 
 from __future__ import annotations
 
@@ -97,6 +97,7 @@ class WindowingNode(Node):
             ok,
             True,
             msg=self._msg,
+            normalization_id=md.normalization_id,  # model identity: the estimator checks it
         )
         self.pub.publish(self._msg)
 

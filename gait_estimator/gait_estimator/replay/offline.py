@@ -53,6 +53,8 @@ from typing import Any
 
 import numpy as np
 
+from gait_estimator.core.clock import make_synchronizer
+from gait_estimator.core.params import make_shaper
 from gait_estimator.errors import BagError, ConfigError
 from gait_estimator.replay.bag import (
     DEFAULT_FRAME_TOPIC,
@@ -191,26 +193,6 @@ def replay_settings(options: ReplayOptions) -> dict[str, Any]:
             default=str,
         )
     )
-
-
-def make_synchronizer(p: Mapping[str, Any], rate_hz: float) -> Any:
-    """The synchronizer the nodes build from their parameters (``nodes.imu_synchronizer``)."""
-    from gait_estimator.core.synchronizer import ImuSynchronizer
-
-    return ImuSynchronizer(
-        tuple(p["locations"]),
-        rate_hz,
-        latency_ns=int(p["latency_s"] * 1e9),
-        max_gap_ns=int(p["max_gap_s"] * 1e9),
-        estimate_clock_offset=p["estimate_clock_offset"],
-    )
-
-
-def make_shaper(p: Mapping[str, Any]) -> Any:
-    """The command shaper the nodes build from their parameters (the same builder)."""
-    from gait_estimator.core.params import make_shaper as node_make_shaper
-
-    return node_make_shaper(p)
 
 
 def _subject_mass(
