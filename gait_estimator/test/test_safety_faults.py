@@ -448,20 +448,18 @@ def test_a_bad_model_is_refused_and_the_running_one_keeps_commanding(fused, bad_
     assert "model swapped to" not in procs.log(NODE), "no bad model may be put in charge"
 
 
-def test_deactivation_ramps_out_valid_then_zero_invalid(fused):
-    from gait_estimator_msgs.msg import JointTorque
-
+def test_deactivation_cuts_to_zero_invalid_then_ramps_in_on_activation(fused):
+    """One deactivate policy for every command node (core.command_stage, the node contract): the
+    command is an invalid zero from the deactivation on, never a valid torque after it."""
     procs, listener, driver, proc, reset = fused
     listener.wait_for(lambda: _recent_valid(listener, 20), 30, "valid commands")
     listener.clear()
     _transition(listener, DEACTIVATE, "inactive")
+    t_done = time.time_ns()
     time.sleep(1.0)
     cmds = _cmds(listener)
     check_wire(cmds)
-    first = next(i for i, (_, m) in enumerate(cmds) if JointTorque.STATUS_RAMPING in bytes(m.joint_status))
-    ramp = [m for _, m in cmds[first:] if m.valid and any(m.torque)]
-    assert ramp, "the deactivation must ramp out"
-    assert all(set(bytes(m.joint_status)) == {JointTorque.STATUS_RAMPING} for m in ramp)
-    assert not cmds[-1][1].valid and not any(cmds[-1][1].torque)
+    after = [m for t, m in cmds if t > t_done]
+    assert len(after) > 50 and all(not m.valid and not any(m.torque) for m in after)
     _transition(listener, ACTIVATE, "active")
     listener.wait_for(lambda: _recent_valid(listener, 10), 30, "valid commands after re-activation")

@@ -289,7 +289,7 @@ def command_msg(out, stamp_ns: int, joints, active: bool, subject_mass: float, m
     """The exoskeleton command for a ``CommandShaper.update`` output; ``(message, valid)``.
 
     ``valid`` is the shaper's: true while the torque is a shaped command a controller may apply,
-    ramp-outs included (a deactivation ramps out with ``valid`` true and STATUS_RAMPING; the node
+    ramp-outs included (a disabled shaper ramps out with ``valid`` true and STATUS_RAMPING; the node
     being inactive only stops new assistance). Whatever the shaper says, a message with ``valid``
     false carries exactly 0.0 (``joint_torque_msg``). Shared by torque_command and the fused node.
     ``active`` is kept for the callers' bookkeeping; ``confidence`` is the estimate's.

@@ -292,8 +292,9 @@ def _grid(t0: int, num: int, den: int, k: np.ndarray) -> np.ndarray:
 def simulate_synchronizer(
     sync: ImuSynchronizer, imu: ImuArrays, final_poll_ns: int | None
 ) -> FrameArrays | None:
-    """What a freshly reset ``sync`` emits when fed ``imu`` sample by sample (``push`` then
-    ``poll`` at each log time), plus ``poll(final_poll_ns)`` when it is not None. None when a
+    """What a freshly reset ``sync`` emits when fed ``imu`` sample by sample through
+    ``core.clock.DataClock`` (``push``, then ``poll`` at data time: the newest host time a
+    sample describes, at most its log time), plus ``poll(final_poll_ns)`` when it is not None. None when a
     precondition of the closed form fails (see the module docstring): use the object then."""
     n = len(imu)
     locs = sync.locations
@@ -345,13 +346,13 @@ def simulate_synchronizer(
         counters["dropped"] += _dropped(ds)
 
     # -- polls: horizon and "every stream reached" per poll; t0 ------------------------------
+    # Each sample's poll runs at data time (core.clock.DataClock, as the nodes): the newest host
+    # time any stream's sample describes, never later than its receive (log) time; the final
+    # poll is the nodes' timer, at host time.
     polls = n + (1 if final_poll_ns is not None else 0)
-    now = np.concatenate([r, [final_poll_ns]]) if final_poll_ns is not None else r
-    istar = int(np.searchsorted(now, r[0] + latency, side="left"))
-    if istar >= polls:
-        return _empty(locs, counters)
     p = np.arange(polls)
     reached = np.full(polls, np.iinfo(np.int64).max, dtype=np.int64)
+    lead = np.full(polls, np.iinfo(np.int64).min, dtype=np.int64)
     last_of: list[np.ndarray] = []  # per stream: its newest sample (position) at each poll, -1 none
     for s in range(L):
         pos = np.searchsorted(idx[s], np.minimum(p, n - 1), side="right") - 1
@@ -359,6 +360,14 @@ def simulate_synchronizer(
         pc = np.maximum(pos, 0)
         host = np.where(pos >= 0, dev[s][pc] + off[s][pc], np.iinfo(np.int64).min)
         reached = np.minimum(reached, host)
+        lead = np.maximum(lead, host)
+    now = np.minimum(r, lead[:n])
+    if final_poll_ns is not None:
+        now = np.concatenate([now, [final_poll_ns]])
+    started = np.flatnonzero(now >= r[0] + latency)
+    if started.size == 0:
+        return _empty(locs, counters)
+    istar = int(started[0])
     if not sync.emit_early:
         reached[:] = np.iinfo(np.int64).min
     starts = [int(dev[s][0] + off[s][last_of[s][istar]]) for s in range(L) if last_of[s][istar] >= 0]

@@ -6,18 +6,19 @@ of a bag arrives in bag log-time order with ``receive_ns`` = the log time: the s
 parameters, the same :class:`~gait_estimator.core.command.CommandShaper`, minus DDS, as fast as
 the CPU allows. Given the same bag and model the result is bit-identical from run to run.
 
-Two paths, one result. The per-sample path (``ReplayOptions(batch=False)``, ``validate
---per-sample``) calls ``EstimatorPipeline.push_sample`` for every sample, exactly as the nodes
-do. The batched path (default) reads the bag into arrays, computes the synchronizer's frames in
-closed form (:mod:`gait_estimator.replay.batch`), the feature rows with numpy and the windows'
-torques with ``predict_batch`` on chunks of ``batch_size`` windows, then feeds the estimates to
-the command shaper in order; it is used only when the bag's timing satisfies its preconditions
-(per stream strictly increasing stamps without jumps, ...; ``ReplayResult.path_reason`` says
-otherwise) and matches the per-sample path to float32 rounding of batched inference
-(``test_replay_batch.py`` asserts max abs difference of estimates and commands <= 1e-4 N·m;
-measured on a 60 s bag: 8.7e-6 N·m with the reference LSTM, 3.9e-5 N·m with an untrained TCN
-shaped like the default model; frames, stamps, validity, statuses and counters identical).
-Streaming mode stays per-frame (state carries) after the batched synchronizer.
+Two paths, one result. The per-sample path (``ReplayOptions(batch=False)``, ``validate --per-
+sample``) pushes every sample through ``core.clock.DataClock`` (frames polled at data time) into
+``EstimatorPipeline.push_frame``, exactly as the nodes do. The batched path (default) reads the
+bag into arrays, computes the synchronizer's frames in closed form
+(:mod:`gait_estimator.replay.batch`), the feature rows with numpy and the windows' torques with
+``predict_batch`` on chunks of ``batch_size`` windows, then feeds the estimates to the command
+shaper in order; it is used only when the bag's timing satisfies its preconditions (per stream
+strictly increasing stamps without jumps, ...; ``ReplayResult.path_reason`` says otherwise) and
+matches the per-sample path to float32 rounding of batched inference (``test_replay_batch.py``
+asserts max abs difference of estimates and commands <= 1e-4 N·m; measured on a 60 s bag: 8.7e-6
+N·m with the reference LSTM, 3.9e-5 N·m with an untrained TCN shaped like the default model;
+frames, stamps, validity, statuses and counters identical). Streaming mode stays per-frame (state
+carries) after the batched synchronizer.
 
 Bad timing in the bag never raises:
 
@@ -53,7 +54,7 @@ from typing import Any
 
 import numpy as np
 
-from gait_estimator.core.clock import make_synchronizer
+from gait_estimator.core.clock import DataClock, make_synchronizer
 from gait_estimator.core.params import make_shaper
 from gait_estimator.errors import BagError, ConfigError
 from gait_estimator.replay.bag import (
@@ -484,10 +485,12 @@ class _Run:
             self.command(est.stamp_ns, est.torque_nm, bool(est.valid), log_ns, est.confidence)
 
     def per_sample(self, imu: ImuArrays) -> None:
-        """Every sample through ``EstimatorPipeline.push_sample``, exactly as the nodes receive it."""
+        """Every sample through ``core.clock.DataClock`` and ``EstimatorPipeline.push_frame``,
+        exactly as the nodes receive it (frames polled at data time)."""
         from gait_estimator.core.samples import ImuSample
 
         pipeline, shaper, counters = self.pipeline, self.shaper, self.counters
+        clock = DataClock(pipeline.synchronizer)  # polls at data time, as the nodes do
         jump_ns = int(round(self.options.jump_threshold_s * 1e9))
         last: dict[str, int] = {}
         jump_log_ns: int | None = None
@@ -523,6 +526,7 @@ class _Run:
                         f" log time {log_ns} ns: pipeline reset",
                     )
                     pipeline.reset()
+                    clock.reset()
                     if shaper is not None:
                         shaper.reset()
                         shaper.enable()
@@ -541,7 +545,7 @@ class _Run:
                 last[loc] = stamp
             v = values[i]
             sample = ImuSample(loc, stamp, v[0:3], v[3:6], v[6:10])
-            self.handle(pipeline.push_sample(sample, log_ns), log_ns)
+            self.handle([e for f in clock.push(sample, log_ns) for e in pipeline.push_frame(f)], log_ns)
             last_log_ns = log_ns
         if last_log_ns is not None:
             now = self.final_poll_ns(imu) - int(imu.log_ns[-1]) + last_log_ns
