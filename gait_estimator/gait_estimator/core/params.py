@@ -25,6 +25,7 @@ from typing import Any
 import yaml
 
 from gait_estimator.conventions import IMU_LOCATIONS, JOINTS, OPTIONAL_IMU_LOCATIONS
+from gait_estimator.core import topology
 from gait_estimator.errors import ConfigError
 
 TYPES = ("bool", "int", "double", "string", "string_array", "double_array", "int_array")
@@ -480,7 +481,7 @@ MANAGER = (
     _p(
         "node_names",
         "string_array",
-        ["torque_estimator", "torque_command"],
+        topology.managed(fused=False),
         "lifecycle nodes to configure and activate, in start-up order (shut down in reverse)",
     ),
     _p("autostart", "bool", True, "configure and activate at start-up"),
