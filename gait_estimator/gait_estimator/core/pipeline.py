@@ -50,7 +50,7 @@ from gait_estimator.core.samples import ImuSample, SyncFrame
 from gait_estimator.core.synchronizer import ImuSynchronizer, SyncConfig
 from gait_estimator.core.windowing import WindowBuffer
 from gait_estimator.errors import ConfigError, ModelMismatchError
-from gait_estimator.runtime.model_file import ModelRuntime
+from gait_estimator.runtime.base import ModelRuntime
 
 __all__ = ["MODES", "Estimate", "EstimateBatch", "EstimatorPipeline"]
 
