@@ -12,6 +12,7 @@ setup:  ## idempotent: venv, ROS 2 Jazzy wheels, torch==2.13.0, messages, packag
 
 lint: setup
 	$(VENV)/bin/ruff check .
+	$(PY) scripts/import_map.py
 
 test: setup lint  ## setup + lint + the whole test suite
 	$(PY) -m pytest

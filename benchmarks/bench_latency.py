@@ -47,7 +47,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "gait_estimator" / 
 
 
 def _model(tmp: Path) -> tuple[Path, str]:
-    from gait_estimator.nodes.common import default_model_path
+    from gait_estimator.nodes.model_files import default_model_path
 
     p = default_model_path()
     if p.is_file():
@@ -87,7 +87,9 @@ def run_one(
     from gait_estimator_msgs.msg import ImuFrame, JointTorque
     from rclpy.qos import QoSProfile, ReliabilityPolicy
 
-    from gait_estimator.nodes.common import TOPIC_COMMAND, TOPIC_FRAME, read_model_metadata, stamp_to_ns
+    from gait_estimator.nodes.conversion import stamp_to_ns
+    from gait_estimator.nodes.model_files import read_model_metadata
+    from gait_estimator.nodes.topics import TOPIC_COMMAND, TOPIC_FRAME
 
     md = read_model_metadata(model)
     procs = Procs(logdir / f"{mode}-{int(rate)}-{variant}")

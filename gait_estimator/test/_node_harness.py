@@ -248,12 +248,12 @@ def feed_estimates(listener: Listener, stop: threading.Event, rate_hz: float = 1
     from gait_estimator_msgs.msg import JointTorque
 
     from gait_estimator.conventions import JOINTS
-    from gait_estimator.nodes import common
+    from gait_estimator.nodes import conversion, topics
 
-    pub = listener.publisher(JointTorque, common.TOPIC_ESTIMATE, common.sensor_qos())
+    pub = listener.publisher(JointTorque, topics.TOPIC_ESTIMATE, topics.sensor_qos())
     k = 0
     while not stop.is_set():
         torque = [10.0 * (j + 1) * np.sin(0.05 * k + j) for j in range(len(JOINTS))]
-        pub.publish(common.joint_torque_msg(time.time_ns(), JointTorque.SOURCE_ESTIMATE, JOINTS, torque))
+        pub.publish(conversion.joint_torque_msg(time.time_ns(), JointTorque.SOURCE_ESTIMATE, JOINTS, torque))
         k += 1
         time.sleep(1.0 / rate_hz)

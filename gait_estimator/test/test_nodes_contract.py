@@ -43,13 +43,13 @@ def listener(request):
     from diagnostic_msgs.msg import DiagnosticArray
     from gait_estimator_msgs.msg import JointTorque
 
-    from gait_estimator.nodes import common
+    from gait_estimator.nodes import topics
 
     lis = Listener("contract_test")
     request.addfinalizer(lis.close)
-    lis.subscribe(JointTorque, common.TOPIC_COMMAND, common.command_qos())
-    lis.subscribe(JointTorque, common.TOPIC_ESTIMATE, common.sensor_qos(common.SENSOR_SUB_DEPTH))
-    lis.subscribe(DiagnosticArray, common.TOPIC_DIAGNOSTICS, 10)
+    lis.subscribe(JointTorque, topics.TOPIC_COMMAND, topics.command_qos())
+    lis.subscribe(JointTorque, topics.TOPIC_ESTIMATE, topics.sensor_qos(topics.SENSOR_SUB_DEPTH))
+    lis.subscribe(DiagnosticArray, topics.TOPIC_DIAGNOSTICS, 10)
     return lis
 
 
@@ -57,15 +57,15 @@ def _feed_windows(listener: Listener, model_path, stop: threading.Event) -> None
     """FeatureWindows as the windowing node publishes them for ``model_path`` (20 Hz)."""
     from gait_estimator_msgs.msg import FeatureWindow
 
-    from gait_estimator.nodes import common
+    from gait_estimator.nodes import conversion, topics
     from gait_estimator.runtime.metadata import read_file_metadata
 
     md = read_file_metadata(model_path)
-    pub = listener.publisher(FeatureWindow, common.TOPIC_FEATURES, common.sensor_qos())
+    pub = listener.publisher(FeatureWindow, topics.TOPIC_FEATURES, topics.sensor_qos())
     rng = np.random.default_rng(0)
     while not stop.is_set():
         w = rng.normal(0.0, 0.5, (md.window, len(md.input_channels)))
-        pub.publish(common.window_to_msg(
+        pub.publish(conversion.window_to_msg(
             w, time.time_ns(), md.input_channels, md.sample_rate_hz, True,
             normalization_id=md.normalization_id,
         ))
@@ -74,25 +74,25 @@ def _feed_windows(listener: Listener, model_path, stop: threading.Event) -> None
 
 def _spec(kind: str, model) -> dict:
     from gait_estimator.core.command_stage import COMMAND_LIVE
-    from gait_estimator.nodes import common
+    from gait_estimator.nodes import topics
 
     diag = {"diagnostics_period_s": DIAG_PERIOD}
     return {
         "torque_command": {
             "params": {"control_rate_hz": RATE, "ramp_s": 1.0, **diag},
-            "outputs": (common.TOPIC_COMMAND,), "command": True, "live": COMMAND_LIVE,
+            "outputs": (topics.TOPIC_COMMAND,), "command": True, "live": COMMAND_LIVE,
             "diagnostics": "torque command",
         },
         "gait_pipeline": {
             "params": {"imu_source": "sim", "driver_rate_hz": RATE, "model_path": str(model),
                        "inference_mode": "window", "control_rate_hz": RATE, "ramp_s": 1.0, **diag},
-            "outputs": (common.TOPIC_COMMAND, common.TOPIC_ESTIMATE), "command": True,
+            "outputs": (topics.TOPIC_COMMAND, topics.TOPIC_ESTIMATE), "command": True,
             "diagnostics": "fused pipeline",
             "live": (*COMMAND_LIVE, "model_path"),
         },
         "torque_estimator": {
             "params": {"model_path": str(model), "inference_mode": "window", **diag},
-            "outputs": (common.TOPIC_ESTIMATE,), "command": False,
+            "outputs": (topics.TOPIC_ESTIMATE,), "command": False,
             "diagnostics": "torque estimator",
             "live": ("model_path", "subject_mass_kg"),
         },
@@ -128,9 +128,9 @@ def _set(listener: Listener, node: str, name: str, value):
     return listener.call(SetParameters, f"/{node}/set_parameters", req, timeout=20).results[0]
 
 
-def _publishers_of(listener: Listener, node: str, topics) -> int:
+def _publishers_of(listener: Listener, node: str, names) -> int:
     n = 0
-    for topic in topics:
+    for topic in names:
         name = topic if topic.startswith("/") else "/" + topic
         n += sum(1 for i in listener.node.get_publishers_info_by_topic(name) if i.node_name == node)
     return n
@@ -139,7 +139,7 @@ def _publishers_of(listener: Listener, node: str, topics) -> int:
 @pytest.mark.parametrize("kind", ["torque_command", "gait_pipeline", "torque_estimator", "calibrator"])
 def test_lifecycle_node_contract(kind, tiny_model, listener, tmp_path):
     from gait_estimator.core.params import SCHEMAS, defaults
-    from gait_estimator.nodes import common
+    from gait_estimator.nodes import conversion, topics
 
     spec = _spec(kind, tiny_model)
     node = f"contract_{kind}"
@@ -166,9 +166,10 @@ def test_lifecycle_node_contract(kind, tiny_model, listener, tmp_path):
             main = f"{node}: {spec['diagnostics']}"  # the node's own status (topic monitors aside)
 
             def stamps():  # the node's own clock, not this process's receive times
-                return [common.stamp_to_ns(m.header.stamp) for _, m in listener.take(common.TOPIC_DIAGNOSTICS)
+                diags = listener.take(topics.TOPIC_DIAGNOSTICS)
+                return [conversion.stamp_to_ns(m.header.stamp) for _, m in diags
                         if any(s.name == main for s in m.status)]
-            listener.clear(common.TOPIC_DIAGNOSTICS)
+            listener.clear(topics.TOPIC_DIAGNOSTICS)
             listener.wait_for(lambda: len(stamps()) >= 9, 10, f"{node} diagnostics")
             period = float(np.median(np.diff(stamps()))) / 1e9
             assert abs(period - DIAG_PERIOD) < 0.1, f"{node}: diagnostics every {period:.3f} s"
@@ -176,18 +177,18 @@ def test_lifecycle_node_contract(kind, tiny_model, listener, tmp_path):
         # -- zero on deactivate ------------------------------------------------------------------
         if spec["command"]:
             listener.wait_for(lambda: sum(m.valid and any(m.torque) for _, m in
-                                          listener.take(common.TOPIC_COMMAND)[-20:]) >= 15,
+                                          listener.take(topics.TOPIC_COMMAND)[-20:]) >= 15,
                               20, f"{node}: valid non-zero commands")
         assert change_state(listener, node, DEACTIVATE)
         t_done = time.time_ns()
         time.sleep(1.0)
         if spec["command"]:
-            after = [m for t, m in listener.take(common.TOPIC_COMMAND) if t > t_done]
+            after = [m for t, m in listener.take(topics.TOPIC_COMMAND) if t > t_done]
             assert len(after) > 50, f"{node}: {len(after)} commands in 1 s while inactive"
             bad = [(m.valid, list(m.torque)) for m in after if m.valid or any(m.torque)]
             assert not bad, f"{node}: after deactivate {len(bad)} commands were not invalid zeros: {bad[:3]}"
-        if common.TOPIC_ESTIMATE in spec["outputs"]:
-            estimates = [t for t, m in listener.take(common.TOPIC_ESTIMATE) if t > t_done + 100_000_000]
+        if topics.TOPIC_ESTIMATE in spec["outputs"]:
+            estimates = [t for t, m in listener.take(topics.TOPIC_ESTIMATE) if t > t_done + 100_000_000]
             assert not estimates, f"{node}: {len(estimates)} estimates while inactive"
 
         # -- parameters (while active again): applied at run time, or refused with the reason ----

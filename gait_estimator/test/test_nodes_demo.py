@@ -69,7 +69,7 @@ def test_demo_with_a_tiny_model_writes_bag_plot_and_summary(tmp_path):
 
 def test_demo_default_model_is_the_installed_default(tmp_path):
     from gait_estimator.cli import demo
-    from gait_estimator.nodes.common import default_model_path
+    from gait_estimator.nodes.model_files import default_model_path
 
     p = demo.model_path(None)
     assert p == default_model_path() and p.name == "default.pt" and p.parent.name == "models"

@@ -30,7 +30,7 @@ def _z(raw: np.ndarray, md) -> np.ndarray:
 def test_swap_to_other_statistics_renormalises_and_foreign_windows_are_refused(tmp_path):
     from gait_estimator_msgs.msg import JointTorque
 
-    from gait_estimator.nodes import common
+    from gait_estimator.nodes import conversion, topics
     from gait_estimator.runtime.model_file import load_model
     from gait_estimator.runtime.reference_models import make_tiny_lstm_model
 
@@ -45,10 +45,10 @@ def test_swap_to_other_statistics_renormalises_and_foreign_windows_are_refused(t
     try:
         procs.start("torque_estimator", params={"model_path": str(path_a), "inference_mode": "window",
                                                 "subject_mass_kg": MASS})
-        listener.subscribe(JointTorque, common.TOPIC_ESTIMATE, common.sensor_qos(common.SENSOR_SUB_DEPTH))
+        listener.subscribe(JointTorque, topics.TOPIC_ESTIMATE, topics.sensor_qos(topics.SENSOR_SUB_DEPTH))
         from gait_estimator_msgs.msg import FeatureWindow
 
-        pub = listener.publisher(FeatureWindow, common.TOPIC_FEATURES, common.sensor_qos())
+        pub = listener.publisher(FeatureWindow, topics.TOPIC_FEATURES, topics.sensor_qos())
         assert change_state(listener, "torque_estimator", CONFIGURE), procs.log("torque_estimator")
         assert change_state(listener, "torque_estimator", ACTIVATE)
         listener.wait_for(lambda: pub.get_subscription_count() > 0, 10, "the estimator's subscription")
@@ -57,7 +57,7 @@ def test_swap_to_other_statistics_renormalises_and_foreign_windows_are_refused(t
 
         def send(raw, norm_md, stamp, ident=None):
             sent[stamp] = raw
-            pub.publish(common.window_to_msg(
+            pub.publish(conversion.window_to_msg(
                 _z(raw, norm_md), stamp, norm_md.input_channels, norm_md.sample_rate_hz, True,
                 normalization_id=norm_md.normalization_id if ident is None else ident,
             ))
@@ -68,7 +68,7 @@ def test_swap_to_other_statistics_renormalises_and_foreign_windows_are_refused(t
                 np.asarray(md_a.input_std)
 
         def estimates(stamps):
-            got = {common.stamp_to_ns(m.header.stamp): m for _, m in listener.take(common.TOPIC_ESTIMATE)}
+            got = {conversion.stamp_to_ns(m.header.stamp): m for _, m in listener.take(topics.TOPIC_ESTIMATE)}
             return {s: got[s] for s in stamps if s in got}
 
         before = [10**9 + k * 10**7 for k in range(10)]

@@ -15,7 +15,7 @@ import pytest
 
 from gait_estimator.core.params import SCHEMAS, load_config, validate_node_params
 from gait_estimator.errors import ConfigError
-from gait_estimator.nodes import common, params, serial_protocol
+from gait_estimator.nodes import conversion, model_files, params, serial_protocol
 
 PKG = Path(__file__).resolve().parents[1]
 DATA = Path(__file__).parent / "data"
@@ -138,10 +138,10 @@ def test_imu_and_frame_conversion_roundtrip():
 
     from gait_estimator.core.samples import SyncFrame
 
-    m = common.fill_imu(
+    m = conversion.fill_imu(
         Imu(), 1_500_000_123, "imu_pelvis", (1, 2, 3), (4, 5, 6), (0, 0, 0.6, 0.8), (0.1, 0.2, 0.3)
     )
-    stamp, values = common.imu_values(m)
+    stamp, values = conversion.imu_values(m)
     assert stamp == 1_500_000_123 and values == [1, 2, 3, 4, 5, 6, 0, 0, 0.6, 0.8]
     assert m.linear_acceleration_covariance[0] == 0.3 and m.orientation_covariance[8] == 0.1
     frame = SyncFrame(
@@ -152,23 +152,23 @@ def test_imu_and_frame_conversion_roundtrip():
         np.tile([0, 0, 0, 1.0], (2, 1)),
         np.array([True, False]),
     )
-    back = common.msg_to_frame(common.frame_to_msg(frame, 100.0))
+    back = conversion.msg_to_frame(conversion.frame_to_msg(frame, 100.0))
     assert back.stamp_ns == 42 and back.locations == ("a", "b")
     assert np.array_equal(back.acc, frame.acc) and list(back.valid) == [True, False]
     assert np.array_equal(back.gyro, frame.gyro) and np.array_equal(back.quat_xyzw, frame.quat_xyzw)
-    bad = common.frame_to_msg(frame, 100.0)
+    bad = conversion.frame_to_msg(frame, 100.0)
     bad.imus = bad.imus[:1]  # one Imu for two locations: the pairing is unknown
     with pytest.raises(ValueError, match="1 imus for 2 locations"):
-        common.msg_to_frame(bad)
+        conversion.msg_to_frame(bad)
 
 
 def test_window_and_torque_conversion():
     w = np.random.default_rng(0).normal(size=(5, 3)).astype(np.float32)
-    msg = common.window_to_msg(w, 7, ["a/x", "a/y", "a/z"], 100.0, True)
-    back, stamp, valid = common.msg_to_window(msg)
+    msg = conversion.window_to_msg(w, 7, ["a/x", "a/y", "a/z"], 100.0, True)
+    back, stamp, valid = conversion.msg_to_window(msg)
     assert np.array_equal(back, w) and stamp == 7 and valid
-    m = common.joint_torque_msg(9, 1, ["j1", "j2"], [1.0, np.nan])
-    stamp, torque, status, valid = common.joint_torque_arrays(m)
+    m = conversion.joint_torque_msg(9, 1, ["j1", "j2"], [1.0, np.nan])
+    stamp, torque, status, valid = conversion.joint_torque_arrays(m)
     # one non-finite joint makes the message invalid, and an invalid message carries 0.0 everywhere
     assert torque.tolist() == [0.0, 0.0] and status.tolist() == [3, 3] and not valid
 
@@ -310,7 +310,7 @@ def default_tcn_trial():
     from gait_estimator.runtime.model_file import load_model
     from gait_estimator.sim.generate import sample_subject, simulate_trial
 
-    model = load_model(common.default_model_path())
+    model = load_model(model_files.default_model_path())
     assert model.metadata.streaming and model.metadata.stride == 1
     subject = sample_subject(np.random.default_rng(4))
     trial = simulate_trial(subject, 6.0, 1.3, model.metadata.sample_rate_hz, seed=4)

@@ -59,7 +59,7 @@ def parity_inputs(tmp_path: Path):
 def test_bag_through_dds_nodes_equals_offline_validate(tmp_path: Path, parity_inputs) -> None:
     from gait_estimator_msgs.msg import JointTorque
 
-    from gait_estimator.nodes import common
+    from gait_estimator.nodes import topics
     from gait_estimator.replay.offline import ReplayOptions, replay_bag
     from gait_estimator.runtime.model_file import load_model
 
@@ -67,7 +67,7 @@ def test_bag_through_dds_nodes_equals_offline_validate(tmp_path: Path, parity_in
     procs = Procs(tmp_path / "logs")
     listener = Listener("parity_listener")
     try:
-        listener.subscribe(JointTorque, "/gait/torque_estimate", common.sensor_qos(common.SENSOR_SUB_DEPTH))
+        listener.subscribe(JointTorque, "/gait/torque_estimate", topics.sensor_qos(topics.SENSOR_SUB_DEPTH))
         procs.start(
             "gait_pipeline",
             params={

@@ -77,7 +77,7 @@ class _Recorder:
         from rclpy.executors import SingleThreadedExecutor
         from sensor_msgs.msg import Imu
 
-        from gait_estimator.nodes import common
+        from gait_estimator.nodes import topics
 
         self.rclpy = rclpy
         self.context = rclpy.Context()
@@ -86,20 +86,20 @@ class _Recorder:
         self.lock = threading.Lock()
         self.raw: list[tuple[str, int, bytes, str]] = []
         self.torques: dict[str, list] = {
-            common.TOPIC_REFERENCE: [],
-            common.TOPIC_ESTIMATE: [],
-            common.TOPIC_COMMAND: [],
+            topics.TOPIC_REFERENCE: [],
+            topics.TOPIC_ESTIMATE: [],
+            topics.TOPIC_COMMAND: [],
         }
-        sensor = common.sensor_qos()
+        sensor = topics.sensor_qos()
         for loc in locations:
-            topic = common.TOPIC_IMU.format(location=loc)
+            topic = topics.TOPIC_IMU.format(location=loc)
             self.node.create_subscription(
                 Imu, topic, self._raw_cb(topic, "sensor_msgs/msg/Imu"), sensor, raw=True
             )
         for topic, qos in (
-            (common.TOPIC_REFERENCE, sensor),
-            (common.TOPIC_ESTIMATE, sensor),
-            (common.TOPIC_COMMAND, common.command_qos()),
+            (topics.TOPIC_REFERENCE, sensor),
+            (topics.TOPIC_ESTIMATE, sensor),
+            (topics.TOPIC_COMMAND, topics.command_qos()),
         ):
             self.node.create_subscription(
                 JointTorque,
@@ -118,14 +118,14 @@ class _Recorder:
         from gait_estimator_msgs.msg import JointTorque
         from rclpy.serialization import deserialize_message
 
-        from gait_estimator.nodes import common
+        from gait_estimator.nodes import conversion
 
         def cb(data):
             t = time.time_ns()
             rec = None
             if decode:
                 m = deserialize_message(data, JointTorque)
-                stamp, torque, _st, valid = common.joint_torque_arrays(m)
+                stamp, torque, _st, valid = conversion.joint_torque_arrays(m)
                 rec = (t, stamp, torque, valid, tuple(m.joint_names))
             with self.lock:
                 self.raw.append((topic, t, bytes(data), msgtype))
@@ -139,10 +139,10 @@ class _Recorder:
             self.executor.spin_once(timeout_sec=0.05)
 
     def valid_commands(self) -> bool:
-        from gait_estimator.nodes import common
+        from gait_estimator.nodes import topics
 
         with self.lock:
-            return any(r[3] for r in self.torques[common.TOPIC_COMMAND][-20:])
+            return any(r[3] for r in self.torques[topics.TOPIC_COMMAND][-20:])
 
     def close(self) -> None:
         self._stop.set()
@@ -170,12 +170,12 @@ def _stats(rec):
     """Per-joint running RMSE of valid estimates vs the reference, latency percentiles."""
     import numpy as np
 
-    from gait_estimator.nodes import common
+    from gait_estimator.nodes import topics
 
     with rec.lock:
-        ref = _series(list(rec.torques[common.TOPIC_REFERENCE]))
-        est = _series(list(rec.torques[common.TOPIC_ESTIMATE]))
-        cmd = _series(list(rec.torques[common.TOPIC_COMMAND]))
+        ref = _series(list(rec.torques[topics.TOPIC_REFERENCE]))
+        est = _series(list(rec.torques[topics.TOPIC_ESTIMATE]))
+        cmd = _series(list(rec.torques[topics.TOPIC_COMMAND]))
     out = {"ref": ref, "est": est, "cmd": cmd, "rmse": None, "latency_ms": None}
     if ref is not None and est is not None and est["valid"].any():
         joints = est["joints"]
@@ -270,9 +270,9 @@ def _plot(st, path: Path, mass: float) -> None:
 
 
 def model_path(arg: str | None) -> Path:
-    """``--model`` or, without it, the installed default model (``nodes.common.default_model_path``:
+    """``--model`` or, without it, the installed default model (``nodes.model_files.default_model_path``:
     the package's ``models/default.pt``, else ``share/gait_estimator/models/default.pt``)."""
-    from gait_estimator.nodes.common import default_model_path
+    from gait_estimator.nodes.model_files import default_model_path
 
     return Path(arg).expanduser() if arg else default_model_path()
 
@@ -282,7 +282,7 @@ def run(args: argparse.Namespace) -> int:
     import yaml
 
     from gait_estimator.cli.run import Launcher, plan
-    from gait_estimator.nodes.common import read_model_metadata
+    from gait_estimator.nodes.model_files import read_model_metadata
 
     model = model_path(args.model)
     if not model.is_file():

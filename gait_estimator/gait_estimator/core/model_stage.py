@@ -24,14 +24,11 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import numpy as np
 
 from gait_estimator.errors import ConfigError
-
-if TYPE_CHECKING:  # the interface only: importing core loads no model backend
-    from gait_estimator.runtime.model_file import ModelRuntime
+from gait_estimator.runtime.base import ModelRuntime  # the interface only (no backend, no torch)
 
 __all__ = ["MODES", "Estimate", "ModelStage"]
 

@@ -176,7 +176,7 @@ _BUNDLE_TOPIC = _p(
     "topic of the bundled input: one gait_estimator_msgs/ImuBundle per sampling instant carrying every "
     "IMU (flat arrays; stamp_ns[i] = that sensor's own stamp, rate_hz = the sampling rate)",
 )
-# Every node's executor (read once at start by common.run_node).
+# Every node's executor (read once at start by nodes.runner.run_node).
 EXECUTOR = _p(
     "executor",
     "string",

@@ -40,7 +40,6 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -52,11 +51,10 @@ from gait_estimator.core.samples import ImuSample, SyncFrame
 from gait_estimator.core.synchronizer import ImuSynchronizer, SyncConfig
 from gait_estimator.core.windowing import WindowBuffer
 from gait_estimator.errors import ConfigError, ModelMismatchError
+from gait_estimator.runtime.base import ModelRuntime
 
 __all__ = ["MODES", "Estimate", "EstimateBatch", "EstimatorPipeline"]
 
-if TYPE_CHECKING:  # the interface only: importing core loads no model backend
-    from gait_estimator.runtime.model_file import ModelRuntime
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,7 @@ import threading
 import time
 
 from gait_estimator.core.command_stage import CommandStage
-from gait_estimator.nodes import common
+from gait_estimator.nodes import conversion, diagnostics, topics
 from gait_estimator.nodes.interop import CommandOutputs
 
 
@@ -30,14 +30,14 @@ class CommandPort:
         self.lock = lock or threading.Lock()
         self._msg = JointTorque()
         # A plain publisher (not a lifecycle one): the zeros must go out while inactive too.
-        self.pub = common.monitor_output(  # liveliness lease for the sentinel; rate/stamp diagnostics
-            node, node.create_publisher(JointTorque, common.TOPIC_COMMAND, common.command_publisher_qos()),
+        self.pub = diagnostics.monitor_output(  # liveliness lease for the sentinel; rate/stamp diagnostics
+            node, node.create_publisher(JointTorque, topics.TOPIC_COMMAND, topics.command_publisher_qos()),
             params["control_rate_hz"], float("inf"))
-        rel = common.command_qos()
+        rel = topics.command_qos()
         entities += [
             self.pub,
-            node.create_subscription(Bool, common.TOPIC_ESTOP, self._on_estop, rel),
-            node.create_subscription(Empty, common.TOPIC_RESET, self._on_reset, rel),
+            node.create_subscription(Bool, topics.TOPIC_ESTOP, self._on_estop, rel),
+            node.create_subscription(Empty, topics.TOPIC_RESET, self._on_reset, rel),
             node.create_timer(1.0 / params["control_rate_hz"], self._on_tick),
         ]
         self._interop = CommandOutputs(node, params, entities)
@@ -52,7 +52,7 @@ class CommandPort:
         stage = self.stage
         out = stage.command(now_ns) if out is None else out
         stamp = stage.stamp_for(now_ns) if stamp_ns is None else stamp_ns
-        m, valid = common.command_msg(
+        m, valid = conversion.command_msg(
             out, stamp, stage.joints, stage.active, stage.subject_mass_kg, msg=self._msg,
             confidence=stage.shaper.confidence,
         )
@@ -75,7 +75,7 @@ class CommandPort:
         with self.lock:
             now = time.time_ns()
             self.publish(now, out=self.stage.release(now))
-        common.deliver_last(self.pub)
+        topics.deliver_last(self.pub)
 
     # -- callbacks ---------------------------------------------------------------------------------
     def _on_tick(self) -> None:
@@ -92,7 +92,7 @@ class CommandPort:
             self.stage.estop()
             self.publish(t_cb)  # the zero goes out first, in this callback
             t_pub = self.stage.last_publish_ns
-        common.log_estop(self.node, t_cb, t_pub)
+        diagnostics.log_estop(self.node, t_cb, t_pub)
 
     def _on_reset(self, msg) -> None:
         with self.lock:

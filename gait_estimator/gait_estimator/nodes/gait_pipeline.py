@@ -49,7 +49,7 @@ from rclpy.lifecycle import TransitionCallbackReturn
 from gait_estimator.core.clock import DataClock, make_synchronizer
 from gait_estimator.core.command_stage import COMMAND_LIVE
 from gait_estimator.core.latency import LatencyStats
-from gait_estimator.nodes import common
+from gait_estimator.nodes import conversion, diagnostics, lifecycle_guard, runner, topics
 from gait_estimator.nodes.command_port import CommandPort
 from gait_estimator.nodes.imu_sources import make_source
 from gait_estimator.nodes.lifecycle_base import ReleasingLifecycleNode
@@ -60,7 +60,7 @@ from gait_estimator.nodes.params import declare_params, read_calibration_param, 
 class GaitPipeline(ReleasingLifecycleNode):
     def __init__(self, name: str = "gait_pipeline") -> None:
         super().__init__(name)
-        common.guard_change_state(self)
+        lifecycle_guard.guard_change_state(self)
         self.params = declare_params(
             self, "gait_pipeline", live=COMMAND_LIVE + ("model_path",), apply=self._apply_params
         )
@@ -106,20 +106,20 @@ class GaitPipeline(ReleasingLifecycleNode):
         self.get_logger().info(f"loaded model {path} ({p['inference_mode']} mode); input '{p['imu_source']}'")
         self.joints = md.output_joints
         self._est_msg = JointTorque()
-        sensor = common.sensor_qos()
-        est_hz = common.estimate_rate_hz(md, p["inference_mode"], fused=True)  # rate/stamp diagnostics
-        self._est_pub = common.monitor_output(
-            self, self.create_publisher(JointTorque, common.TOPIC_ESTIMATE, sensor), est_hz, est_hz,
+        sensor = topics.sensor_qos()
+        est_hz = diagnostics.estimate_rate_hz(md, p["inference_mode"], fused=True)  # rate/stamp diagnostics
+        self._est_pub = diagnostics.monitor_output(
+            self, self.create_publisher(JointTorque, topics.TOPIC_ESTIMATE, sensor), est_hz, est_hz,
             active=lambda: self._active)
         self._frame_pub = (
-            self.create_publisher(ImuFrame, common.TOPIC_FRAME, sensor) if p["publish_frames"] else None
+            self.create_publisher(ImuFrame, topics.TOPIC_FRAME, sensor) if p["publish_frames"] else None
         )
         self._ref_pub = (
-            self.create_publisher(JointTorque, common.TOPIC_REFERENCE, sensor)
+            self.create_publisher(JointTorque, topics.TOPIC_REFERENCE, sensor)
             if p["publish_reference"] and p["imu_source"] in ("sim", "file")
             else None
         )
-        self._diag_pub = self.create_publisher(DiagnosticArray, common.TOPIC_DIAGNOSTICS, 10)
+        self._diag_pub = self.create_publisher(DiagnosticArray, topics.TOPIC_DIAGNOSTICS, 10)
         self._entities = entities + [
             self._est_pub,
             self._diag_pub,
@@ -129,7 +129,7 @@ class GaitPipeline(ReleasingLifecycleNode):
             self._locations = frozenset(p["locations"])
             self._entities.append(
                 self.create_subscription(
-                    ImuBundle, p["bundle_topic"], self._on_bundle, common.sensor_qos(common.SENSOR_SUB_DEPTH)
+                    ImuBundle, p["bundle_topic"], self._on_bundle, topics.sensor_qos(topics.SENSOR_SUB_DEPTH)
                 )
             )
         elif p["imu_source"] == "topics":
@@ -137,9 +137,9 @@ class GaitPipeline(ReleasingLifecycleNode):
                 self._entities.append(
                     self.create_subscription(
                         Imu,
-                        common.TOPIC_IMU.format(location=loc),
+                        topics.TOPIC_IMU.format(location=loc),
                         lambda msg, loc=loc: self._on_imu(loc, msg),
-                        common.sensor_qos(common.SENSOR_SUB_DEPTH),
+                        topics.sensor_qos(topics.SENSOR_SUB_DEPTH),
                     )
                 )
         else:
@@ -149,10 +149,10 @@ class GaitPipeline(ReleasingLifecycleNode):
                 self.get_logger().error(f"configure failed: input: {exc}")
                 self._release()
                 return TransitionCallbackReturn.FAILURE
-            common.freeze_heap()  # before samples flow
+            runner.freeze_heap()  # before samples flow
             self.source.start(self._on_sample, self._on_reference if self._ref_pub else None)
             return TransitionCallbackReturn.SUCCESS
-        common.freeze_heap()
+        runner.freeze_heap()
         return TransitionCallbackReturn.SUCCESS
 
     def on_activate(self, state) -> TransitionCallbackReturn:
@@ -215,16 +215,16 @@ class GaitPipeline(ReleasingLifecycleNode):
     def _on_sample(self, location, stamp_ns, acc, gyro, quat) -> None:
         """A sample from the in-process source (numpy rows)."""
         now = time.time_ns()
-        self._push(((location, stamp_ns, common.sample_values(acc, gyro, quat)),), now)
+        self._push(((location, stamp_ns, conversion.sample_values(acc, gyro, quat)),), now)
 
     def _on_imu(self, location, msg) -> None:
         now = time.time_ns()
-        self._push(((location, *common.imu_values(msg)),), now)
+        self._push(((location, *conversion.imu_values(msg)),), now)
 
     def _on_bundle(self, msg) -> None:
         """A bundled input: every sample of the instant pushed, then frames polled once."""
         now = time.time_ns()
-        self._push(common.bundle_values(msg, self._locations), now)
+        self._push(conversion.bundle_values(msg, self._locations), now)
 
     def _push(self, samples, now: int) -> None:
         """``(location, stamp_ns, values)`` samples received at ``now`` -> frames -> commands."""
@@ -242,7 +242,7 @@ class GaitPipeline(ReleasingLifecycleNode):
         pipe, port = self.pipeline, self.port
         for frame in frames:
             if self._frame_pub is not None:
-                self._frame_pub.publish(common.frame_to_msg(frame, pipe.synchronizer.rate_hz))
+                self._frame_pub.publish(conversion.frame_to_msg(frame, pipe.synchronizer.rate_hz))
             for est in pipe.push_frame(frame):
                 if not self._active:
                     continue
@@ -250,7 +250,7 @@ class GaitPipeline(ReleasingLifecycleNode):
                 if est.valid:
                     self.inference.add(est.inference_ns)
                 # after the command: the command is the latency-critical one
-                self._est_pub.publish(common.joint_torque_msg(
+                self._est_pub.publish(conversion.joint_torque_msg(
                     est.stamp_ns, JointTorque.SOURCE_ESTIMATE, self.joints, est.torque_nm, valid=est.valid,
                     subject_mass=self.params["subject_mass_kg"], msg=self._est_msg, confidence=est.confidence,
                 ))
@@ -259,7 +259,9 @@ class GaitPipeline(ReleasingLifecycleNode):
         from gait_estimator_msgs.msg import JointTorque
 
         self._ref_pub.publish(
-            common.joint_torque_msg(stamp_ns, JointTorque.SOURCE_REFERENCE, joints, torque, gait_phase=phase)
+            conversion.joint_torque_msg(
+                stamp_ns, JointTorque.SOURCE_REFERENCE, joints, torque, gait_phase=phase
+            )
         )
 
     def _diagnostics(self) -> None:
@@ -281,12 +283,12 @@ class GaitPipeline(ReleasingLifecycleNode):
         elif level == 0 and self.swapper.last_rejection:
             level, message = 1, self.swapper.last_rejection
         self._diag_pub.publish(
-            common.diagnostic_array(self, f"{self.get_name()}: fused pipeline", level, message, values)
+            diagnostics.diagnostic_array(self, f"{self.get_name()}: fused pipeline", level, message, values)
         )
 
 
 def main(args=None) -> int:
-    return common.run_node(GaitPipeline, args)
+    return runner.run_node(GaitPipeline, args)
 
 
 if __name__ == "__main__":

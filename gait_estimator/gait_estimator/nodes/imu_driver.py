@@ -30,7 +30,7 @@ import threading
 
 from rclpy.node import Node
 
-from gait_estimator.nodes import common
+from gait_estimator.nodes import conversion, diagnostics, runner, topics
 from gait_estimator.nodes.imu_sources import make_source
 from gait_estimator.nodes.params import declare_params
 
@@ -44,16 +44,16 @@ class ImuDriver(Node):
         p = self.params = declare_params(self, "imu_driver")
         self.locations = tuple(p["locations"])
         cov = (p["orientation_std"] ** 2, p["gyro_noise_std"] ** 2, p["acc_noise_std"] ** 2)
-        qos = common.sensor_qos()
-        topics = p["imu_output"] in ("topics", "both")
+        qos = topics.sensor_qos()
+        per_imu_topics = p["imu_output"] in ("topics", "both")
         self._pubs = {
-            loc: self.create_publisher(Imu, common.TOPIC_IMU.format(location=loc), qos)
-            for loc in (self.locations if topics else ())
+            loc: self.create_publisher(Imu, topics.TOPIC_IMU.format(location=loc), qos)
+            for loc in (self.locations if per_imu_topics else ())
         }
         self._msgs = {}
         for loc in self._pubs:
             m = Imu()
-            common.fill_imu(m, 0, p["frame_prefix"] + loc, (0, 0, 0), (0, 0, 0), (0, 0, 0, 1), cov)
+            conversion.fill_imu(m, 0, p["frame_prefix"] + loc, (0, 0, 0), (0, 0, 0), (0, 0, 0, 1), cov)
             self._msgs[loc] = m
         self._bundle = (
             Bundler(self.create_publisher(ImuBundle, p["bundle_topic"], qos), self.locations, p)
@@ -61,7 +61,7 @@ class ImuDriver(Node):
             else None
         )
         self._ref_pub = (
-            self.create_publisher(JointTorque, common.TOPIC_REFERENCE, qos)
+            self.create_publisher(JointTorque, topics.TOPIC_REFERENCE, qos)
             if p["publish_reference"]
             else None
         )
@@ -72,19 +72,19 @@ class ImuDriver(Node):
             rec = getattr(self.source, "rec", None)  # file: the recording's own rate
             self._bundle.msg.rate_hz = float(rec.rate_hz if rec is not None else p["rate_hz"])
         self.diag_pub = self.create_publisher(
-            __import__("diagnostic_msgs.msg").msg.DiagnosticArray, common.TOPIC_DIAGNOSTICS, 10
+            __import__("diagnostic_msgs.msg").msg.DiagnosticArray, topics.TOPIC_DIAGNOSTICS, 10
         )
         self.create_timer(1.0, self._diagnostics)
         self.source.start(self._publish, self._publish_reference if self._ref_pub else None)
         self.get_logger().info(
             f"streaming {len(self.locations)} IMUs from '{p['source']}' "
-            f"on {[common.TOPIC_IMU.format(location=x) for x in self.locations]}"
+            f"on {[topics.TOPIC_IMU.format(location=x) for x in self.locations]}"
         )
 
     def _publish(self, location, stamp_ns, acc, gyro, quat) -> None:
         m = self._msgs.get(location)
         if m is not None:
-            common.fill_imu(m, stamp_ns, m.header.frame_id, acc, gyro, quat)
+            conversion.fill_imu(m, stamp_ns, m.header.frame_id, acc, gyro, quat)
             self._pubs[location].publish(m)
         if self._bundle is not None:
             self._bundle.add(location, stamp_ns, acc, gyro, quat)
@@ -92,7 +92,7 @@ class ImuDriver(Node):
     def _publish_reference(self, stamp_ns, torque, joints, phase) -> None:
         from gait_estimator_msgs.msg import JointTorque
 
-        common.joint_torque_msg(
+        conversion.joint_torque_msg(
             stamp_ns,
             JointTorque.SOURCE_REFERENCE,
             joints,
@@ -111,7 +111,7 @@ class ImuDriver(Node):
             values.update(dec.counters())
         level, msg = (2, f"source failed: {src.error}") if src.error else (0, "streaming")
         self.diag_pub.publish(
-            common.diagnostic_array(
+            diagnostics.diagnostic_array(
                 self, f"{self.get_name()}: imu driver", level, msg, values, hardware_id=self._hardware_id()
             )
         )
@@ -154,11 +154,11 @@ class Bundler:
         if self.filled[i]:
             self._flush_partial()
         self._stamps[i] = int(stamp_ns)
-        self._acc[3 * i : 3 * i + 3] = common.float_list(acc)
-        self._gyro[3 * i : 3 * i + 3] = common.float_list(gyro)
-        self._quat[4 * i : 4 * i + 4] = common.float_list(quat)
+        self._acc[3 * i : 3 * i + 3] = conversion.float_list(acc)
+        self._gyro[3 * i : 3 * i + 3] = conversion.float_list(gyro)
+        self._quat[4 * i : 4 * i + 4] = conversion.float_list(quat)
         if self.count == 0:
-            common.set_stamp(self.msg.header.stamp, stamp_ns)
+            conversion.set_stamp(self.msg.header.stamp, stamp_ns)
         self.filled[i] = True
         self.count += 1
         if self.count == len(self.locations):
@@ -189,7 +189,7 @@ class Bundler:
 
 
 def main(args=None) -> int:
-    return common.run_node(ImuDriver, args)
+    return runner.run_node(ImuDriver, args)
 
 
 if __name__ == "__main__":

@@ -22,7 +22,7 @@ import time
 from rclpy.node import Node
 
 from gait_estimator.core.clock import DataClock, make_synchronizer
-from gait_estimator.nodes import common
+from gait_estimator.nodes import conversion, diagnostics, runner, topics
 from gait_estimator.nodes.params import declare_params
 
 
@@ -36,46 +36,46 @@ class ImuSynchronizerNode(Node):
         p = self.params = declare_params(self, "imu_synchronizer")
         self.sync = make_synchronizer(p)
         self.clock = DataClock(self.sync)
-        qos = common.sensor_qos()
-        self.pub = self.create_publisher(ImuFrame, common.TOPIC_FRAME, qos)
+        qos = topics.sensor_qos()
+        self.pub = self.create_publisher(ImuFrame, topics.TOPIC_FRAME, qos)
         self._frame_msg = ImuFrame()  # refilled per frame
         self.locations = frozenset(p["locations"])
         if p["imu_input"] == "bundle":
             self.create_subscription(
-                ImuBundle, p["bundle_topic"], self._on_bundle, common.sensor_qos(common.SENSOR_SUB_DEPTH)
+                ImuBundle, p["bundle_topic"], self._on_bundle, topics.sensor_qos(topics.SENSOR_SUB_DEPTH)
             )
         for loc in p["locations"] if p["imu_input"] == "topics" else ():
             self.create_subscription(
                 Imu,
-                common.TOPIC_IMU.format(location=loc),
+                topics.TOPIC_IMU.format(location=loc),
                 lambda msg, loc=loc: self._on_imu(loc, msg),
-                common.sensor_qos(common.SENSOR_SUB_DEPTH),
+                topics.sensor_qos(topics.SENSOR_SUB_DEPTH),
             )
         if p["poll_period_s"] > 0:
             self.create_timer(p["poll_period_s"], self._poll)
-        self.diag_pub = self.create_publisher(DiagnosticArray, common.TOPIC_DIAGNOSTICS, 10)
+        self.diag_pub = self.create_publisher(DiagnosticArray, topics.TOPIC_DIAGNOSTICS, 10)
         self.create_timer(1.0, self._diagnostics)
         self.published = 0
 
     def _on_imu(self, location: str, msg) -> None:
-        self._publish(self.clock.push_values(location, *common.imu_values(msg), time.time_ns()))
+        self._publish(self.clock.push_values(location, *conversion.imu_values(msg), time.time_ns()))
 
     def _on_bundle(self, msg) -> None:
-        self._publish(self.clock.push_many(common.bundle_values(msg, self.locations), time.time_ns()))
+        self._publish(self.clock.push_many(conversion.bundle_values(msg, self.locations), time.time_ns()))
 
     def _poll(self) -> None:  # the optional timer: host time (all IMUs stalled -> invalid frames)
         self._publish(self.sync.poll(time.time_ns()))
 
     def _publish(self, frames) -> None:
         for frame in frames:
-            self.pub.publish(common.frame_to_msg(frame, self.sync.rate_hz, self._frame_msg))
+            self.pub.publish(conversion.frame_to_msg(frame, self.sync.rate_hz, self._frame_msg))
             self.published += 1
 
     def _diagnostics(self) -> None:
         c = self.sync.counters
         level = 0 if c["frames"] and not c["invalid_frames"] else 1
         self.diag_pub.publish(
-            common.diagnostic_array(
+            diagnostics.diagnostic_array(
                 self,
                 f"{self.get_name()}: synchronizer",
                 level,
@@ -86,7 +86,7 @@ class ImuSynchronizerNode(Node):
 
 
 def main(args=None) -> int:
-    return common.run_node(ImuSynchronizerNode, args)
+    return runner.run_node(ImuSynchronizerNode, args)
 
 
 if __name__ == "__main__":

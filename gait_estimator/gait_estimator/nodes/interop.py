@@ -35,13 +35,13 @@ class CommandOutputs:
         from sensor_msgs.msg import JointState
         from std_msgs.msg import Float64MultiArray
 
-        from gait_estimator.nodes import common
+        from gait_estimator.nodes import topics
 
         joints = list(params["joints"])
         self.effort_joints = list(params["effort_joints"]) or joints
         # index of each effort joint in the command (params validated effort_joints within joints)
         self._index = np.array([joints.index(j) for j in self.effort_joints], dtype=np.intp)
-        qos = common.command_qos()
+        qos = topics.command_qos()
         self._effort_pub = self._state_pub = None
         if params["effort_topic"]:
             self._effort_pub = node.create_publisher(Float64MultiArray, params["effort_topic"], qos)

@@ -46,7 +46,7 @@ from lifecycle_msgs.srv import ChangeState, GetState
 from rclpy.callback_groups import ReentrantCallbackGroup
 from rclpy.node import Node
 
-from gait_estimator.nodes import common
+from gait_estimator.nodes import diagnostics, runner, topics
 from gait_estimator.nodes.command_sentinel import CommandSentinel
 from gait_estimator.nodes.params import declare_params
 
@@ -88,7 +88,7 @@ class LifecycleManager(Node):
         self._missed = dict.fromkeys(self.nodes, 0)
         self._states: dict[str, int | None] = dict.fromkeys(self.nodes)  # last answer; None = none
         self.sentinel = CommandSentinel(self, p) if p["sentinel"] else None
-        self._diag_pub = self.create_publisher(DiagnosticArray, common.TOPIC_DIAGNOSTICS, 10)
+        self._diag_pub = self.create_publisher(DiagnosticArray, topics.TOPIC_DIAGNOSTICS, 10)
         self.create_timer(1.0, self._diagnostics)
         if not p["autostart"]:
             self._set_state("down")
@@ -226,18 +226,20 @@ class LifecycleManager(Node):
             state = self._states[n]
             values = {"manager state": self.state, "missed checks": self._missed[n]}
             if state is None:
-                level, msg = common.STALE, "not checked yet"
+                level, msg = diagnostics.STALE, "not checked yet"
                 if self._missed[n]:
-                    level, msg = common.ERROR, "not answering"
+                    level, msg = diagnostics.ERROR, "not answering"
             elif state == ACTIVE:
-                level, msg = common.OK, "active"
+                level, msg = diagnostics.OK, "active"
             elif state == INACTIVE:
-                level, msg = (common.ERROR if failed else common.WARN), "inactive"
+                level, msg = (diagnostics.ERROR if failed else diagnostics.WARN), "inactive"
             else:
-                level, msg = (common.ERROR if failed or self._supervising else common.WARN), _label(state)
-            arr.status.append(common.diagnostic_status(self, n, level, msg, values, hardware_id=n))
+                bad = failed or self._supervising
+                level, msg = (diagnostics.ERROR if bad else diagnostics.WARN), _label(state)
+            arr.status.append(diagnostics.diagnostic_status(self, n, level, msg, values, hardware_id=n))
         if self.sentinel is not None:
-            arr.status.append(common.diagnostic_status(self, "command sentinel", *self.sentinel.diagnostic()))
+            sentinel = diagnostics.diagnostic_status(self, "command sentinel", *self.sentinel.diagnostic())
+            arr.status.append(sentinel)
         self._diag_pub.publish(arr)
 
     def close(self) -> None:
@@ -250,7 +252,7 @@ def main(args=None) -> int:
     # Single-threaded: service calls wait on the worker thread, so the executor only dispatches
     # responses, the sentinel and timers. rclpy's MultiThreadedExecutor cost ~0.5 core here with
     # 200 commands/s on the sentinel's subscription (measured), on a 2-core machine.
-    return common.run_node(LifecycleManager, args)
+    return runner.run_node(LifecycleManager, args)
 
 
 if __name__ == "__main__":

@@ -167,7 +167,7 @@ def resolve_model_path(path: str) -> Path:
     """``""`` -> the installed default model; otherwise the path itself (user-expanded)."""
     if path:
         return Path(path).expanduser()
-    from gait_estimator.nodes.common import default_model_path
+    from gait_estimator.nodes.model_files import default_model_path
 
     return default_model_path()
 

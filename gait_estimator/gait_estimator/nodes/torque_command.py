@@ -21,7 +21,7 @@ Safety:
   ``valid = false`` at the control rate; activating ramps in over ``ramp_s``; deactivating
   publishes a zero at once (``valid = false``; a deactivated node commands no torque);
 - watchdog: no valid estimate for ``watchdog_s`` (estimator or driver dead, invalid data)
-  ramps the command to zero; NaN/inf never reaches the wire (``common.joint_torque_msg``);
+  ramps the command to zero; NaN/inf never reaches the wire (``conversion.joint_torque_msg``);
 - ``exo/emergency_stop`` (``std_msgs/Bool``, reliable): ``true`` latches zero output
   immediately (the next publish, at the latest one control period later; also published at
   once); ``false`` does not clear it;
@@ -39,7 +39,7 @@ from __future__ import annotations
 from rclpy.lifecycle import TransitionCallbackReturn
 
 from gait_estimator.core.command_stage import COMMAND_LIVE
-from gait_estimator.nodes import common
+from gait_estimator.nodes import conversion, diagnostics, lifecycle_guard, runner, topics
 from gait_estimator.nodes.command_port import CommandPort
 from gait_estimator.nodes.lifecycle_base import ReleasingLifecycleNode
 from gait_estimator.nodes.params import declare_params
@@ -50,7 +50,7 @@ __all__ = ["COMMAND_LIVE", "TorqueCommand", "main"]
 class TorqueCommand(ReleasingLifecycleNode):
     def __init__(self, name: str = "torque_command") -> None:
         super().__init__(name)
-        common.guard_change_state(self)
+        lifecycle_guard.guard_change_state(self)
         self.params = declare_params(self, "torque_command", live=COMMAND_LIVE, apply=self._apply_params)
         self.port: CommandPort | None = None
         self._entities: list = []
@@ -68,12 +68,12 @@ class TorqueCommand(ReleasingLifecycleNode):
             self.get_logger().error(f"configure failed: {exc}")
             self.destroy_entities(entities)
             return TransitionCallbackReturn.FAILURE
-        self._diag_pub = self.create_publisher(DiagnosticArray, common.TOPIC_DIAGNOSTICS, 10)
+        self._diag_pub = self.create_publisher(DiagnosticArray, topics.TOPIC_DIAGNOSTICS, 10)
         self._entities = entities + [
             self._diag_pub,
             self.create_subscription(
-                JointTorque, common.TOPIC_ESTIMATE, self._on_estimate,
-                common.sensor_qos(common.SENSOR_SUB_DEPTH),
+                JointTorque, topics.TOPIC_ESTIMATE, self._on_estimate,
+                topics.sensor_qos(topics.SENSOR_SUB_DEPTH),
             ),
             self.create_timer(p["diagnostics_period_s"], self._diagnostics),
         ]
@@ -107,7 +107,7 @@ class TorqueCommand(ReleasingLifecycleNode):
         port = self.port
         if port is None:
             return
-        stamp, torque, _status, valid = common.joint_torque_arrays(msg)
+        stamp, torque, _status, valid = conversion.joint_torque_arrays(msg)
         with port.lock:
             if port.stage.map(msg.joint_names, torque) is None and port.stage.active:
                 self.get_logger().error(
@@ -124,12 +124,12 @@ class TorqueCommand(ReleasingLifecycleNode):
         with port.lock:
             level, message = port.stage.status(values)
         self._diag_pub.publish(
-            common.diagnostic_array(self, f"{self.get_name()}: torque command", level, message, values)
+            diagnostics.diagnostic_array(self, f"{self.get_name()}: torque command", level, message, values)
         )
 
 
 def main(args=None) -> int:
-    return common.run_node(TorqueCommand, args)
+    return runner.run_node(TorqueCommand, args)
 
 
 if __name__ == "__main__":

@@ -44,7 +44,7 @@ Diagnostics (``/diagnostics``): end-to-end latency (frame stamp -> estimate publ
 inference time percentiles, counts, the model file.
 
 ``change_state`` requests naming an unavailable transition are answered ``success=False``
-(guard for ros2/rclpy#1209, see ``common.guard_change_state``).
+(guard for ros2/rclpy#1209, see ``lifecycle_guard.guard_change_state``).
 """
 
 from __future__ import annotations
@@ -55,7 +55,7 @@ import numpy as np
 from rclpy.lifecycle import TransitionCallbackReturn
 
 from gait_estimator.core.latency import LatencyStats
-from gait_estimator.nodes import common
+from gait_estimator.nodes import conversion, diagnostics, lifecycle_guard, runner, topics
 from gait_estimator.nodes.lifecycle_base import ReleasingLifecycleNode
 from gait_estimator.nodes.model_swap import ModelSwapper, load_checked_runtime
 from gait_estimator.nodes.params import declare_params, resolve_model_path
@@ -64,7 +64,7 @@ from gait_estimator.nodes.params import declare_params, resolve_model_path
 class TorqueEstimator(ReleasingLifecycleNode):
     def __init__(self, name: str = "torque_estimator") -> None:
         super().__init__(name)
-        common.guard_change_state(self)
+        lifecycle_guard.guard_change_state(self)
         self.params = declare_params(
             self, "torque_estimator", live=("model_path", "subject_mass_kg"), apply=self._apply_params
         )
@@ -104,18 +104,18 @@ class TorqueEstimator(ReleasingLifecycleNode):
             f"window {md.window}, joints {list(md.output_joints)}, {md.output_unit}; "
             f"{self.params['inference_mode']} mode)"
         )
-        qos = common.sensor_qos()
-        est_hz = common.estimate_rate_hz(md, self.params["inference_mode"])  # rate/stamp diagnostics
-        self._pub = common.monitor_output(
-            self, self.create_lifecycle_publisher(JointTorque, common.TOPIC_ESTIMATE, qos), est_hz, est_hz,
+        qos = topics.sensor_qos()
+        est_hz = diagnostics.estimate_rate_hz(md, self.params["inference_mode"])  # rate/stamp diagnostics
+        self._pub = diagnostics.monitor_output(
+            self, self.create_lifecycle_publisher(JointTorque, topics.TOPIC_ESTIMATE, qos), est_hz, est_hz,
             active=lambda: self._active)
         self._sub = self.create_subscription(
-            FeatureWindow, common.TOPIC_FEATURES, self._on_window, common.sensor_qos(common.SENSOR_SUB_DEPTH)
+            FeatureWindow, topics.TOPIC_FEATURES, self._on_window, topics.sensor_qos(topics.SENSOR_SUB_DEPTH)
         )
-        self._diag_pub = self.create_publisher(DiagnosticArray, common.TOPIC_DIAGNOSTICS, 10)
+        self._diag_pub = self.create_publisher(DiagnosticArray, topics.TOPIC_DIAGNOSTICS, 10)
         self._timer = self.create_timer(self.params["diagnostics_period_s"], self._diagnostics)
         self._msg = JointTorque()
-        common.freeze_heap()
+        runner.freeze_heap()
         return TransitionCallbackReturn.SUCCESS
 
     def on_activate(self, state) -> TransitionCallbackReturn:
@@ -189,7 +189,7 @@ class TorqueEstimator(ReleasingLifecycleNode):
             return
         self.counts["windows"] += 1
         md = stage.metadata
-        window, stamp, valid = common.msg_to_window(msg)
+        window, stamp, valid = conversion.msg_to_window(msg)
         if valid and tuple(msg.channel_names) != md.input_channels:
             self.get_logger().error(
                 "feature window channels differ from the model's", throttle_duration_sec=5.0
@@ -203,7 +203,7 @@ class TorqueEstimator(ReleasingLifecycleNode):
             confidence = self.monitor.window_confidence(window)  # the window is z-scored
         stage.scale = self.params["subject_mass_kg"] if md.output_unit == "N.m/kg" else 1.0
         for est in stage.push_window(stamp, window, valid, confidence):
-            m = common.joint_torque_msg(
+            m = conversion.joint_torque_msg(
                 est.stamp_ns, JointTorque.SOURCE_ESTIMATE, md.output_joints, est.torque_nm,
                 valid=est.valid, subject_mass=self.params["subject_mass_kg"], msg=self._msg,
                 confidence=est.confidence,
@@ -232,12 +232,12 @@ class TorqueEstimator(ReleasingLifecycleNode):
         level, message = (1, self.swapper.last_rejection) if self.swapper.last_rejection else (
             0, "active" if self._active else "inactive")
         self._diag_pub.publish(
-            common.diagnostic_array(self, f"{self.get_name()}: torque estimator", level, message, values)
+            diagnostics.diagnostic_array(self, f"{self.get_name()}: torque estimator", level, message, values)
         )
 
 
 def main(args=None) -> int:
-    return common.run_node(TorqueEstimator, args)
+    return runner.run_node(TorqueEstimator, args)
 
 
 if __name__ == "__main__":

@@ -18,7 +18,7 @@ from __future__ import annotations
 from rclpy.node import Node
 
 from gait_estimator.core.calibration import apply_to_frame
-from gait_estimator.nodes import common
+from gait_estimator.nodes import conversion, diagnostics, model_files, runner, topics
 from gait_estimator.nodes.params import declare_params, read_calibration_param, resolve_model_path
 
 
@@ -35,15 +35,15 @@ class WindowingNode(Node):
         path = resolve_model_path(p["model_path"])
         # sensor -> segment frames before features, as core.pipeline (CalibrationError: exit 2)
         self.calibration = read_calibration_param(p["calibration_file"])
-        self.metadata = md = common.read_model_metadata(path)
+        self.metadata = md = model_files.read_model_metadata(path)
         self.extractor = FeatureExtractor(md)
         self.buffer = WindowBuffer(md)
-        qos = common.sensor_qos()
-        self.pub = self.create_publisher(FeatureWindow, common.TOPIC_FEATURES, qos)
+        qos = topics.sensor_qos()
+        self.pub = self.create_publisher(FeatureWindow, topics.TOPIC_FEATURES, qos)
         self.create_subscription(
-            ImuFrame, common.TOPIC_FRAME, self._on_frame, common.sensor_qos(common.SENSOR_SUB_DEPTH)
+            ImuFrame, topics.TOPIC_FRAME, self._on_frame, topics.sensor_qos(topics.SENSOR_SUB_DEPTH)
         )
-        self.diag_pub = self.create_publisher(DiagnosticArray, common.TOPIC_DIAGNOSTICS, 10)
+        self.diag_pub = self.create_publisher(DiagnosticArray, topics.TOPIC_DIAGNOSTICS, 10)
         self.create_timer(1.0, self._diagnostics)
         self.counts = {
             "frames": 0, "windows": 0, "invalid_windows": 0, "wrong_rate": 0, "mismatch": 0, "malformed": 0
@@ -66,7 +66,7 @@ class WindowingNode(Node):
             self.get_logger().error(self.error, throttle_duration_sec=5.0)
             return
         try:
-            frame = common.msg_to_frame(msg)
+            frame = conversion.msg_to_frame(msg)
         except ValueError as exc:  # a malformed frame from a broken/hostile publisher: dropped, counted
             c["malformed"] += 1
             self.error = str(exc)
@@ -89,7 +89,7 @@ class WindowingNode(Node):
         ok = valid and self.buffer.valid
         c["windows"] += 1
         c["invalid_windows"] += 0 if ok else 1
-        common.window_to_msg(
+        conversion.window_to_msg(
             self.buffer.window(),
             frame.stamp_ns,
             md.input_channels,
@@ -104,14 +104,14 @@ class WindowingNode(Node):
     def _diagnostics(self) -> None:
         level = 2 if self.error else 0
         self.diag_pub.publish(
-            common.diagnostic_array(
+            diagnostics.diagnostic_array(
                 self, f"{self.get_name()}: windowing", level, self.error or "ok", dict(self.counts)
             )
         )
 
 
 def main(args=None) -> int:
-    return common.run_node(WindowingNode, args)
+    return runner.run_node(WindowingNode, args)
 
 
 if __name__ == "__main__":
