@@ -29,6 +29,7 @@ from gait_estimator.core.gait_phase import (
     STATE_SWING,
     STATE_UNKNOWN,
     TOE_OFF,
+    GaitEvent,
     GaitPhaseConfig,
     GaitPhaseEstimator,
     GaitPhaseState,
@@ -105,6 +106,29 @@ def test_event_matching_counts_missed_and_extra_and_signs_the_error() -> None:
     assert inside.errors_ms == (-10.0,)
     with pytest.raises(ValueError, match="tolerance"):
         match_events(det, ref, -1)
+
+
+def test_records_map_one_to_one_onto_the_messages() -> None:
+    from dataclasses import fields
+
+    from gait_estimator_msgs.msg import GaitEvent as GaitEventMsg
+    from gait_estimator_msgs.msg import GaitState
+
+    state_fields = {f.name for f in fields(GaitPhaseState)} - {"stamp_ns", "events"}
+    assert state_fields == set(GaitState.get_fields_and_field_types()) - {"header"}
+    event_fields = {f.name for f in fields(GaitEvent)} - {"stamp_ns"}
+    assert event_fields == set(GaitEventMsg.get_fields_and_field_types()) - {"header"}
+    assert (GaitState.LEG_RIGHT, GaitState.LEG_LEFT) == (LEG_RIGHT, LEG_LEFT)
+    assert (GaitState.STATE_UNKNOWN, GaitState.STATE_STANCE, GaitState.STATE_SWING) == (
+        STATE_UNKNOWN, STATE_STANCE, STATE_SWING)
+    assert (GaitEventMsg.HEEL_STRIKE, GaitEventMsg.TOE_OFF) == (HEEL_STRIKE, TOE_OFF)
+    trial, _ = walk(11, 1.2)
+    s = run(trial_frames(trial))[0][-1]
+    msg = GaitState(phase=list(s.phase), phase_valid=list(s.phase_valid), state=list(s.state),
+                    last_heel_strike_ns=list(s.last_heel_strike_ns), last_toe_off_ns=list(s.last_toe_off_ns),
+                    stride_time_s=list(s.stride_time_s), cadence_steps_per_min=s.cadence_steps_per_min,
+                    walking_speed_m_s=s.walking_speed_m_s, confidence=list(s.confidence))
+    assert list(msg.phase) == list(s.phase) and msg.last_heel_strike_ns[0] == s.last_heel_strike_ns[0] > 0
 
 
 # -- configuration -----------------------------------------------------------------------------
