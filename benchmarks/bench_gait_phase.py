@@ -97,10 +97,13 @@ class Tally:
     def report(self, name: str, target: float | None) -> None:
         rmse = 100.0 * math.sqrt(self.err_sq / self.n_phase) if self.n_phase else math.nan
         cover = self.n_phase / self.n_ref_frames if self.n_ref_frames else math.nan
-        ph = "not measurable" if not self.n_phase else f"{rmse:5.2f} % of stride"
-        tgt = "" if target is None or not self.n_phase else (
-            f" (target <= {target}: {'met' if rmse <= target else 'NOT met'})")
-        print(f"  {name}: phase RMSE {ph}{tgt}, valid on {cover:.0%} of reference frames")
+        if self.n_ref_frames:
+            tgt = "" if target is None or not self.n_phase else (
+                f" (target <= {target}: {'met' if rmse <= target else 'NOT met'})")
+            print(f"  {name}: phase RMSE {rmse:5.2f} % of stride{tgt}, "
+                  f"valid on {cover:.0%} of reference frames")
+        else:
+            print(f"  {name}: events only (phase not measurable)")
         for key in ("hs", "to"):
             e = np.asarray(getattr(self, key))
             n_ref, missed, extra = self.counts[key]

@@ -307,6 +307,30 @@ def test_invalid_sensor_makes_only_its_leg_invalid_then_recovers() -> None:
     assert right[1300:].all()  # back after the sensor returns (the left leg's stride helps)
 
 
+def test_single_lost_samples_blank_only_their_frames() -> None:
+    """Dropouts shorter than max_gap_s: the leg is invalid at those frames only, no event lost."""
+    trial, ev = walk(42, 1.2)
+    frames = list(trial_frames(trial))
+    i_l = frames[0].locations.index("shank_l")
+    lost = set(range(500, len(frames), 37))
+    out = []
+    for k, f in enumerate(frames):
+        if k in lost:
+            valid = f.valid.copy()
+            valid[i_l] = False
+            f = SyncFrame(f.stamp_ns, f.locations, f.acc, np.zeros_like(f.gyro), f.quat_xyzw, valid)
+        out.append(f)
+    states, _ = run(out)
+    left = np.array([s.phase_valid[LEG_LEFT] for s in states])
+    assert not left[sorted(lost)].any()
+    kept = np.array([k not in lost for k in range(len(states))])
+    assert left[400:][kept[400:]].all()
+    det = events_of(states, LEG_LEFT, HEEL_STRIKE)
+    window = (600_000_000, int(trial.time_ns[-1]) - 200_000_000)
+    timing = event_timing(det, ev["heel_strike_l"], TOL_NS, window)
+    assert timing.missed == 0 and timing.extra == 0 and timing.mae_ms < 8.0
+
+
 def test_foot_imu_drives_a_leg_without_a_shank_imu() -> None:
     trial, ev = walk(51, 1.2)
     locs = ("pelvis", "foot_r", "foot_l")

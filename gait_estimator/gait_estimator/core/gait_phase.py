@@ -396,21 +396,25 @@ class GaitPhaseEstimator:
         src_r, src_l = self.sources
         gyro, valid = frame.gyro, frame.valid
         events: list[GaitEvent] = []
-        for leg, src, other in ((right, src_r, left), (left, src_l, right)):
-            ok = src is not None and valid[src]
-            w = SAGITTAL_SIGN * float(gyro[src, SAGITTAL_AXIS]) if ok else math.nan
+        # An invalid (or non-finite) row makes its leg invalid at this frame and is skipped; a
+        # gap longer than max_gap_s restarts the leg's detector at its next valid row.
+        sensor_ok = [False, False]
+        for i, leg, src, other in ((0, right, src_r, left), (1, left, src_l, right)):
+            if src is None or not valid[src]:
+                continue
+            w = SAGITTAL_SIGN * float(gyro[src, SAGITTAL_AXIS])
             if math.isfinite(w):
+                sensor_ok[i] = True
                 got = leg.step(t, t_ns, w, other.stride)
                 if got:
                     events.extend(got)
-            elif leg.prev_t == leg.prev_t or leg.last_hs_ns:
-                leg.reset()
         # Walking: a heel strike within standstill_factor strides; a pause ends the consistent run.
         walk_r, walk_l = right.walking(t, left.stride), left.walking(t, right.stride)
         if not walk_r:
             right.consistent = 0
         if not walk_l:
             left.consistent = 0
+        walk_r, walk_l = walk_r and sensor_ok[0], walk_l and sensor_ok[1]
         n = self.config.min_strides
         seen = right.consistent >= n or left.consistent >= n
         p_r = right.phase(t, left.stride) if walk_r and seen and right.stride_ok else math.nan
