@@ -32,7 +32,8 @@ the stride time), after a heel strike of its own, once ``min_strides`` consisten
 TO -> swing peak -> HS, stride time in [min_stride_s, max_stride_s], within
 ``consistency_ratio`` of the one before) were seen on this leg or on the other leg. Otherwise the
 phase is NaN and the state UNKNOWN: standing still, start-up, or an invalid / missing sensor
-(which also resets that leg). Confidence: 1 minus the relative change of the last two strides
+row (at that frame; a gap longer than ``max_gap_s`` also restarts that leg's detector and its
+run of consistent strides). Confidence: 1 minus the relative change of the last two strides
 over ``confidence_span`` (0 when invalid).
 
 Records map 1:1 onto ``gait_estimator_msgs/GaitState`` and ``GaitEvent``: per-leg tuples indexed
