@@ -192,6 +192,20 @@ def test_events_and_phase_match_the_simulator(subject_seed: int, speed: float) -
     assert np.nanmedian(cad) == pytest.approx(ref_cad, rel=0.03)
 
 
+@pytest.mark.parametrize("rate", [50.0, 200.0])
+def test_other_frame_rates_give_the_same_events(rate: float) -> None:
+    subject = sample_subject(np.random.default_rng(77), "R")
+    trial = simulate_trial(subject, 20.0, 1.3, rate, seed=3, extras=False)
+    hs = np.round(exact_events(subject, 20.0, 1.3, rate, 3)["heel_strike_r"] * 1e9).astype(np.int64)
+    est = GaitPhaseEstimator(rate, tuple(trial.imu))
+    states = [est.push(f) for f in trial_frames(trial)]
+    timing = event_timing(events_of(states, LEG_RIGHT, HEEL_STRIKE), hs, TOL_NS,
+                          (600_000_000, int(trial.time_ns[-1]) - 200_000_000))
+    assert timing.missed == 0 and timing.extra == 0 and timing.mae_ms < 5.0
+    phase = np.array([s.phase[LEG_RIGHT] for s in states])
+    assert phase_rmse_pct(phase, reference_phase(trial.time_ns, hs)) < 1.5
+
+
 def check_stream(states: list[GaitPhaseState], cfg: GaitPhaseConfig) -> int:
     """Phase properties of one stream; returns the number of wraps checked."""
     wraps = 0
