@@ -306,9 +306,10 @@ def test_direct_joint_torque_reader_equals_rosbags(bag: str) -> None:
             got = decode_joint_torque_cdr(data)
             msg = reader.decode(data, msgtype, topic)
             assert got is not None
-            stamp, _, torque, valid, mass = got
+            stamp, _, torque, valid, mass, phase = got
             assert stamp == msg.header.stamp.sec * 1_000_000_000 + msg.header.stamp.nanosec
             assert torque == list(msg.torque) and valid == msg.valid and mass == msg.subject_mass
+            assert phase == msg.gait_phase or (np.isnan(phase) and np.isnan(msg.gait_phase))
             n += 1
         assert n > 100
         order = tuple(reversed(JOINTS))
@@ -317,6 +318,7 @@ def test_direct_joint_torque_reader_equals_rosbags(bag: str) -> None:
     assert fast.joints == slow.joints == order
     for name in ("log_ns", "stamp_ns", "torque_nm", "valid"):
         assert np.array_equal(getattr(fast, name), getattr(slow, name)), name
+    assert np.array_equal(fast.gait_phase, slow.gait_phase, equal_nan=True)
     assert fast.subject_mass_kg == slow.subject_mass_kg > 0
     assert decode_joint_torque_cdr(b"\x00\x01\x00\x00" + bytes(8)) is None
 

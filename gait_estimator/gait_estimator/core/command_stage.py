@@ -21,6 +21,7 @@ written once per node:
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -80,6 +81,7 @@ class CommandStage:
         self.active = False
         self.last_stamp_ns = 0
         self.last_publish_ns = 0
+        self.gait_phase = math.nan  # of the newest estimate (JointTorque.gait_phase of commands)
         self._published_since_tick = False
         self.latency = LatencyStats()  # frame stamp -> command publish
         self.counts = {
@@ -108,6 +110,7 @@ class CommandStage:
         return self._cut(now_ns)
 
     def _cut(self, now_ns: int) -> CommandOutput:
+        self.gait_phase = math.nan
         self.shaper.emergency_stop()  # the cut to zero (the shaper's one exception to its rate limit)
         out = self.shaper.update(now_ns)
         self.shaper.reset()  # ... without leaving an e-stop latched: disabled until activate()
@@ -128,11 +131,14 @@ class CommandStage:
         valid: bool,
         confidence: float = 1.0,
         received_ns: int | None = None,
+        gait_phase: float = math.nan,
     ) -> bool:
         """An estimate (N·m, in ``names`` order) of the frame ``stamp_ns``, received at host time
-        ``received_ns`` (default now). Returns whether a command should be published now."""
+        ``received_ns`` (default now), with its gait phase (carried on to the commands). Returns
+        whether a command should be published now."""
         if not self.active:
             return False
+        self.gait_phase = float(gait_phase)
         self.counts["estimates"] += 1
         y = self.map(names, torque)
         if y is None:

@@ -64,6 +64,7 @@ __all__ = [
     "GaitPhaseEstimator",
     "GaitPhaseState",
     "leg_sources",
+    "make_gait_phase",
     "sagittal_rate",
 ]
 
@@ -449,3 +450,13 @@ def _replace_gap(cfg: GaitPhaseConfig, gap: float) -> GaitPhaseConfig:
     from dataclasses import replace
 
     return replace(cfg, max_gap_s=gap)
+
+
+def make_gait_phase(
+    rate_hz: float, locations: Sequence[str], config: GaitPhaseConfig | None = None
+) -> GaitPhaseEstimator | None:
+    """The estimator of a pipeline with these IMU ``locations``; None when no leg has a shank or
+    foot IMU (the phase is then unknown, NaN, on every message)."""
+    if leg_sources(tuple(locations)) == (None, None):
+        return None
+    return GaitPhaseEstimator(rate_hz, locations, config)

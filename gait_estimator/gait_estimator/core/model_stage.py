@@ -22,6 +22,7 @@ windows the ``windowing`` node publishes. Both get the same answers from the sam
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass
 
@@ -44,6 +45,7 @@ class Estimate:
     valid: bool
     inference_ns: int = 0
     confidence: float = 1.0  # core.confidence: 1 = input like the training data, 0 = far from it
+    gait_phase: float = math.nan  # right leg, [0, 1) since heel strike (core.gait_phase); NaN unknown
 
 
 class ModelStage:
@@ -64,6 +66,7 @@ class ModelStage:
         self._period_ns = 1e9 / md.sample_rate_hz
         self._max_step_ns = int(1.5e9 / md.sample_rate_hz)
         self._zeros = np.zeros(len(md.output_joints))
+        self.phase = math.nan  # gait phase of the frame being estimated, set by the caller
         self.counters = counters if counters is not None else {}
         for key in ("estimates", "invalid_estimates", "stream_resets"):
             self.counters.setdefault(key, 0)
@@ -81,10 +84,10 @@ class ModelStage:
             if not self.started:
                 return []
             self.counters["invalid_estimates"] += 1
-            return [Estimate(stamp, self._zeros.copy(), False, 0, 0.0)]
+            return [Estimate(stamp, self._zeros.copy(), False, 0, 0.0, self.phase)]
         self.started = True
         self.counters["estimates"] += 1
-        return [Estimate(stamp, y * self.scale, True, time.perf_counter_ns() - t0, confidence)]
+        return [Estimate(stamp, y * self.scale, True, time.perf_counter_ns() - t0, confidence, self.phase)]
 
     # -- window mode -------------------------------------------------------------------------------
     def predict(self, stamp: int, window_z: np.ndarray, confidence: float = 1.0) -> list[Estimate]:

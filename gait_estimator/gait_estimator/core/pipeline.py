@@ -46,6 +46,7 @@ import numpy as np
 from gait_estimator.core.calibration import WearerCalibration, apply_to_arrays, apply_to_frame
 from gait_estimator.core.confidence import ConfidenceMonitor
 from gait_estimator.core.features import FeatureExtractor
+from gait_estimator.core.gait_phase import GaitEvent, GaitPhaseState, make_gait_phase
 from gait_estimator.core.model_stage import MODES, Estimate, ModelStage
 from gait_estimator.core.samples import ImuSample, SyncFrame
 from gait_estimator.core.synchronizer import ImuSynchronizer, SyncConfig
@@ -118,6 +119,9 @@ class EstimatorPipeline:
         self.joints = md.output_joints
         self.features = FeatureExtractor(md)
         self.monitor = ConfidenceMonitor(md)
+        # Gait phase and events from the same (calibrated) frames; None without a shank/foot IMU.
+        self.gait = make_gait_phase(self.synchronizer.rate_hz, self.synchronizer.locations)
+        self.gait_state: GaitPhaseState | None = None  # of the newest frame (its events included)
         self.confidence = 0.0  # of the newest frame's input window
         self.window = WindowBuffer(md)
         self._mean = np.asarray(md.input_mean)
@@ -140,6 +144,10 @@ class EstimatorPipeline:
         self.window.reset()
         self.stage.reset()
         self.monitor.reset()
+        if self.gait is not None:
+            self.gait.reset()
+        self.gait_state = None
+        self.stage.phase = math.nan
 
     # -- input --------------------------------------------------------------------------------
     def push_sample(self, sample: ImuSample, receive_ns: int) -> list[Estimate]:
@@ -159,6 +167,9 @@ class EstimatorPipeline:
         self.counters["frames"] += 1
         if self.calibration is not None:  # a flagged/missing sensor arrives invalid: zero command
             frame = apply_to_frame(self.calibration, frame)
+        if self.gait is not None:
+            self.gait_state = self.gait.push(frame)
+            self.stage.phase = self.gait_state.phase[0]  # JointTorque.gait_phase: the right leg
         row, valid = self.features.row(frame)
         self._observe(row, valid)
         if self.mode == "window":
@@ -225,6 +236,33 @@ class EstimatorPipeline:
         table = location_signals(acc[:, rows], gyro[:, rows], quat_xyzw[:, rows])  # [K, Lm, S]
         k = table.shape[0]
         return table.reshape(k, -1)[:, gather], np.asarray(valid)[:, rows].all(axis=1)
+
+    def frame_phases(
+        self,
+        stamps_ns: np.ndarray,
+        locations: tuple[str, ...],
+        acc: np.ndarray,
+        gyro: np.ndarray,
+        quat_xyzw: np.ndarray,
+        valid: np.ndarray,
+    ) -> tuple[np.ndarray, list[GaitEvent]]:
+        """The batched path's gait phase: the right leg's phase at each of K frames (NaN where not
+        valid) and every event, as ``push_frame`` would give them frame by frame (same
+        calibration, a fresh estimator)."""
+        k = len(stamps_ns)
+        phase = np.full(k, np.nan)
+        gait = make_gait_phase(self.synchronizer.rate_hz, locations)
+        if gait is None:
+            return phase, []
+        if self.calibration is not None:
+            cal = self.calibration
+            acc, gyro, quat_xyzw, valid = apply_to_arrays(cal, locations, acc, gyro, quat_xyzw, valid)
+        events: list[GaitEvent] = []
+        for i in range(k):
+            st = gait.push(SyncFrame(int(stamps_ns[i]), locations, acc[i], gyro[i], quat_xyzw[i], valid[i]))
+            phase[i] = st.phase[0]
+            events.extend(st.events)
+        return phase, events
 
     def push_rows(
         self, stamps_ns: np.ndarray, rows: np.ndarray, valid: np.ndarray, batch_size: int = 256

@@ -9,6 +9,7 @@ Everything runs under the node's one lock (samples may arrive on a source thread
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 
@@ -43,9 +44,11 @@ class CommandPort:
         self._interop = CommandOutputs(node, params, entities)
 
     # -- called by the node, under its lock --------------------------------------------------------
-    def submit(self, names, torque, stamp_ns: int, valid: bool, confidence: float = 1.0) -> None:
+    def submit(
+        self, names, torque, stamp_ns: int, valid: bool, confidence: float = 1.0, gait_phase: float = math.nan
+    ) -> None:
         """An estimate: shaped, and published at once when the stage says so."""
-        if self.stage.submit(names, torque, stamp_ns, valid, confidence, time.time_ns()):
+        if self.stage.submit(names, torque, stamp_ns, valid, confidence, time.time_ns(), gait_phase):
             self.publish(time.time_ns(), stamp_ns)
 
     def publish(self, now_ns: int, stamp_ns: int | None = None, out=None) -> None:
@@ -54,7 +57,7 @@ class CommandPort:
         stamp = stage.stamp_for(now_ns) if stamp_ns is None else stamp_ns
         m, valid = conversion.command_msg(
             out, stamp, stage.joints, stage.active, stage.subject_mass_kg, msg=self._msg,
-            confidence=stage.shaper.confidence,
+            confidence=stage.shaper.confidence, gait_phase=stage.gait_phase,
         )
         self.pub.publish(m)
         self._interop.publish(m)

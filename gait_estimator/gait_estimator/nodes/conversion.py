@@ -133,6 +133,7 @@ def window_to_msg(
     normalized: bool = True,
     msg=None,
     normalization_id: str = "",
+    gait_phase: float = float("nan"),
 ):
     """``[T, C]`` window -> ``gait_estimator_msgs/FeatureWindow`` (float32, row-major);
     ``normalization_id``: the model metadata's, when ``normalized``."""
@@ -148,6 +149,7 @@ def window_to_msg(
     msg.data = data
     msg.normalized = bool(normalized)
     msg.normalization_id = normalization_id if normalized else ""
+    msg.gait_phase = float(gait_phase)
     msg.sample_rate_hz = float(rate_hz)
     msg.valid = bool(valid)
     return msg
@@ -167,14 +169,18 @@ def msg_to_window(msg) -> tuple[np.ndarray, int, bool]:
     return data.reshape(msg.num_samples, msg.num_channels), stamp_to_ns(msg.header.stamp), bool(msg.valid)
 
 
-def command_msg(out, stamp_ns: int, joints, active: bool, subject_mass: float, msg=None, confidence=1.0):
+def command_msg(
+    out, stamp_ns: int, joints, active: bool, subject_mass: float, msg=None, confidence=1.0,
+    gait_phase: float = float("nan"),
+):
     """The exoskeleton command for a ``CommandShaper.update`` output; ``(message, valid)``.
 
     ``valid`` is the shaper's: true while the torque is a shaped command a controller may apply,
     ramp-outs included (a disabled shaper ramps out with ``valid`` true and STATUS_RAMPING; the node
     being inactive only stops new assistance). Whatever the shaper says, a message with ``valid``
     false carries exactly 0.0 (``joint_torque_msg``). Shared by torque_command and the fused node.
-    ``active`` is kept for the callers' bookkeeping; ``confidence`` is the estimate's.
+    ``active`` is kept for the callers' bookkeeping; ``confidence`` and ``gait_phase`` are the
+    estimate's.
     """
     from gait_estimator_msgs.msg import JointTorque
 
@@ -187,6 +193,7 @@ def command_msg(out, stamp_ns: int, joints, active: bool, subject_mass: float, m
         status=out.status,
         valid=valid,
         subject_mass=subject_mass,
+        gait_phase=gait_phase,
         msg=msg,
         confidence=confidence,
     )
@@ -245,3 +252,33 @@ def joint_torque_arrays(msg) -> tuple[int, np.ndarray, np.ndarray, bool]:
         else np.array([int(s) if not isinstance(s, bytes) else s[0] for s in st], dtype=np.uint8)
     )
     return stamp_to_ns(msg.header.stamp), np.array(msg.torque, dtype=np.float64), status, bool(msg.valid)
+
+
+def gait_state_msg(state, msg=None):
+    """``core.gait_phase.GaitPhaseState`` -> ``gait_estimator_msgs/GaitState`` (``msg``: refilled)."""
+    from gait_estimator_msgs.msg import GaitState
+
+    msg = GaitState() if msg is None else msg
+    set_stamp(msg.header.stamp, state.stamp_ns)
+    msg.phase = [float(v) for v in state.phase]
+    msg.phase_valid = [bool(v) for v in state.phase_valid]
+    msg.state = [int(v) for v in state.state]
+    msg.last_heel_strike_ns = [int(v) for v in state.last_heel_strike_ns]
+    msg.last_toe_off_ns = [int(v) for v in state.last_toe_off_ns]
+    msg.stride_time_s = [float(v) for v in state.stride_time_s]
+    msg.cadence_steps_per_min = float(state.cadence_steps_per_min)
+    msg.walking_speed_m_s = float(state.walking_speed_m_s)
+    msg.confidence = [float(v) for v in state.confidence]
+    return msg
+
+
+def gait_event_msg(event):
+    """``core.gait_phase.GaitEvent`` -> ``gait_estimator_msgs/GaitEvent``."""
+    from gait_estimator_msgs.msg import GaitEvent
+
+    msg = GaitEvent()
+    set_stamp(msg.header.stamp, event.stamp_ns)
+    msg.leg, msg.event = int(event.leg), int(event.event)
+    msg.detected_ns = int(event.detected_ns)
+    msg.stride_time_s = float(event.stride_time_s)
+    return msg

@@ -51,6 +51,7 @@ from gait_estimator.core.command_stage import COMMAND_LIVE
 from gait_estimator.core.latency import LatencyStats
 from gait_estimator.nodes import conversion, diagnostics, lifecycle_guard, runner, topics
 from gait_estimator.nodes.command_port import CommandPort
+from gait_estimator.nodes.gait_port import GaitPort
 from gait_estimator.nodes.imu_sources import make_source
 from gait_estimator.nodes.lifecycle_base import ReleasingLifecycleNode
 from gait_estimator.nodes.model_swap import ModelSwapper, load_checked_runtime
@@ -125,6 +126,7 @@ class GaitPipeline(ReleasingLifecycleNode):
             self._diag_pub,
             self.create_timer(p["diagnostics_period_s"], self._diagnostics),
         ] + [e for e in (self._frame_pub, self._ref_pub) if e is not None]
+        self._gait = GaitPort(self, self._entities)  # gait/state, gait/events
         if p["imu_source"] == "bundle":
             self._locations = frozenset(p["locations"])
             self._entities.append(
@@ -243,17 +245,22 @@ class GaitPipeline(ReleasingLifecycleNode):
         for frame in frames:
             if self._frame_pub is not None:
                 self._frame_pub.publish(conversion.frame_to_msg(frame, pipe.synchronizer.rate_hz))
-            for est in pipe.push_frame(frame):
-                if not self._active:
-                    continue
-                port.submit(self.joints, est.torque_nm, est.stamp_ns, est.valid, est.confidence)
+            estimates = pipe.push_frame(frame)
+            if not self._active:
+                continue
+            for est in estimates:
+                port.submit(
+                    self.joints, est.torque_nm, est.stamp_ns, est.valid, est.confidence, est.gait_phase
+                )
                 if est.valid:
                     self.inference.add(est.inference_ns)
                 # after the command: the command is the latency-critical one
                 self._est_pub.publish(conversion.joint_torque_msg(
                     est.stamp_ns, JointTorque.SOURCE_ESTIMATE, self.joints, est.torque_nm, valid=est.valid,
-                    subject_mass=self.params["subject_mass_kg"], msg=self._est_msg, confidence=est.confidence,
+                    subject_mass=self.params["subject_mass_kg"], gait_phase=est.gait_phase, msg=self._est_msg,
+                    confidence=est.confidence,
                 ))
+            self._gait.publish(pipe.gait_state)
 
     def _on_reference(self, stamp_ns, torque, joints, phase) -> None:
         from gait_estimator_msgs.msg import JointTorque
@@ -271,6 +278,7 @@ class GaitPipeline(ReleasingLifecycleNode):
             values = dict(self.counts)
             values.update(self.pipeline.synchronizer.counters)
             values.update({f"model_{k}": v for k, v in self.pipeline.counters.items()})
+            values.update(self._gait.counts)
             level, message = self.port.stage.status(values)
             values["input_distance"] = float(self.pipeline.monitor.distance)
         values.update({f"inference_{k}": v for k, v in self.inference.summary_ms().items()})

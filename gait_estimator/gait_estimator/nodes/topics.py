@@ -19,6 +19,8 @@ TOPIC_COMMAND = "exo/torque_command"
 TOPIC_ESTOP = "exo/emergency_stop"  # std_msgs/Bool: true latches the e-stop
 TOPIC_RESET = "exo/reset"  # std_msgs/Empty: clears a latched fault / e-stop
 TOPIC_DIAGNOSTICS = "/diagnostics"
+TOPIC_GAIT_STATE = "gait/state"  # GaitState at the model rate, SensorDataQoS
+TOPIC_GAIT_EVENTS = "gait/events"  # GaitEvent as detected, reliable (events_qos)
 
 
 def sensor_qos(depth: int | None = None):
@@ -86,3 +88,16 @@ def deliver_last(publisher, timeout_s: float = 0.5) -> bool:
         return bool(publisher.wait_for_all_acked(Duration(nanoseconds=int(timeout_s * 1e9))))
     except Exception:  # publisher or context already gone: nothing left to deliver
         return False
+
+
+def events_qos():
+    """Gait events: reliable, depth 50 (a few strides), so a controller that switches on a heel
+    strike does not lose it to a best-effort drop."""
+    from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
+
+    return QoSProfile(
+        history=HistoryPolicy.KEEP_LAST,
+        depth=50,
+        reliability=ReliabilityPolicy.RELIABLE,
+        durability=DurabilityPolicy.VOLATILE,
+    )

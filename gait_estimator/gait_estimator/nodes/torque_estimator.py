@@ -202,11 +202,12 @@ class TorqueEstimator(ReleasingLifecycleNode):
         if valid:
             confidence = self.monitor.window_confidence(window)  # the window is z-scored
         stage.scale = self.params["subject_mass_kg"] if md.output_unit == "N.m/kg" else 1.0
+        stage.phase = float(msg.gait_phase)  # the windowing node's, at the window's newest frame
         for est in stage.push_window(stamp, window, valid, confidence):
             m = conversion.joint_torque_msg(
                 est.stamp_ns, JointTorque.SOURCE_ESTIMATE, md.output_joints, est.torque_nm,
-                valid=est.valid, subject_mass=self.params["subject_mass_kg"], msg=self._msg,
-                confidence=est.confidence,
+                valid=est.valid, subject_mass=self.params["subject_mass_kg"], gait_phase=est.gait_phase,
+                msg=self._msg, confidence=est.confidence,
             )
             self._pub.publish(m)
             if m.valid:

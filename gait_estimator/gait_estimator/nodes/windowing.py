@@ -15,10 +15,14 @@ rows are invalid)."""
 
 from __future__ import annotations
 
+import math
+
 from rclpy.node import Node
 
 from gait_estimator.core.calibration import apply_to_frame
+from gait_estimator.core.gait_phase import make_gait_phase
 from gait_estimator.nodes import conversion, diagnostics, model_files, runner, topics
+from gait_estimator.nodes.gait_port import GaitPort
 from gait_estimator.nodes.params import declare_params, read_calibration_param, resolve_model_path
 
 
@@ -50,6 +54,9 @@ class WindowingNode(Node):
         }
         self.error = ""
         self._msg = FeatureWindow()
+        self._gait_port = GaitPort(self, [])  # gait/state, gait/events
+        self._gait = None  # core.gait_phase estimator, made for the locations of the first frame
+        self._phase = math.nan
         self.get_logger().info(
             f"model {path}: {len(md.input_channels)} channels, window {md.window}, "
             f"stride {md.stride}, {md.sample_rate_hz} Hz"
@@ -74,6 +81,7 @@ class WindowingNode(Node):
             return
         if self.calibration is not None:  # a flagged/missing sensor becomes invalid rows
             frame = apply_to_frame(self.calibration, frame)
+        self._push_gait(frame)
         try:
             row, valid = self.extractor.row(frame)
         except ModelMismatchError as exc:
@@ -98,14 +106,26 @@ class WindowingNode(Node):
             True,
             msg=self._msg,
             normalization_id=md.normalization_id,  # model identity: the estimator checks it
+            gait_phase=self._phase,
         )
         self.pub.publish(self._msg)
+
+    def _push_gait(self, frame) -> None:
+        """Gait phase and events from the same (calibrated) frames as the features."""
+        if self._gait is None or self._gait.locations != frame.locations:
+            self._gait = make_gait_phase(self.metadata.sample_rate_hz, frame.locations)
+            if self._gait is None:
+                return
+        state = self._gait.push(frame)
+        self._phase = state.phase[0]
+        self._gait_port.publish(state)
 
     def _diagnostics(self) -> None:
         level = 2 if self.error else 0
         self.diag_pub.publish(
             diagnostics.diagnostic_array(
-                self, f"{self.get_name()}: windowing", level, self.error or "ok", dict(self.counts)
+                self, f"{self.get_name()}: windowing", level, self.error or "ok",
+                {**self.counts, **self._gait_port.counts},
             )
         )
 

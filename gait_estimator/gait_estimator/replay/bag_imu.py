@@ -56,6 +56,7 @@ class TorqueSeries:
     torque_nm: np.ndarray  # [N, J] N·m
     valid: np.ndarray  # bool [N]
     subject_mass_kg: float  # from the messages (0.0 if absent)
+    gait_phase: np.ndarray | None = None  # float [N], JointTorque.gait_phase (NaN where unknown)
 
     def __len__(self) -> int:
         return int(self.stamp_ns.shape[0])
@@ -186,7 +187,7 @@ def read_joint_torques(
     """A JointTorque topic as arrays. ``joints``: the order wanted (default: the first
     message's); every message must name them all, else BagError naming the topic."""
     reader.require_topic(topic, JOINT_TORQUE)
-    logs, stamps, rows, valid, masses = [], [], [], [], []
+    logs, stamps, rows, valid, masses, phases = [], [], [], [], [], []
     order: tuple[str, ...] | None = tuple(joints) if joints is not None else None
     index: list[int] | None = None
     last_names: tuple[str, ...] | None = None
@@ -209,6 +210,7 @@ def read_joint_torques(
         rows.append(np.asarray(msg.torque, dtype=np.float64)[index])
         valid.append(bool(msg.valid))
         masses.append(float(msg.subject_mass))
+        phases.append(float(getattr(msg, "gait_phase", float("nan"))))  # bags from before the field
     if not rows:
         raise BagError(f"bag {reader.path}: topic '{topic}' has no messages")
     assert order is not None
@@ -221,4 +223,5 @@ def read_joint_torques(
         np.vstack(rows),
         np.asarray(valid, dtype=bool),
         float(np.median(positive)) if positive else 0.0,
+        np.asarray(phases, dtype=np.float64),
     )

@@ -228,6 +228,8 @@ def replay_bag(
         est_log_ns=np.asarray(run.est_log, dtype=np.int64),
         est_nm=np.vstack(run.est_rows) if n else np.zeros((0, j)),
         est_valid=np.asarray(run.est_valid, dtype=bool),
+        est_phase=np.asarray(run.est_phase, dtype=np.float64),
+        gait_events=list(run.gait_events),
         inference_ns=np.asarray(run.inf_ns, dtype=np.int64),
         cmd_joints=run.command_joints,
         cmd_nm=np.vstack(run.cmd_rows) if run.cmd_rows else np.zeros((0, nc)),
@@ -288,6 +290,8 @@ class _Run:
         self.est_log: list[int] = []
         self.est_rows: list[np.ndarray] = []
         self.est_valid: list[bool] = []
+        self.est_phase: list[float] = []  # right leg gait phase (core.gait_phase) per estimate
+        self.gait_events: list[Any] = []  # core.gait_phase.GaitEvent, frame (host) clock
         self.inf_ns: list[int] = []
         self.cmd_rows: list[np.ndarray] = []
         self.cmd_status: list[np.ndarray] = []
@@ -351,6 +355,10 @@ class _Run:
         self.est_rows = list(est.torque_nm)
         self.est_valid = est.valid.tolist()
         self.inf_ns = est.inference_ns.tolist()
+        phase, self.gait_events = pipeline.frame_phases(
+            frames.stamp_ns, frames.locations, frames.acc, frames.gyro, frames.quat_xyzw, frames.valid
+        )
+        self.est_phase = phase[k].tolist()
         conf = est.confidence.tolist() if est.confidence is not None else [1.0] * len(est)
         for i in range(len(est)):
             self.command(self.est_stamp[i], self.est_rows[i], self.est_valid[i], self.est_log[i], conf[i])
@@ -377,6 +385,7 @@ class _Run:
             self.est_log.append(log_ns)
             self.est_rows.append(est.torque_nm)
             self.est_valid.append(bool(est.valid))
+            self.est_phase.append(float(est.gait_phase))
             self.inf_ns.append(int(est.inference_ns))
             self.command(est.stamp_ns, est.torque_nm, bool(est.valid), log_ns, est.confidence)
 
@@ -441,7 +450,10 @@ class _Run:
                 last[loc] = stamp
             v = values[i]
             sample = ImuSample(loc, stamp, v[0:3], v[3:6], v[6:10])
-            self.handle([e for f in clock.push(sample, log_ns) for e in pipeline.push_frame(f)], log_ns)
+            for frame in clock.push(sample, log_ns):
+                self.handle(pipeline.push_frame(frame), log_ns)
+                if pipeline.gait_state is not None:
+                    self.gait_events.extend(pipeline.gait_state.events)
             last_log_ns = log_ns
         if last_log_ns is not None:
             now = self.final_poll_ns(imu) - int(imu.log_ns[-1]) + last_log_ns

@@ -84,6 +84,9 @@ class ReplayResult:
     counters: dict[str, int]
     events: list[dict[str, Any]]
     timing: dict[str, float]
+    # gait phase (core.gait_phase, from the same frames): right leg per estimate, events
+    est_phase: np.ndarray = field(default_factory=lambda: np.zeros(0))  # float [N], NaN unknown
+    gait_events: list[Any] = field(default_factory=list)  # GaitEvent, frame (host) clock
     path: str = "per-sample"  # "batched" or "per-sample"
     path_reason: str = ""  # why the per-sample path ran ("" when batched)
 

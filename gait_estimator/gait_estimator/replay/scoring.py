@@ -12,7 +12,12 @@ import numpy as np
 from gait_estimator.replay.baseline import METRIC_NAMES
 from gait_estimator.replay.options import ReplayResult
 
-__all__ = ["command_statistics", "evaluate", "match_reference", "undefined_metrics"]
+__all__ = ["command_statistics", "evaluate", "gait_phase_metrics", "match_reference", "undefined_metrics"]
+
+# A detected heel strike within this of a reference one is a match; further off it is an extra
+# detection and the reference one is missed.
+HEEL_STRIKE_TOLERANCE_NS = 150_000_000
+HEEL_STRIKE_WARMUP_NS = 2_500_000_000
 
 
 def match_reference(result: ReplayResult, max_gap_s: float = 0.05) -> tuple[np.ndarray, np.ndarray]:
@@ -125,6 +130,9 @@ def evaluate(result: ReplayResult) -> dict[str, Any]:
         "r2": "1",
         "command": "N.m",
     }
+    gait = gait_phase_metrics(result)
+    if gait:
+        report["gait_phase"] = gait
     report["commands"] = command_statistics(result)
     inf = result.inference_ns[result.est_valid] if result.inference_ns.size else result.inference_ns
     report["inference_us"] = (
@@ -166,3 +174,52 @@ def command_statistics(result: ReplayResult) -> dict[str, Any]:
         "faults": list(result.cmd_faults),
         "joints": per_joint,
     }
+
+
+def gait_phase_metrics(result: ReplayResult) -> dict[str, Any]:
+    """The right leg's gait phase against the reference's ``JointTorque.gait_phase`` (the
+    simulator writes it; {} when the reference has none): circular phase RMSE in % of the stride
+    over the estimates with a phase on both sides (same stamp), and the heel strikes (the
+    reference phase's wraps) against the detected ones: timing MAE (ms), missed, extra."""
+    from gait_estimator.core.gait_metrics import event_timing, phase_rmse_pct
+    from gait_estimator.core.gait_phase import HEEL_STRIKE, LEG_RIGHT
+
+    ref = result.reference
+    if ref is None or ref.gait_phase is None or not np.isfinite(ref.gait_phase).any():
+        return {}
+    order = np.argsort(ref.stamp_ns, kind="stable")
+    t, ph = ref.stamp_ns[order], ref.gait_phase[order]
+    i = np.clip(np.searchsorted(t, result.est_sensor_ns), 0, t.size - 1)
+    same = t[i] == result.est_sensor_ns
+    ref_at = np.where(same, ph[i], np.nan)
+    est = result.est_phase if result.est_phase.size == ref_at.size else np.full(ref_at.size, np.nan)
+    both = np.isfinite(ref_at) & np.isfinite(est)
+    out: dict[str, Any] = {
+        "scored_estimates": int(both.sum()),
+        "phase_valid_fraction": float(np.isfinite(est).mean()) if est.size else 0.0,
+        "phase_rmse_pct": float(phase_rmse_pct(est[both], ref_at[both])) if both.any() else None,
+    }
+    ok = np.isfinite(ph)
+    wraps = np.flatnonzero(ok[1:] & ok[:-1] & (np.diff(ph) < -0.5)) + 1
+    ref_hs = t[wraps]
+    # detected events are on the frame (host) clock; the reference on the IMU stamps' clock
+    offset = int(np.median(result.est_stamp_ns - result.est_sensor_ns)) if result.est_stamp_ns.size else 0
+    det = np.asarray(
+        [e.stamp_ns - offset for e in result.gait_events if e.leg == LEG_RIGHT and e.event == HEEL_STRIKE],
+        dtype=np.int64,
+    )
+    if ref_hs.size and result.est_sensor_ns.size:
+        # Scored from two strides after the first estimate (the detector needs a stride to lock
+        # on: onset is reported by phase_valid_fraction) to shortly before the last one.
+        lo = int(result.est_sensor_ns.min()) + HEEL_STRIKE_WARMUP_NS
+        hi = int(result.est_sensor_ns.max()) - HEEL_STRIKE_TOLERANCE_NS
+        timing = event_timing(det, ref_hs, HEEL_STRIKE_TOLERANCE_NS, (lo, hi))
+        out["heel_strike"] = {
+            "reference": timing.n_reference,
+            "detected": timing.n_detected,
+            "missed": timing.missed,
+            "extra": timing.extra,
+            "mae_ms": _finite(timing.mae_ms),
+            "bias_ms": _finite(timing.bias_ms),
+        }
+    return out
