@@ -191,7 +191,17 @@ def change_state(listener: Listener, node: str, transition_id: int, timeout: flo
 
     req = ChangeState.Request()
     req.transition.id = transition_id
-    return bool(listener.call(ChangeState, f"/{node}/change_state", req, timeout).success)
+    if listener.call(ChangeState, f"/{node}/change_state", req, timeout).success:
+        return True
+    # On a loaded machine a slow transition (configure loads a model) can outlast the first
+    # wait, and ``call`` sends the request again: the node then rightly rejects the repeat
+    # because it already made the transition. The node's state says which happened.
+    goal = _TRANSITION_GOAL.get(transition_id)
+    return goal is not None and get_state(listener, node, timeout) == goal
+
+
+# lifecycle_msgs/Transition ids -> the primary state they end in
+_TRANSITION_GOAL = {1: "inactive", 2: "unconfigured", 3: "active", 4: "inactive"}
 
 
 def set_string_param(listener: Listener, node: str, name: str, value: str, timeout: float = 20.0):
