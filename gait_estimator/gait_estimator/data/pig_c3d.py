@@ -92,13 +92,14 @@ def load_pig_c3d(path: str | Path) -> PigC3d:
     data = np.asarray(c["data"]["points"][:3], float)  # [3, labels, frames]
     if len(labels) != data.shape[1]:
         raise DatasetError(f"{p}: {len(labels)} point labels for {data.shape[1]} points")
-    units = str(par["POINT"].get("UNITS", {}).get("value", ["mm"])[0]).strip().lower()
+    units = str((list(par["POINT"].get("UNITS", {}).get("value", [])) or ["mm"])[0]).strip().lower()
     scale = 1e-3 if units == "mm" else 1.0
-    moment_labels = set(_labels({"LABELS": par["POINT"]["MOMENTS"]}) if "MOMENTS" in par["POINT"] else [])
-    points = {}
-    for k, name in enumerate(labels):
-        xyz = data[:, k, :].T
-        points[name] = xyz if name in moment_labels or name.endswith(("Force", "Power")) else xyz * scale
+    # model outputs keep their own units (deg, N·mm/kg, N/kg, W/kg); only positions are in mm
+    outputs = set()
+    for group in ("ANGLES", "MOMENTS", "FORCES", "POWERS", "SCALARS"):
+        if group in par["POINT"]:
+            outputs.update(str(x).strip() for x in np.ravel(par["POINT"][group]["value"]))
+    points = {name: data[:, k, :].T * (1.0 if name in outputs else scale) for k, name in enumerate(labels)}
     try:
         mass = float(np.ravel(par["PROCESSING"]["Bodymass"]["value"])[0])
     except (KeyError, IndexError) as exc:
