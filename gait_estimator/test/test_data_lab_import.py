@@ -17,7 +17,7 @@ import pytest
 
 from gait_estimator import conventions
 from gait_estimator.cli.main import main
-from gait_estimator.data.opensim_lab import IK_MAX_M, IK_RMS_M, fix_label_swaps, read_trc
+from gait_estimator.data.opensim_lab import IK_MAX_M, IK_RMS_M, c3d_to_trc, fix_label_swaps, read_trc
 from gait_estimator.data.pig_c3d import load_pig_c3d, read_pig_trial
 from gait_estimator.errors import DatasetError
 from gait_estimator.sim.dataset import load_dataset, load_manifest
@@ -38,7 +38,7 @@ def lab_args(out: Path, *extra: str) -> list[str]:
         "--markers",
         "2014007_C5_04.trc.gz",
         "--static",
-        "2014007_ST.trc.gz",
+        "2014007_ST.c3d",  # the lab's c3d (Z up): converted to OpenSim axes on the way
         "--mass",
         "65",
         "--grf",
@@ -256,6 +256,28 @@ def write_points_only(tmp_path: Path) -> Path:
     path = tmp_path / "markers_only.c3d"
     c.write(str(path))
     return path
+
+
+@pytest.mark.parametrize(
+    "c3d, trc",
+    [
+        ("2014007_ST.c3d", "2014007_ST.trc.gz"),  # standing, faces lab +X: no turn
+        ("2014007_C5_04_first30.c3d", "2014007_C5_04.trc.gz"),  # walks along lab -X: turned 180 deg
+    ],
+)
+def test_c3d_markers_in_opensim_axes_walking_x(tmp_path, c3d, trc):
+    """Lab c3d (Z up) -> OpenSim axes equals the source's own conversion (y up, +x forward)."""
+    _, n0, x0 = read_trc(
+        _write(tmp_path / "ref.trc", gzip.decompress((EXTRACTS / trc).read_bytes()).decode())
+    )
+    _, n1, x1 = read_trc(c3d_to_trc(EXTRACTS / c3d, tmp_path))
+    idx = [n1.index(n) for n in n0]
+    k = min(len(x0), len(x1), 30)
+    np.testing.assert_allclose(x1[:k, idx], x0[:k], atol=1e-5 + 1e-8)  # the .trc extract: 0.01 mm
+    ias = np.mean([x1[0, n1.index(n)] for n in ("L_IAS", "R_IAS")], axis=0)
+    ips = np.mean([x1[0, n1.index(n)] for n in ("L_IPS", "R_IPS")], axis=0)
+    assert ias[0] > ips[0] + 0.1  # faces +x
+    assert x1[0, n1.index("R_IAS"), 2] > x1[0, n1.index("L_IAS"), 2]  # z to the right
 
 
 def test_gz_trc_reader_units(tmp_path):

@@ -45,6 +45,7 @@ __all__ = [
     "IK_RMS_M",
     "IkQualityError",
     "LabTrialSpec",
+    "c3d_to_trc",
     "discover_lab_trials",
     "fix_label_swaps",
     "import_lab_dataset",
@@ -144,6 +145,68 @@ def read_trc(path: str | Path) -> tuple[np.ndarray, list[str], np.ndarray]:
         raise DatasetError(f"{p}: no marker frames")
     data = np.array(rows)
     return data[:, 0], names, data[:, 1:].reshape(len(rows), len(names), 3) * scale
+
+
+def write_trc(path: Path, time: np.ndarray, names: Sequence[str], xyz_mm: np.ndarray) -> None:
+    """An OpenSim .trc (mm); ``xyz_mm`` [frames, markers, 3], NaN written as an empty cell (gap)."""
+    rate = 1.0 / float(np.median(np.diff(time))) if len(time) > 1 else 100.0
+    n, m = xyz_mm.shape[:2]
+    lines = [
+        f"PathFileType\t4\t(X/Y/Z)\t{path.name}",
+        "DataRate\tCameraRate\tNumFrames\tNumMarkers\tUnits\tOrigDataRate\tOrigDataStartFrame\tOrigNumFrames",
+        f"{rate:g}\t{rate:g}\t{n}\t{m}\tmm\t{rate:g}\t1\t{n}",
+        "Frame#\tTime\t" + "\t\t\t".join(names) + "\t\t",
+        "\t\t" + "\t".join(f"{a}{i + 1}" for i in range(m) for a in "XYZ"),
+        "",
+    ]
+    for i in range(n):
+        vals = ["" if not np.isfinite(v) else f"{v:.5f}" for v in xyz_mm[i].ravel()]
+        lines.append("\t".join([str(i + 1), f"{time[i]:.5f}", *vals]))
+    path.write_text("\n".join(lines) + "\n")
+
+
+def c3d_to_trc(c3d: Path, out_dir: Path) -> Path:
+    """Markers of a lab c3d (Z up) in OpenSim axes (y up), turned about the vertical so that the
+    person walks along +x (or, standing still, faces +x: ASIS ahead of PSIS). Needs ezc3d."""
+    try:
+        import ezc3d
+    except ImportError as exc:
+        raise DatasetError("reading c3d files needs the 'ezc3d' package (requirements/python.txt)") from exc
+    try:
+        c = ezc3d.c3d(str(c3d))
+    except (RuntimeError, ValueError, OSError) as exc:
+        raise DatasetError(f"{c3d}: not a readable c3d file: {str(exc).strip()[:200]}") from exc
+    par = c["parameters"]["POINT"]
+    names = [str(x).strip() for x in par["LABELS"]["value"]]
+    names += [str(x).strip() for x in par.get("LABELS2", {}).get("value", [])]
+    units = str((list(par.get("UNITS", {}).get("value", [])) or ["mm"])[0]).strip().lower()
+    lab = np.asarray(c["data"]["points"][:3], float).transpose(2, 1, 0)  # [frames, markers, XYZ]
+    lab = lab * {"mm": 1.0, "m": 1000.0, "cm": 10.0}.get(units, 1.0)
+    xyz = np.stack([lab[..., 0], lab[..., 2], -lab[..., 1]], axis=-1)  # -90 deg about lab X: y up
+    pelvis = [names.index(n) for n in ("L_IAS", "R_IAS", "L_IPS", "R_IPS") if n in names]
+    if len(pelvis) < 4:
+        raise DatasetError(f"{c3d}: needs the pelvis markers L_IAS, R_IAS, L_IPS, R_IPS to find the heading")
+    mid = np.nanmean(xyz[:, pelvis], axis=1)
+    front = np.nanmean(xyz[:, pelvis[:2]], axis=1) - np.nanmean(xyz[:, pelvis[2:]], axis=1)
+    heading = mid[-1, 0] - mid[0, 0] if len(mid) > 10 else np.nanmean(front[:, 0])
+    if heading < 0:  # 180 deg about the vertical
+        xyz[..., 0] *= -1.0
+        xyz[..., 2] *= -1.0
+    rate = float(np.ravel(par["RATE"]["value"])[0])
+    if len(xyz) == 1:  # OpenSim's ScaleTool cannot average a single-frame file: repeat the frame
+        xyz = np.repeat(xyz, 2, axis=0)
+    out = out_dir / (c3d.name.split(".")[0] + ".trc")
+    write_trc(out, np.arange(len(xyz)) / rate, names, xyz)
+    return out
+
+
+def lab_markers(path: Path, out_dir: Path) -> Path:
+    """A .trc to hand to OpenSim: ``.trc`` (or ``.trc.gz``) as it is, ``.c3d`` converted."""
+    if Path(path).suffix.lower() == ".c3d":
+        if not Path(path).is_file():
+            raise DatasetError(f"{path}: file not found")
+        return c3d_to_trc(Path(path), out_dir)
+    return plain_file(Path(path), out_dir)
 
 
 def _marker_bodies(path: Path) -> dict[str, str]:
@@ -372,11 +435,14 @@ def import_lab_trial(
     person_dir = Path(tools.work_dir) / subject
     key = (str(Path(spec.static).resolve()), float(spec.mass_kg))
     if key not in tools.scaled:
-        tools.scaled[key] = scale_model(Path(spec.static), spec.mass_kg, person_dir, subject, tools)
+        person_dir.mkdir(parents=True, exist_ok=True)
+        static = lab_markers(Path(spec.static), person_dir)
+        tools.scaled[key] = scale_model(static, spec.mass_kg, person_dir, subject, tools)
     scaled, scale_report = tools.scaled[key]
+    person_dir.mkdir(parents=True, exist_ok=True)
     markers, swaps = fix_label_swaps(
-        plain_file(Path(spec.markers), person_dir),
-        plain_file(Path(spec.static), person_dir),
+        lab_markers(Path(spec.markers), person_dir),
+        lab_markers(Path(spec.static), person_dir),
         tools.marker_set,
         person_dir,
     )

@@ -20,6 +20,12 @@ PIG_POINTS += ["SACR"] + [f"{s}{j}" for s in "LR" for j in ("HipMoment", "KneeMo
 PIG_POINTS += [f"{s}{j}" for s in "LR" for j in ("GroundReactionForce", "HipAngles")]
 
 
+def write_gz(dst: Path, text: str) -> None:
+    """gzip without a time stamp: regenerating gives the same bytes."""
+    with open(dst, "wb") as raw, gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0) as f:
+        f.write(text.encode())
+
+
 def trc_subset(src: Path, dst: Path) -> None:
     """Same frames, the marker set's markers only, values to 0.01 mm; gzip."""
     lines = src.read_text().splitlines()
@@ -41,8 +47,7 @@ def trc_subset(src: Path, dst: Path) -> None:
         v = line.split("\t")
         xyz = [f"{float(v[2 + 3 * i + a]):.2f}" for i in keep for a in range(3)]
         out.append("\t".join([v[0], v[1]] + xyz))
-    with gzip.open(dst, "wt") as f:
-        f.write("\n".join(out) + "\n")
+    write_gz(dst, "\n".join(out) + "\n")
 
 
 def mot_compact(src: Path, dst: Path) -> None:
@@ -52,8 +57,7 @@ def mot_compact(src: Path, dst: Path) -> None:
     body = [lines[end + 1]] + [
         "\t".join(f"{float(x):.7g}" for x in line.split()) for line in lines[end + 2 :] if line.strip()
     ]
-    with gzip.open(dst, "wt") as f:
-        f.write("\n".join(lines[: end + 1] + body) + "\n")
+    write_gz(dst, "\n".join(lines[: end + 1] + body) + "\n")
 
 
 def pig_subset(src: Path, dst: Path) -> None:
@@ -88,10 +92,27 @@ def pig_subset(src: Path, dst: Path) -> None:
     n.write(str(dst))
 
 
+def c3d_markers(src: Path, dst: Path, frames: int) -> None:
+    """The first frames of the marker set's markers, lab axes and units unchanged, no analog data."""
+    import ezc3d
+
+    c = ezc3d.c3d(str(src))
+    labels = list(c["parameters"]["POINT"]["LABELS"]["value"])
+    idx = [labels.index(m) for m in MARKERS if m in labels]
+    n = ezc3d.c3d()
+    n["parameters"]["POINT"]["RATE"]["value"] = [float(c["parameters"]["POINT"]["RATE"]["value"][0])]
+    n["parameters"]["POINT"]["LABELS"]["value"] = [labels[i] for i in idx]
+    n["parameters"]["POINT"]["UNITS"]["value"] = list(c["parameters"]["POINT"]["UNITS"]["value"])
+    n["data"]["points"] = np.asarray(c["data"]["points"])[:, idx, :frames]
+    n.write(str(dst))
+
+
 def main(shared: Path) -> None:
     sch = shared / "data" / "real" / "schreiber2019" / "2014007"
     trc_subset(sch / "static" / "2014007_ST.trc", HERE / "2014007_ST.trc.gz")
+    (HERE / "2014007_ST.c3d").write_bytes((sch / "static" / "2014007_ST.c3d").read_bytes())
     trc_subset(sch / "dynamic" / "2014007_C5_04.trc", HERE / "2014007_C5_04.trc.gz")
+    c3d_markers(sch / "dynamic" / "2014007_C5_04.c3d", HERE / "2014007_C5_04_first30.c3d", 30)
     mot_compact(sch / "dynamic" / "2014007_C5_04_grf.mot", HERE / "2014007_C5_04_grf.mot.gz")
     (HERE / "2014007_C5_04_grf.xml").write_bytes((sch / "dynamic" / "2014007_C5_04_grf.xml").read_bytes())
     kids = shared / "data" / "real" / "biomechzoo_children" / "HC002D" / "Straight" / "HC002D06.c3d"
