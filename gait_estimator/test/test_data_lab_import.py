@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import os
 import shutil
 from pathlib import Path
 
@@ -29,22 +30,24 @@ F1 = HERE / "data" / "opensim" / "falisse_subject1"
 J = {j: k for k, j in enumerate(conventions.JOINTS)}
 
 
-def lab_args(out: Path, *extra: str) -> list[str]:
-    """Relative paths on purpose (run from EXTRACTS): OpenSim must not resolve them elsewhere."""
+def lab_args(out: str, *extra: str) -> list[str]:
+    """Relative paths on purpose (inputs and output, run from a scratch folder): OpenSim's tools
+    change into their setup file's folder and must not resolve them there."""
+    rel = os.path.relpath(EXTRACTS, Path.cwd())
     return [
         "import-lab",
         "--out",
-        str(out),
+        out,
         "--markers",
-        "2014007_C5_04.trc.gz",
+        f"{rel}/2014007_C5_04.trc.gz",
         "--static",
-        "2014007_ST.c3d",  # the lab's c3d (Z up): converted to OpenSim axes on the way
+        f"{rel}/2014007_ST.c3d",  # the lab's c3d (Z up): converted to OpenSim axes on the way
         "--mass",
         "65",
         "--grf",
-        "2014007_C5_04_grf.mot.gz",
+        f"{rel}/2014007_C5_04_grf.mot.gz",
         "--external-loads",
-        "2014007_C5_04_grf.xml",
+        f"{rel}/2014007_C5_04_grf.xml",
         "--subject",
         "2014007",
         "--no-progress",
@@ -54,14 +57,16 @@ def lab_args(out: Path, *extra: str) -> list[str]:
 
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory) -> dict:
-    out = tmp_path_factory.mktemp("lab") / "ds"
+    work = tmp_path_factory.mktemp("lab")
+    out = work / "ds"
     mp = pytest.MonkeyPatch()
-    mp.chdir(EXTRACTS)
+    mp.chdir(work)
     try:
-        rc = main(lab_args(out))
+        rc = main(lab_args("ds"))  # scaled models and IK files go to ds/opensim (relative too)
     finally:
         mp.undo()
     assert rc == 0
+    assert (out / "opensim" / "2014007" / "2014007_scaled.osim").is_file()
     (trial,) = load_dataset(out)
     (report,) = load_manifest(out)["reports"]
     return {"out": out, "trial": trial, "report": report}
@@ -142,8 +147,8 @@ def test_virtual_imus_still_foot_in_midstance(lab):
 
 
 def test_refused_when_ik_beyond_limits(tmp_path, monkeypatch, capsys):
-    monkeypatch.chdir(EXTRACTS)
-    rc = main(lab_args(tmp_path / "ds", "--max-ik-error", "0.01", "--work", str(tmp_path / "w")))
+    monkeypatch.chdir(tmp_path)
+    rc = main(lab_args("ds", "--max-ik-error", "0.01", "--work", "w"))
     err = capsys.readouterr()
     assert rc == 2
     line = next(x for x in err.out.splitlines() if x.startswith("skipped:"))

@@ -280,6 +280,7 @@ def _model_markers(osim: Any, path: Path) -> list[str]:
 def scale_model(static: Path, mass_kg: float, out_dir: Path, name: str, tools: LabTools) -> tuple[Path, dict]:
     """Scaled model ``out_dir/<name>_scaled.osim`` (markers placed on the static trial) and a report."""
     osim = osim_module()
+    out_dir = Path(out_dir).resolve()  # the ScaleTool works from inside its setup file's folder
     out_dir.mkdir(parents=True, exist_ok=True)
     static = plain_file(static, out_dir)
     t, names, xyz = read_trc(static)
@@ -357,6 +358,7 @@ def run_ik(
 ) -> tuple[Path, dict]:
     """IK motion ``out_dir/<name>_ik.mot`` and its marker-error summary (m, over every frame)."""
     osim = osim_module()
+    out_dir = Path(out_dir).resolve()
     markers = plain_file(markers, out_dir)
     t, names, xyz = read_trc(markers)
     used = [n for n in _model_markers(osim, marker_set) if n in names and n not in STATIC_ONLY]
@@ -432,7 +434,8 @@ def import_lab_trial(
 ) -> ImportedTrial:
     """Scale (once per person), IK, quality check, then ID + virtual IMUs (``import_trial``)."""
     subject = spec.subject or Path(spec.static).name.split(".")[0]
-    person_dir = Path(tools.work_dir) / subject
+    # absolute: OpenSim's tools change into their setup file's folder while they run
+    person_dir = (Path(tools.work_dir) / subject).resolve()
     key = (str(Path(spec.static).resolve()), float(spec.mass_kg))
     if key not in tools.scaled:
         person_dir.mkdir(parents=True, exist_ok=True)

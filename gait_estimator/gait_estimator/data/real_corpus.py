@@ -98,7 +98,37 @@ def _mocap(root: Path, out: Path, progress: bool) -> tuple[list[dict], list[str]
     return reports, failures
 
 
-def _trial_summary(out: Path) -> list[dict]:
+WINTER_COLUMNS = {"hip_flexion": "Hip_Mean", "knee_angle": "Knee_Mean", "ankle_angle": "Ankle_Mean"}
+
+
+def _winter_r(t, winter: dict[str, np.ndarray]) -> dict[str, list[float]]:
+    """Shape check: r of each complete plate stance (vertical GRF > 20 N) with Winter's
+    natural-cadence mean over 0-60 % of the stride, his signs mapped onto ours."""
+    from gait_estimator.data.opensim_grf import intervals
+
+    out: dict[str, list[float]] = {}
+    m = t.moment_nm_per_kg
+    for side in ("r", "l"):
+        for a, b in intervals(t.extras[f"grf_vy_{side}"] > 20.0):
+            if a == 0 or b >= len(m) - 1 or (b - a) / t.sample_rate_hz < 0.3:
+                continue
+            for stem, col in WINTER_COLUMNS.items():
+                k = conventions.JOINTS.index(f"{stem}_{side}")
+                ref = winter[col]
+                x = np.interp(np.linspace(0, 1, len(ref)), np.linspace(0, 1, b - a + 1), m[a : b + 1, k])
+                out.setdefault(stem, []).append(round(float(np.corrcoef(x, ref)[0, 1]), 3))
+    return out
+
+
+def _read_winter(shared: Path) -> dict[str, np.ndarray]:
+    path = shared / "data" / "normative" / "winter" / "joint_moment_natural_cadence.csv"
+    w = np.genfromtxt(path, delimiter=",", names=True)
+    stance = w["Percent_Stride"] <= 60.0
+    sign = conventions.WINTER_TO_OPENSIM_SIGN
+    return {c: sign[c.split("_")[0].lower()] * w[c][stance] for c in WINTER_COLUMNS.values()}
+
+
+def _trial_summary(out: Path, winter: dict[str, np.ndarray]) -> list[dict]:
     from gait_estimator.sim.dataset import load_dataset
 
     rows = []
@@ -121,6 +151,7 @@ def _trial_summary(out: Path) -> list[dict]:
                 "heel_strikes_r": len(t.events["heel_strike_r"]),
                 "heel_strikes_l": len(t.events["heel_strike_l"]),
                 "moment_range_nm_per_kg": peaks,
+                "winter_r_plate_stances": _winter_r(t, winter),
             }
         )
     return rows
@@ -154,6 +185,12 @@ def _set_summary(rows: list[dict], reports: list[dict], failures: list[str]) -> 
         "residual_fx_rms_pct_bw": rng([x["pelvis_tx_rms_pct_bw"] for x in res], 1),
         "residual_tilt_rms_nm_per_kg": rng([x["pelvis_tilt_rms_nm_per_kg"] for x in res]),
         "ankle_plantarflexor_peak_nm_per_kg": rng(ankle),
+        "winter_r_median": {
+            stem: round(float(np.median(rs)), 2) if rs else None
+            for stem in WINTER_COLUMNS
+            for rs in [[x for r in rows for x in r["winter_r_plate_stances"].get(stem, [])]]
+        },
+        "plate_stances": sum(len(r["winter_r_plate_stances"].get("hip_flexion", [])) for r in rows),
     }
 
 
@@ -172,12 +209,16 @@ def _markdown(summary: dict, seconds: float) -> str:
         ("residual_fy_rms_pct_bw", "pelvis Fy RMS %BW"),
         ("residual_tilt_rms_nm_per_kg", "pelvis tilt RMS N·m/kg"),
         ("ankle_plantarflexor_peak_nm_per_kg", "ankle min N·m/kg"),
+        ("plate_stances", "plate stances"),
+        ("winter_r_median", "r with Winter (median, hip/knee/ankle)"),
     ]
 
     def cell(v: object) -> str:
         if v is None:
             return "-"
-        return f"{v[0]}-{v[1]}" if isinstance(v, list) else str(v)
+        if isinstance(v, dict):
+            return " / ".join(str(x) for x in v.values())
+        return f"{v[0]} to {v[1]}" if isinstance(v, list) else str(v)
 
     lines = [
         "# Real-walker corpus (virtual IMUs from real kinematics, real inverse-dynamics moments)",
@@ -201,10 +242,11 @@ def build_corpus(shared: Path, out: Path, progress: bool = True) -> dict:
         "mocap_walkers": _mocap,
     }
     index: dict = {"conventions": CONVENTIONS, "sets": {}, "summary": {}}
+    winter = _read_winter(Path(shared))
     for name, build in sets.items():
         folder = out / name
         reports, failures = build(real / name, folder, progress)
-        rows = _trial_summary(folder) if reports else []
+        rows = _trial_summary(folder, winter) if reports else []
         by_trial = {r["trial"]: r for r in reports}
         for row in rows:
             rep = by_trial[row["trial"]]
