@@ -6,6 +6,7 @@ summary) and ``corpus.md`` (the summary as a table):
 
 - ``schreiber2019/``: 14 adults, markers -> OpenSim scale/IK/ID (:mod:`.opensim_lab`), virtual IMUs;
   body mass from ``anthropometrics.csv`` (the paper's table; the c3d differs only for 2014048).
+  Trials beyond OpenSim's IK limits are kept and flagged (``ik_flagged``), not dropped.
 - ``biomechzoo_children/``: 12 children, Plug-in Gait moments and bone points (:mod:`.pig_c3d`).
 - ``mocap_walkers/``: 2 people, the lab's own IK + GRF -> OpenSim ID (:mod:`.opensim_import`).
 
@@ -59,7 +60,9 @@ def _with_person(res: ImportedTrial, set_name: str, person: str) -> ImportedTria
 def _schreiber(root: Path, out: Path, progress: bool) -> tuple[list[dict], list[str]]:
     masses = opensim_lab.read_masses(root / "anthropometrics.csv")
     specs = opensim_lab.discover_lab_trials(root, masses)
-    tools = opensim_lab.LabTools(out / "opensim")
+    # every trial is kept: one beyond OpenSim's IK limits is flagged (ik_quality.beyond_limits, and
+    # the summary's ik_flagged), not dropped, so the training side decides
+    tools = opensim_lab.LabTools(out / "opensim", accept_bad_ik=True)
 
     def one(spec: opensim_lab.LabTrialSpec) -> ImportedTrial:
         res = opensim_lab.import_lab_trial(spec, tools)
@@ -180,6 +183,11 @@ def _set_summary(rows: list[dict], reports: list[dict], failures: list[str]) -> 
             f"{r['trial']}: {r['ik_quality']['labels_swapped']}"
             for r in reports
             if r.get("ik_quality", {}).get("labels_swapped")
+        ],
+        "ik_flagged": [
+            f"{r['trial']}: {r['ik_quality']['beyond_limits']}"
+            for r in reports
+            if r.get("ik_quality", {}).get("beyond_limits")
         ],
         "residual_fy_rms_pct_bw": rng([x["pelvis_ty_rms_pct_bw"] for x in res], 1),
         "residual_fx_rms_pct_bw": rng([x["pelvis_tx_rms_pct_bw"] for x in res], 1),
