@@ -126,7 +126,7 @@ class _Recorder:
             if decode:
                 m = deserialize_message(data, JointTorque)
                 stamp, torque, _st, valid = conversion.joint_torque_arrays(m)
-                rec = (t, stamp, torque, valid, tuple(m.joint_names))
+                rec = (t, stamp, torque, valid, tuple(m.joint_names), float(m.gait_phase))
             with self.lock:
                 self.raw.append((topic, t, bytes(data), msgtype))
                 if rec is not None:
@@ -163,6 +163,7 @@ def _series(recs):
         "torque": np.vstack([r[2] for r in recs]),
         "valid": np.array([r[3] for r in recs]),
         "joints": recs[-1][4],
+        "phase": np.array([r[5] for r in recs]),
     }
 
 
@@ -176,7 +177,7 @@ def _stats(rec):
         ref = _series(list(rec.torques[topics.TOPIC_REFERENCE]))
         est = _series(list(rec.torques[topics.TOPIC_ESTIMATE]))
         cmd = _series(list(rec.torques[topics.TOPIC_COMMAND]))
-    out = {"ref": ref, "est": est, "cmd": cmd, "rmse": None, "latency_ms": None}
+    out = {"ref": ref, "est": est, "cmd": cmd, "rmse": None, "latency_ms": None, "phase_rmse_pct": None}
     if ref is not None and est is not None and est["valid"].any():
         joints = est["joints"]
         ridx = [ref["joints"].index(j) for j in joints]
@@ -186,6 +187,15 @@ def _stats(rec):
             out["rmse"] = dict(
                 zip(joints, np.sqrt(np.mean((est["torque"][v] - r) ** 2, axis=0)).tolist(), strict=True)
             )
+    if ref is not None and est is not None:  # gait phase vs the simulator's (same frame stamps)
+        from gait_estimator.core.gait_metrics import phase_rmse_pct
+
+        at = {int(s): p for s, p in zip(ref["stamp"], ref["phase"], strict=True)}
+        pairs = [(p, at[int(s)]) for s, p in zip(est["stamp"], est["phase"], strict=True) if int(s) in at]
+        pairs = [(a, b) for a, b in pairs if np.isfinite(a) and np.isfinite(b)]
+        if pairs:
+            a, b = np.array(pairs).T
+            out["phase_rmse_pct"] = float(phase_rmse_pct(a, b))
     if cmd is not None and cmd["valid"].any():
         first = {}
         for t, s, ok in zip(cmd["recv"], cmd["stamp"], cmd["valid"], strict=True):
@@ -221,6 +231,13 @@ def _table(st, elapsed: float) -> str:
         )
         rm = st["rmse"].get(j, float("nan")) if st["rmse"] else float("nan")
         lines.append(f"{j:15s} {e:10.2f} {r:10.2f} {c:10.2f} {rm:8.2f}")
+    ph = est["phase"][-1]
+    ph_ref = ref["phase"][-1] if ref is not None else float("nan")
+    rmse = st["phase_rmse_pct"]
+    lines.append(
+        f"gait phase (right leg): estimate {ph:.2f}, simulator {ph_ref:.2f}"
+        + (f", RMSE so far {rmse:.1f} % of the stride" if rmse is not None else " (locking on: 1-2 strides)")
+    )
     if st["latency_ms"]:
         lat = st["latency_ms"]
         lines.append(
@@ -362,6 +379,7 @@ def run(args: argparse.Namespace) -> int:
         "seconds": args.seconds,
         "subject_mass_kg": mass,
         "rmse_nm": st["rmse"],
+        "gait_phase_rmse_pct": st["phase_rmse_pct"],
         "rmse_nm_per_kg": {j: v / mass for j, v in (st["rmse"] or {}).items()},
         "latency_ms": st["latency_ms"],
         "valid_commands": n_cmd,
