@@ -49,7 +49,7 @@ class CalibratorNode(ReleasingLifecycleNode):
 
         p = self.params
         try:
-            stride_location(p["locations"])
+            stride_location(p.locations)
         except Exception as exc:
             self.get_logger().error(f"configure failed: {exc}")
             return TransitionCallbackReturn.FAILURE
@@ -66,7 +66,7 @@ class CalibratorNode(ReleasingLifecycleNode):
                 lambda msg, loc=loc: self._on_sample(loc, msg),
                 topics.sensor_qos(topics.SENSOR_SUB_DEPTH),
             )
-            for loc in p["locations"]
+            for loc in p.locations
         ]
         return TransitionCallbackReturn.SUCCESS
 
@@ -89,7 +89,7 @@ class CalibratorNode(ReleasingLifecycleNode):
     def _on_start(self, msg) -> None:
         from gait_estimator.core.calibration_session import CalibrationSession
 
-        path = msg.data.strip() or self.params["output_file"]
+        path = msg.data.strip() or self.params.output_file
         if not self._active:
             self._send({"phase": "failed", "message": "calibrator is not active (activate it first)"})
             return
@@ -100,9 +100,9 @@ class CalibratorNode(ReleasingLifecycleNode):
         p = self.params
         self.path = path
         self.session = CalibrationSession(
-            p["locations"], p["standing_s"], p["strides"], p["max_walk_s"], p["min_quality"], p["wearer"]
+            p.locations, p.standing_s, p.strides, p.max_walk_s, p.min_quality, p.wearer
         )
-        self.get_logger().info(f"calibration started -> {path}: stand still {p['standing_s']} s, then walk")
+        self.get_logger().info(f"calibration started -> {path}: stand still {p.standing_s} s, then walk")
         self._publish_status()
 
     def _on_sample(self, location: str, msg) -> None:

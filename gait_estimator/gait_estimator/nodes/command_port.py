@@ -33,13 +33,13 @@ class CommandPort:
         # A plain publisher (not a lifecycle one): the zeros must go out while inactive too.
         self.pub = diagnostics.monitor_output(  # liveliness lease for the sentinel; rate/stamp diagnostics
             node, node.create_publisher(JointTorque, topics.TOPIC_COMMAND, topics.command_publisher_qos()),
-            params["control_rate_hz"], float("inf"))
+            params.control_rate_hz, float("inf"))
         rel = topics.command_qos()
         entities += [
             self.pub,
             node.create_subscription(Bool, topics.TOPIC_ESTOP, self._on_estop, rel),
             node.create_subscription(Empty, topics.TOPIC_RESET, self._on_reset, rel),
-            node.create_timer(1.0 / params["control_rate_hz"], self._on_tick),
+            node.create_timer(1.0 / params.control_rate_hz, self._on_tick),
         ]
         self._interop = CommandOutputs(node, params, entities)
 

@@ -51,9 +51,9 @@ class CommandSentinel:
         from rclpy.qos import LivelinessPolicy
 
         self.node = node
-        self.topic = params["command_topic"]
-        self.joints = list(params["joints"])
-        self.timeout_ns = int(params["sentinel_timeout_s"] * 1e9)
+        self.topic = params.command_topic
+        self.joints = list(params.joints)
+        self.timeout_ns = int(params.sentinel_timeout_s * 1e9)
         self._lock = threading.Lock()
         self.dead = False
         self.seen = False  # a command publisher spoke at least once
@@ -76,14 +76,14 @@ class CommandSentinel:
         # our own publisher, are expected: the handler just keeps rclpy from warning about them).
         lq = topics.command_qos()
         lq.liveliness = LivelinessPolicy.AUTOMATIC
-        lq.liveliness_lease_duration = Duration(nanoseconds=int(params["liveliness_lease_s"] * 1e9))
+        lq.liveliness_lease_duration = Duration(nanoseconds=int(params.liveliness_lease_s * 1e9))
         events = SubscriptionEventCallbacks(liveliness=self._on_liveliness, incompatible_qos=lambda _e: None)
         # Only its events matter: raw (no deserialisation) with a no-op callback, since every
         # command also arrives on the heartbeat subscription (CPU: 200+ commands/s on 2 cores).
         node.create_subscription(
             JointTorque, self.topic, _ignore, lq, event_callbacks=events, callback_group=group, raw=True
         )
-        node.create_timer(params["sentinel_period_s"], self._check, callback_group=group)
+        node.create_timer(params.sentinel_period_s, self._check, callback_group=group)
 
     def _zero_for(self, joints) -> None:
         from gait_estimator_msgs.msg import JointTorque

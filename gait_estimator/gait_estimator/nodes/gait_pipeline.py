@@ -73,7 +73,7 @@ class GaitPipeline(ReleasingLifecycleNode):
         self.counts = {"samples": 0}
         p = self.params
         self.swapper = ModelSwapper(
-            self, self._running_model, self._install, p["threads"], p["inference_mode"]
+            self, self._running_model, self._install, p.threads, p.inference_mode
         )
 
     # -- lifecycle ------------------------------------------------------------------------
@@ -85,15 +85,15 @@ class GaitPipeline(ReleasingLifecycleNode):
         from gait_estimator.core.pipeline import EstimatorPipeline
 
         p = self.params
-        path = resolve_model_path(p["model_path"])
+        path = resolve_model_path(p.model_path)
         try:
-            runtime = load_checked_runtime(path, p["threads"], self.get_name(), p["inference_mode"])
+            runtime = load_checked_runtime(path, p.threads, self.get_name(), p.inference_mode)
             md = runtime.metadata
-            mode = p["inference_mode"]
-            sync_p = dict(p, rate_hz=md.sample_rate_hz)
-            self.calibration = read_calibration_param(p["calibration_file"])  # CalibrationError: fail
+            mode = p.inference_mode
+            sync = make_synchronizer(p, md.sample_rate_hz)  # at the model rate
+            self.calibration = read_calibration_param(p.calibration_file)  # CalibrationError: fail
             self.pipeline = EstimatorPipeline(
-                runtime, make_synchronizer(sync_p), p["subject_mass_kg"], mode, self.calibration
+                runtime, sync, p.subject_mass_kg, mode, self.calibration
             )
             self.clock = DataClock(self.pipeline.synchronizer)
             entities: list = []
@@ -104,38 +104,38 @@ class GaitPipeline(ReleasingLifecycleNode):
             self.pipeline = self.port = None
             return TransitionCallbackReturn.FAILURE
         self.swapper.model_file = str(path)
-        self.get_logger().info(f"loaded model {path} ({p['inference_mode']} mode); input '{p['imu_source']}'")
+        self.get_logger().info(f"loaded model {path} ({p.inference_mode} mode); input '{p.imu_source}'")
         self.joints = md.output_joints
         self._est_msg = JointTorque()
         sensor = topics.sensor_qos()
-        est_hz = diagnostics.estimate_rate_hz(md, p["inference_mode"], fused=True)  # rate/stamp diagnostics
+        est_hz = diagnostics.estimate_rate_hz(md, p.inference_mode, fused=True)  # rate/stamp diagnostics
         self._est_pub = diagnostics.monitor_output(
             self, self.create_publisher(JointTorque, topics.TOPIC_ESTIMATE, sensor), est_hz, est_hz,
             active=lambda: self._active)
         self._frame_pub = (
-            self.create_publisher(ImuFrame, topics.TOPIC_FRAME, sensor) if p["publish_frames"] else None
+            self.create_publisher(ImuFrame, topics.TOPIC_FRAME, sensor) if p.publish_frames else None
         )
         self._ref_pub = (
             self.create_publisher(JointTorque, topics.TOPIC_REFERENCE, sensor)
-            if p["publish_reference"] and p["imu_source"] in ("sim", "file")
+            if p.publish_reference and p.imu_source in ("sim", "file")
             else None
         )
         self._diag_pub = self.create_publisher(DiagnosticArray, topics.TOPIC_DIAGNOSTICS, 10)
         self._entities = entities + [
             self._est_pub,
             self._diag_pub,
-            self.create_timer(p["diagnostics_period_s"], self._diagnostics),
+            self.create_timer(p.diagnostics_period_s, self._diagnostics),
         ] + [e for e in (self._frame_pub, self._ref_pub) if e is not None]
         self._gait = GaitPort(self, self._entities)  # gait/state, gait/events
-        if p["imu_source"] == "bundle":
-            self._locations = frozenset(p["locations"])
+        if p.imu_source == "bundle":
+            self._locations = frozenset(p.locations)
             self._entities.append(
                 self.create_subscription(
-                    ImuBundle, p["bundle_topic"], self._on_bundle, topics.sensor_qos(topics.SENSOR_SUB_DEPTH)
+                    ImuBundle, p.bundle_topic, self._on_bundle, topics.sensor_qos(topics.SENSOR_SUB_DEPTH)
                 )
             )
-        elif p["imu_source"] == "topics":
-            for loc in p["locations"]:
+        elif p.imu_source == "topics":
+            for loc in p.locations:
                 self._entities.append(
                     self.create_subscription(
                         Imu,
@@ -146,7 +146,7 @@ class GaitPipeline(ReleasingLifecycleNode):
                 )
         else:
             try:
-                self.source = make_source(p, p["locations"], p["driver_rate_hz"], p["imu_source"])
+                self.source = make_source(p, p.locations, p.driver_rate_hz, p.imu_source)
             except Exception as exc:
                 self.get_logger().error(f"configure failed: input: {exc}")
                 self._release()
@@ -186,14 +186,14 @@ class GaitPipeline(ReleasingLifecycleNode):
     # -- parameters (params.RuntimeParameters) and model swap (nodes/model_swap.py) -----------
     def _apply_params(self, new, changed) -> str:
         if "model_path" in changed:
-            reason = self.swapper.request(new["model_path"])
+            reason = self.swapper.request(new.model_path)
             if reason:
                 return reason
         with self.lock:
             if self.port is not None:
                 self.port.stage.reconfigure(new)
             if self.pipeline is not None and self.pipeline.metadata.output_unit == "N.m/kg":
-                self.pipeline.scale = float(new["subject_mass_kg"])
+                self.pipeline.scale = float(new.subject_mass_kg)
         return ""
 
     def _running_model(self):
@@ -209,7 +209,7 @@ class GaitPipeline(ReleasingLifecycleNode):
             if self.pipeline is None:
                 return
             old = self.pipeline
-            mass = self.params["subject_mass_kg"]
+            mass = self.params.subject_mass_kg
             # same synchronizer, so self.clock (DataClock) keeps feeding it
             self.pipeline = EstimatorPipeline(runtime, old.synchronizer, mass, old.mode, old.calibration)
 
@@ -257,7 +257,7 @@ class GaitPipeline(ReleasingLifecycleNode):
                 # after the command: the command is the latency-critical one
                 self._est_pub.publish(conversion.joint_torque_msg(
                     est.stamp_ns, JointTorque.SOURCE_ESTIMATE, self.joints, est.torque_nm, valid=est.valid,
-                    subject_mass=self.params["subject_mass_kg"], gait_phase=est.gait_phase, msg=self._est_msg,
+                    subject_mass=self.params.subject_mass_kg, gait_phase=est.gait_phase, msg=self._est_msg,
                     confidence=est.confidence,
                 ))
             self._gait.publish(pipe.gait_state)

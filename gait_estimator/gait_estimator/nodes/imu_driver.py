@@ -42,10 +42,10 @@ class ImuDriver(Node):
         from sensor_msgs.msg import Imu
 
         p = self.params = declare_params(self, "imu_driver")
-        self.locations = tuple(p["locations"])
-        cov = (p["orientation_std"] ** 2, p["gyro_noise_std"] ** 2, p["acc_noise_std"] ** 2)
+        self.locations = tuple(p.locations)
+        cov = (p.orientation_std ** 2, p.gyro_noise_std ** 2, p.acc_noise_std ** 2)
         qos = topics.sensor_qos()
-        per_imu_topics = p["imu_output"] in ("topics", "both")
+        per_imu_topics = p.imu_output in ("topics", "both")
         self._pubs = {
             loc: self.create_publisher(Imu, topics.TOPIC_IMU.format(location=loc), qos)
             for loc in (self.locations if per_imu_topics else ())
@@ -53,31 +53,31 @@ class ImuDriver(Node):
         self._msgs = {}
         for loc in self._pubs:
             m = Imu()
-            conversion.fill_imu(m, 0, p["frame_prefix"] + loc, (0, 0, 0), (0, 0, 0), (0, 0, 0, 1), cov)
+            conversion.fill_imu(m, 0, p.frame_prefix + loc, (0, 0, 0), (0, 0, 0), (0, 0, 0, 1), cov)
             self._msgs[loc] = m
         self._bundle = (
-            Bundler(self.create_publisher(ImuBundle, p["bundle_topic"], qos), self.locations, p)
-            if p["imu_output"] in ("bundle", "both")
+            Bundler(self.create_publisher(ImuBundle, p.bundle_topic, qos), self.locations, p)
+            if p.imu_output in ("bundle", "both")
             else None
         )
         self._ref_pub = (
             self.create_publisher(JointTorque, topics.TOPIC_REFERENCE, qos)
-            if p["publish_reference"]
+            if p.publish_reference
             else None
         )
         self._ref_msg = JointTorque()
         self._lock = threading.Lock()
-        self.source = make_source(p, self.locations, p["rate_hz"], p["source"])
+        self.source = make_source(p, self.locations, p.rate_hz, p.source)
         if self._bundle is not None:
             rec = getattr(self.source, "rec", None)  # file: the recording's own rate
-            self._bundle.msg.rate_hz = float(rec.rate_hz if rec is not None else p["rate_hz"])
+            self._bundle.msg.rate_hz = float(rec.rate_hz if rec is not None else p.rate_hz)
         self.diag_pub = self.create_publisher(
             __import__("diagnostic_msgs.msg").msg.DiagnosticArray, topics.TOPIC_DIAGNOSTICS, 10
         )
         self.create_timer(1.0, self._diagnostics)
         self.source.start(self._publish, self._publish_reference if self._ref_pub else None)
         self.get_logger().info(
-            f"streaming {len(self.locations)} IMUs from '{p['source']}' "
+            f"streaming {len(self.locations)} IMUs from '{p.source}' "
             f"on {[topics.TOPIC_IMU.format(location=x) for x in self.locations]}"
         )
 
@@ -105,7 +105,7 @@ class ImuDriver(Node):
 
     def _diagnostics(self) -> None:
         src = self.source
-        values = {"source": self.params["source"], "samples": src.published}
+        values = {"source": self.params.source, "samples": src.published}
         dec = getattr(src, "decoder", None)
         if dec is not None:
             values.update(dec.counters())
@@ -119,8 +119,8 @@ class ImuDriver(Node):
     def _hardware_id(self) -> str:
         """diagnostic_updater's hardware_id: the device the samples come from."""
         p = self.params
-        device = {"serial": p["serial_port"], "file": p["file_path"]}.get(p["source"], "simulator")
-        return f"imu {p['source']}: {device}"
+        device = {"serial": p.serial_port, "file": p.file_path}.get(p.source, "simulator")
+        return f"imu {p.source}: {device}"
 
     def close(self) -> None:
         self.source.stop()
@@ -140,7 +140,7 @@ class Bundler:
         self.index = {loc: i for i, loc in enumerate(self.locations)}
         n = len(self.locations)
         self.msg = ImuBundle()
-        self.msg.header.frame_id = p["frame_prefix"] + "hub"
+        self.msg.header.frame_id = p.frame_prefix + "hub"
         self.msg.locations = list(self.locations)
         # Filled in place per instant, assigned to the message once per bundle.
         self._stamps, self._acc, self._gyro, self._quat = [0] * n, [0.0] * 3 * n, [0.0] * 3 * n, [0.0] * 4 * n

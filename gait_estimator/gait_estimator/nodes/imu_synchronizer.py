@@ -39,20 +39,20 @@ class ImuSynchronizerNode(Node):
         qos = topics.sensor_qos()
         self.pub = self.create_publisher(ImuFrame, topics.TOPIC_FRAME, qos)
         self._frame_msg = ImuFrame()  # refilled per frame
-        self.locations = frozenset(p["locations"])
-        if p["imu_input"] == "bundle":
+        self.locations = frozenset(p.locations)
+        if p.imu_input == "bundle":
             self.create_subscription(
-                ImuBundle, p["bundle_topic"], self._on_bundle, topics.sensor_qos(topics.SENSOR_SUB_DEPTH)
+                ImuBundle, p.bundle_topic, self._on_bundle, topics.sensor_qos(topics.SENSOR_SUB_DEPTH)
             )
-        for loc in p["locations"] if p["imu_input"] == "topics" else ():
+        for loc in p.locations if p.imu_input == "topics" else ():
             self.create_subscription(
                 Imu,
                 topics.TOPIC_IMU.format(location=loc),
                 lambda msg, loc=loc: self._on_imu(loc, msg),
                 topics.sensor_qos(topics.SENSOR_SUB_DEPTH),
             )
-        if p["poll_period_s"] > 0:
-            self.create_timer(p["poll_period_s"], self._poll)
+        if p.poll_period_s > 0:
+            self.create_timer(p.poll_period_s, self._poll)
         self.diag_pub = self.create_publisher(DiagnosticArray, topics.TOPIC_DIAGNOSTICS, 10)
         self.create_timer(1.0, self._diagnostics)
         self.published = 0

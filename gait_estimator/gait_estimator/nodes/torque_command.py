@@ -75,7 +75,7 @@ class TorqueCommand(ReleasingLifecycleNode):
                 JointTorque, topics.TOPIC_ESTIMATE, self._on_estimate,
                 topics.sensor_qos(topics.SENSOR_SUB_DEPTH),
             ),
-            self.create_timer(p["diagnostics_period_s"], self._diagnostics),
+            self.create_timer(p.diagnostics_period_s, self._diagnostics),
         ]
         return TransitionCallbackReturn.SUCCESS
 

@@ -78,7 +78,7 @@ class TorqueEstimator(ReleasingLifecycleNode):
         self.counts = {"windows": 0, "renormalized_windows": 0, "foreign_windows": 0}
         self._norms: dict[str, tuple[np.ndarray, np.ndarray]] = {}  # id -> (mean, std) of loaded models
         self.swapper = ModelSwapper(
-            self, lambda: self.runtime, self._install, self.params["threads"], self.params["inference_mode"]
+            self, lambda: self.runtime, self._install, self.params.threads, self.params.inference_mode
         )
         self.monitor = None  # core.confidence.ConfidenceMonitor of the running model
 
@@ -90,7 +90,7 @@ class TorqueEstimator(ReleasingLifecycleNode):
         path = resolve_model_path(self.get_parameter("model_path").value)
         p = self.params
         try:
-            runtime = load_checked_runtime(path, p["threads"], self.get_name(), p["inference_mode"])
+            runtime = load_checked_runtime(path, p.threads, self.get_name(), p.inference_mode)
         except Exception as exc:
             self.get_logger().error(f"configure failed: cannot use model: {exc}")
             self.swapper.last_rejection = f"configure failed: {exc}"
@@ -102,10 +102,10 @@ class TorqueEstimator(ReleasingLifecycleNode):
         self.get_logger().info(
             f"loaded model {path} ({md.architecture}, {len(md.input_channels)} channels, "
             f"window {md.window}, joints {list(md.output_joints)}, {md.output_unit}; "
-            f"{self.params['inference_mode']} mode)"
+            f"{self.params.inference_mode} mode)"
         )
         qos = topics.sensor_qos()
-        est_hz = diagnostics.estimate_rate_hz(md, self.params["inference_mode"])  # rate/stamp diagnostics
+        est_hz = diagnostics.estimate_rate_hz(md, self.params.inference_mode)  # rate/stamp diagnostics
         self._pub = diagnostics.monitor_output(
             self, self.create_lifecycle_publisher(JointTorque, topics.TOPIC_ESTIMATE, qos), est_hz, est_hz,
             active=lambda: self._active)
@@ -113,7 +113,7 @@ class TorqueEstimator(ReleasingLifecycleNode):
             FeatureWindow, topics.TOPIC_FEATURES, self._on_window, topics.sensor_qos(topics.SENSOR_SUB_DEPTH)
         )
         self._diag_pub = self.create_publisher(DiagnosticArray, topics.TOPIC_DIAGNOSTICS, 10)
-        self._timer = self.create_timer(self.params["diagnostics_period_s"], self._diagnostics)
+        self._timer = self.create_timer(self.params.diagnostics_period_s, self._diagnostics)
         self._msg = JointTorque()
         runner.freeze_heap()
         return TransitionCallbackReturn.SUCCESS
@@ -144,7 +144,7 @@ class TorqueEstimator(ReleasingLifecycleNode):
     # -- parameters: atomic model swap (nodes/model_swap.py) --------------------------------
     def _apply_params(self, new, changed) -> str:
         if "model_path" in changed:
-            return self.swapper.request(new["model_path"])
+            return self.swapper.request(new.model_path)
         return ""  # subject_mass_kg: read per window from self.params
 
     def _install(self, runtime, path) -> None:
@@ -152,9 +152,9 @@ class TorqueEstimator(ReleasingLifecycleNode):
         from gait_estimator.core.model_stage import ModelStage
 
         md = runtime.metadata
-        scale = self.params["subject_mass_kg"] if md.output_unit == "N.m/kg" else 1.0
+        scale = self.params.subject_mass_kg if md.output_unit == "N.m/kg" else 1.0
         counters = self.stage.counters if self.stage is not None else None  # counts span swaps
-        stage = ModelStage(runtime, self.params["inference_mode"], scale, counters)
+        stage = ModelStage(runtime, self.params.inference_mode, scale, counters)
         self._norms[md.normalization_id] = (np.asarray(md.input_mean), np.asarray(md.input_std))
         self.model_file = str(path)
         self.monitor = ConfidenceMonitor(md)
@@ -201,12 +201,12 @@ class TorqueEstimator(ReleasingLifecycleNode):
             valid = window is not None
         if valid:
             confidence = self.monitor.window_confidence(window)  # the window is z-scored
-        stage.scale = self.params["subject_mass_kg"] if md.output_unit == "N.m/kg" else 1.0
+        stage.scale = self.params.subject_mass_kg if md.output_unit == "N.m/kg" else 1.0
         stage.phase = float(msg.gait_phase)  # the windowing node's, at the window's newest frame
         for est in stage.push_window(stamp, window, valid, confidence):
             m = conversion.joint_torque_msg(
                 est.stamp_ns, JointTorque.SOURCE_ESTIMATE, md.output_joints, est.torque_nm,
-                valid=est.valid, subject_mass=self.params["subject_mass_kg"], gait_phase=est.gait_phase,
+                valid=est.valid, subject_mass=self.params.subject_mass_kg, gait_phase=est.gait_phase,
                 msg=self._msg, confidence=est.confidence,
             )
             self._pub.publish(m)
@@ -223,7 +223,7 @@ class TorqueEstimator(ReleasingLifecycleNode):
         values.update({f"latency_{k}": v for k, v in self.latency.summary_ms().items()})
         values.update({f"inference_{k}": v for k, v in self.inference.summary_ms().items()})
         values["model"] = self.model_file
-        values["inference_mode"] = self.params["inference_mode"]
+        values["inference_mode"] = self.params.inference_mode
         values["active"] = self._active
         values.update(self.swapper.counts)
         values["last_rejection"] = self.swapper.last_rejection

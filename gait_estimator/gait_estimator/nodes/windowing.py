@@ -36,9 +36,9 @@ class WindowingNode(Node):
         from gait_estimator.core.windowing import WindowBuffer
 
         p = self.params = declare_params(self, "windowing")
-        path = resolve_model_path(p["model_path"])
+        path = resolve_model_path(p.model_path)
         # sensor -> segment frames before features, as core.pipeline (CalibrationError: exit 2)
-        self.calibration = read_calibration_param(p["calibration_file"])
+        self.calibration = read_calibration_param(p.calibration_file)
         self.metadata = md = model_files.read_model_metadata(path)
         self.extractor = FeatureExtractor(md)
         self.buffer = WindowBuffer(md)
