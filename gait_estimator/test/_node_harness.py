@@ -141,6 +141,16 @@ class Listener:
         extra = f" ({details()})" if details is not None else ""
         raise AssertionError(f"timed out after {timeout} s waiting for {what}{extra}")
 
+    def wait_count(self, topic: str, n: int, timeout: float, after_ns: int = 0, what: str = "") -> list:
+        """Wait (event-based, instead of a fixed sleep) until ``n`` messages of ``topic`` arrived
+        after host time ``after_ns``; returns them (all that arrived after it)."""
+
+        def got():
+            return [(t, m) for t, m in self.take(topic) if t > after_ns]
+
+        self.wait_for(lambda: len(got()) >= n, timeout, what or f"{n} messages on {topic}")
+        return got()
+
     def call(self, srv_type, name: str, request, timeout: float = 10.0):
         """Call a service; bounded by ``timeout`` in all. A fresh client can lose its first answer
         (the server may not have matched the client's response reader yet when

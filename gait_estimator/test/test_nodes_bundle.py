@@ -179,7 +179,7 @@ def test_bundler_and_bundle_values_round_trip_every_sample():
 
     locs = ("pelvis", "thigh_l", "thigh_r")
     pub = _Capture()
-    b = Bundler(pub, locs, {"frame_prefix": "imu_"})
+    b = Bundler(pub, locs, "imu_")
     b.msg.rate_hz = 500.0
     rng = np.random.default_rng(1)
     sent = []

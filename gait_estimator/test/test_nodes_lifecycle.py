@@ -110,11 +110,8 @@ def test_inactive_command_outputs_zero(chain):
         lambda: sum(m.valid for _, m in listener.take(topics.TOPIC_COMMAND)[-20:]) >= 18, 20, "valid commands"
     )
     assert change_state(listener, "torque_command", DEACTIVATE) is True
-    time.sleep(0.3)
-    listener.clear(topics.TOPIC_COMMAND)
-    time.sleep(0.5)
-    cmds = listener.take(topics.TOPIC_COMMAND)
-    assert len(cmds) > 30 and all(not m.valid and not any(m.torque) for _, m in cmds)
+    cmds = listener.wait_count(topics.TOPIC_COMMAND, 30, 10, after_ns=time.time_ns())
+    assert all(not m.valid and not any(m.torque) for _, m in cmds)
     assert change_state(listener, "torque_command", ACTIVATE) is True
 
 
@@ -127,14 +124,14 @@ def test_model_swap_under_load_drops_no_command(chain, models):
     )
     listener.clear(topics.TOPIC_COMMAND)
     listener.clear(topics.TOPIC_ESTIMATE)
-    time.sleep(1.0)
+    listener.wait_count(topics.TOPIC_COMMAND, 50, 20, what="commands before the swap")
     t_swap = time.time_ns()
     assert _set_param(listener, "torque_estimator", "model_path", str(models["b"])).successful
     listener.wait_for(lambda: "model swapped to" in procs.log("torque_estimator"), 20, "the swap")
-    time.sleep(1.0)
+    listener.wait_count(topics.TOPIC_ESTIMATE, 100, 20, after_ns=time.time_ns(), what="estimates after it")
     bad = _set_param(listener, "torque_estimator", "model_path", str(models["missing"]))
     assert not bad.successful and "missing.pt" in bad.reason
-    time.sleep(1.0)
+    listener.wait_count(topics.TOPIC_COMMAND, 50, 20, after_ns=time.time_ns(), what="commands after it")
     cmds = listener.take(topics.TOPIC_COMMAND)
     ests = listener.take(topics.TOPIC_ESTIMATE)
     t = np.array([r for r, _ in cmds])
@@ -155,11 +152,13 @@ def test_estimator_deactivation_zeroes_the_command_by_watchdog(chain):
 
     procs, listener = chain
     assert change_state(listener, "torque_estimator", DEACTIVATE) is True
-    time.sleep(0.5)
-    listener.clear(topics.TOPIC_COMMAND)
-    time.sleep(0.5)
-    cmds = listener.take(topics.TOPIC_COMMAND)
-    assert cmds and all(not any(m.torque) for _, m in cmds)
+    t_off = time.time_ns()
+    listener.wait_for(  # the watchdog ramps to zero within watchdog_s (0.2 s) of the last estimate
+        lambda: any(t > t_off and not any(m.torque) for t, m in listener.take(topics.TOPIC_COMMAND)),
+        10, "a zero command")
+    t_zero = next(t for t, m in listener.take(topics.TOPIC_COMMAND) if t > t_off and not any(m.torque))
+    cmds = listener.wait_count(topics.TOPIC_COMMAND, 40, 10, after_ns=t_zero)
+    assert all(not any(m.torque) for _, m in cmds)
     assert change_state(listener, "torque_estimator", CLEANUP) is True
     assert get_state(listener, "torque_estimator") == "unconfigured"
 

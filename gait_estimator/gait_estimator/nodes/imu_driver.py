@@ -56,7 +56,7 @@ class ImuDriver(Node):
             conversion.fill_imu(m, 0, p.frame_prefix + loc, (0, 0, 0), (0, 0, 0), (0, 0, 0, 1), cov)
             self._msgs[loc] = m
         self._bundle = (
-            Bundler(self.create_publisher(ImuBundle, p.bundle_topic, qos), self.locations, p)
+            Bundler(self.create_publisher(ImuBundle, p.bundle_topic, qos), self.locations, p.frame_prefix)
             if p.imu_output in ("bundle", "both")
             else None
         )
@@ -133,14 +133,14 @@ class Bundler:
     sensor that dropped a sample) first sends the partial bundle, with only the locations present.
     The source thread is the only caller."""
 
-    def __init__(self, publisher, locations, p) -> None:
+    def __init__(self, publisher, locations, frame_prefix: str) -> None:
         from gait_estimator_msgs.msg import ImuBundle
 
         self.pub, self.locations = publisher, tuple(locations)
         self.index = {loc: i for i, loc in enumerate(self.locations)}
         n = len(self.locations)
         self.msg = ImuBundle()
-        self.msg.header.frame_id = p.frame_prefix + "hub"
+        self.msg.header.frame_id = frame_prefix + "hub"
         self.msg.locations = list(self.locations)
         # Filled in place per instant, assigned to the message once per bundle.
         self._stamps, self._acc, self._gyro, self._quat = [0] * n, [0.0] * 3 * n, [0.0] * 3 * n, [0.0] * 4 * n

@@ -277,7 +277,7 @@ class SerialSource(_ThreadedSource):
             pass
 
 
-def make_source(params: dict, locations: Sequence[str], rate_hz: float, source: str):
+def make_source(params, locations: Sequence[str], rate_hz: float, source: str):
     """Build the backend named ``source`` from validated driver parameters."""
     fault = {
         "nan_location": params.get("fault_nan_location", ""),
