@@ -5,9 +5,15 @@ It owns the safety shaper (``core.command.CommandShaper``: gains, phase shift, l
 saturation, rate limit, ramps, watchdog, latches) and the policies around it that used to be
 written once per node:
 
-- **estimates**: reordered into the command's joint order (:class:`JointMap`); an estimate that
-  lacks a command joint, is flagged invalid or is not finite is an invalid estimate (zero
-  command, latched fault); estimates are ignored while the stage is inactive.
+- **estimates**: reordered into the command's joint order (:class:`JointMap`); estimates are
+  ignored while the stage is inactive.
+- **transient or true fault** (``core.faults``): an invalid estimate whose cause is transient
+  (a sensor stream late or lost: a starved process, a dropped packet) is not passed on: the
+  shaper's watchdog ramps the command to zero, and after ``recovery_estimates`` consecutive
+  valid estimates the command comes back with its ramp-in, without ``exo/reset``. Any other
+  invalid estimate (implausible input, non-finite model output, a joint missing, an unknown
+  cause) latches the command at zero until reset. Every latch, transient episode and recovery
+  is one line in :attr:`events` (the node logs them) and counted for ``/diagnostics``.
 - **when to publish**: on every estimate (``publish_on_estimate``, the lowest latency) and on a
   control-rate tick whenever nothing went out since the previous tick (:meth:`tick_due`).
 - **lifecycle**: :meth:`activate` is a fresh start (clears latches, ramps in);
@@ -29,6 +35,7 @@ from typing import Any
 import numpy as np
 
 from gait_estimator.core.command import CommandOutput
+from gait_estimator.core.faults import FAULT_MODEL, FAULT_NAMES, TRANSIENT_FAULTS
 from gait_estimator.core.latency import LatencyStats
 from gait_estimator.core.params import command_config, make_shaper
 
@@ -47,6 +54,7 @@ COMMAND_LIVE = (
     "watchdog_s",
     "publish_on_estimate",
     "min_confidence",
+    "recovery_estimates",
 )
 
 
@@ -78,6 +86,10 @@ class CommandStage:
         self.joints = self.map.joints
         self.subject_mass_kg = float(params["subject_mass_kg"])
         self.publish_on_estimate = bool(params["publish_on_estimate"])
+        self.recovery_estimates = int(params["recovery_estimates"])
+        self._transient: int | None = None  # the transient cause of the episode in progress
+        self._clean = 0  # valid estimates since it
+        self.events: list[tuple[str, str]] = []  # (level, line) for the node's log; drained by it
         self.active = False
         self.last_stamp_ns = 0
         self.last_publish_ns = 0
@@ -91,12 +103,16 @@ class CommandStage:
             "commands": 0,
             "estops": 0,
             "resets": 0,
+            "latches": 0,
+            "transient_episodes": 0,
+            "recoveries": 0,
         }
 
     # -- lifecycle -------------------------------------------------------------------------------
     def activate(self) -> None:
         self.shaper.reset()  # a fresh start: clears a latched fault / e-stop
         self.shaper.enable()
+        self._transient, self._clean = None, 0
         self.active = True
 
     def deactivate(self, now_ns: int) -> CommandOutput:
@@ -121,6 +137,7 @@ class CommandStage:
         self.shaper.reconfigure(command_config(params))
         self.subject_mass_kg = float(params["subject_mass_kg"])
         self.publish_on_estimate = bool(params["publish_on_estimate"])
+        self.recovery_estimates = int(params["recovery_estimates"])
 
     # -- inputs ----------------------------------------------------------------------------------
     def submit(
@@ -132,10 +149,12 @@ class CommandStage:
         confidence: float = 1.0,
         received_ns: int | None = None,
         gait_phase: float = math.nan,
+        fault: int = FAULT_MODEL,
     ) -> bool:
         """An estimate (N·m, in ``names`` order) of the frame ``stamp_ns``, received at host time
-        ``received_ns`` (default now), with its gait phase (carried on to the commands). Returns
-        whether a command should be published now."""
+        ``received_ns`` (default now), with its gait phase (carried on to the commands) and, when
+        not ``valid``, its cause (``core.faults``; unknown causes latch). Returns whether a command
+        should be published now."""
         if not self.active:
             return False
         self.gait_phase = float(gait_phase)
@@ -143,14 +162,46 @@ class CommandStage:
         y = self.map(names, torque)
         if y is None:
             self.counts["unknown_joints"] += 1
+        self.last_stamp_ns = int(stamp_ns)
         if not valid or y is None or not np.isfinite(y).all():
             self.counts["invalid_estimates"] += 1
-            self.shaper.submit(None, stamp_ns, False, "N.m")
-        else:  # the watchdog runs on the stamp and on the receive time (no stamp keeps it alive)
-            recv = time.time_ns() if received_ns is None else int(received_ns)
-            self.shaper.submit(y, stamp_ns, True, "N.m", recv, confidence)
-        self.last_stamp_ns = int(stamp_ns)
+            why = fault if not valid else FAULT_MODEL
+            if not valid and why in TRANSIENT_FAULTS:
+                self._transient_input(why)
+            else:
+                self._latch(why if y is not None else FAULT_MODEL, y is None)
+            return self.publish_on_estimate
+        if self._transient is not None:
+            self._clean += 1
+            if self._clean < self.recovery_estimates:
+                return self.publish_on_estimate  # not yet: the command stays at zero meanwhile
+            self.events.append(("info", f"recovered from {FAULT_NAMES[self._transient]}: "
+                                        f"{self._clean} valid estimates in a row, ramping in"))
+            self.counts["recoveries"] += 1
+            self._transient, self._clean = None, 0
+        # the watchdog runs on the stamp and on the receive time (no stamp keeps it alive)
+        recv = time.time_ns() if received_ns is None else int(received_ns)
+        self.shaper.submit(y, stamp_ns, True, "N.m", recv, confidence)
         return self.publish_on_estimate
+
+    def _transient_input(self, why: int) -> None:
+        """A transient cause: the shaper gets nothing (its watchdog ramps the command to zero)."""
+        self._clean = 0
+        if self._transient is None and self.shaper.fault is None:
+            self._transient = why
+            self.counts["transient_episodes"] += 1
+            self.events.append(("warn", f"transient: {FAULT_NAMES[why]}: the command ramps to zero "
+                                        f"and returns after {self.recovery_estimates} valid estimates"))
+
+    def _latch(self, why: int, unknown_joints: bool) -> None:
+        cause = FAULT_NAMES.get(why, f"fault {why}")
+        if unknown_joints:
+            cause = "the estimate lacks a command joint"
+        if self.shaper.fault is None:
+            self.counts["latches"] += 1
+            self.events.append(("error", f"latched: {cause}: zero command until exo/reset"))
+        self._transient, self._clean = None, 0
+        self.shaper.submit(None, self.last_stamp_ns, False, "N.m")
 
     def estop(self) -> None:
         self.shaper.emergency_stop()
@@ -158,6 +209,7 @@ class CommandStage:
 
     def reset(self) -> None:
         self.counts["resets"] += 1
+        self._transient, self._clean = None, 0
         self.shaper.reset()
         if self.active:
             self.shaper.enable()
@@ -198,6 +250,9 @@ class CommandStage:
         values["active"] = self.active
         if self.shaper.fault:
             return 2, str(self.shaper.fault)
+        if self._transient is not None:
+            progress = f"{self._clean}/{self.recovery_estimates} valid"
+            return 1, f"transient: {FAULT_NAMES[self._transient]} ({progress})"
         if self.shaper.reason:
             return 1, self.shaper.reason
         return 0, "active" if self.active else "inactive"

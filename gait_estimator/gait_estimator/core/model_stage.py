@@ -28,6 +28,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from gait_estimator.core.faults import FAULT_INPUT_STALE, FAULT_MODEL, FAULT_NONE
 from gait_estimator.errors import ConfigError
 from gait_estimator.runtime.base import ModelRuntime  # the interface only (no backend, no torch)
 
@@ -46,6 +47,7 @@ class Estimate:
     inference_ns: int = 0
     confidence: float = 1.0  # core.confidence: 1 = input like the training data, 0 = far from it
     gait_phase: float = math.nan  # right leg, [0, 1) since heel strike (core.gait_phase); NaN unknown
+    fault: int = FAULT_NONE  # why not valid (core.faults): transient (stale input) or a true fault
 
 
 class ModelStage:
@@ -79,12 +81,17 @@ class ModelStage:
         self._last_stamp: int | None = None
 
     # -- the one start-up / validity policy ------------------------------------------------------
-    def emit(self, stamp: int, y: np.ndarray | None, t0: int = 0, confidence: float = 1.0) -> list[Estimate]:
+    def emit(
+        self, stamp: int, y: np.ndarray | None, t0: int = 0, confidence: float = 1.0,
+        fault: int = FAULT_INPUT_STALE,
+    ) -> list[Estimate]:
+        """``y`` None: the input was invalid for ``fault``; a non-finite ``y`` is FAULT_MODEL."""
         if y is None or not np.isfinite(y).all():
             if not self.started:
                 return []
             self.counters["invalid_estimates"] += 1
-            return [Estimate(stamp, self._zeros.copy(), False, 0, 0.0, self.phase)]
+            why = fault if y is None else FAULT_MODEL
+            return [Estimate(stamp, self._zeros.copy(), False, 0, 0.0, self.phase, why)]
         self.started = True
         self.counters["estimates"] += 1
         return [Estimate(stamp, y * self.scale, True, time.perf_counter_ns() - t0, confidence, self.phase)]
@@ -101,15 +108,18 @@ class ModelStage:
         self.model.reset_stream()
         self._stream_count = 0
 
-    def step(self, stamp: int, z: np.ndarray, valid: bool, confidence: float = 1.0) -> list[Estimate]:
-        """One normalised row of the frame ``stamp`` (streaming mode, fed per frame)."""
+    def step(
+        self, stamp: int, z: np.ndarray, valid: bool, confidence: float = 1.0, fault: int = FAULT_INPUT_STALE
+    ) -> list[Estimate]:
+        """One normalised row of the frame ``stamp`` (streaming mode, fed per frame); ``fault``:
+        why the row is invalid."""
         last, self._last_stamp = self._last_stamp, stamp
         if last is not None and not 0 < stamp - last <= self._max_step_ns and self._stream_count:
             self.restart_stream()
         if not valid or not np.isfinite(z).all():
             if self._stream_count:
                 self.restart_stream()
-            return self.emit(stamp, None)
+            return self.emit(stamp, None, fault=fault)
         t0 = time.perf_counter_ns()
         y = self.model.step(z)
         self._stream_count += 1
@@ -119,14 +129,16 @@ class ModelStage:
 
     # -- fed windows (the distributed estimator) ---------------------------------------------------
     def push_window(
-        self, stamp: int, window_z: np.ndarray, valid: bool, confidence: float = 1.0
+        self, stamp: int, window_z: np.ndarray, valid: bool, confidence: float = 1.0,
+        fault: int = FAULT_INPUT_STALE,
     ) -> list[Estimate]:
-        """A normalised window ``[T, C]`` whose newest row is the frame ``stamp``."""
+        """A normalised window ``[T, C]`` whose newest row is the frame ``stamp``; ``fault``: why
+        it is invalid (``FeatureWindow.fault``)."""
         if not valid or not np.isfinite(window_z).all():
             self._last_stamp = None  # the next valid window restarts the stream
             if self._stream_count:
                 self.restart_stream()
-            return self.emit(stamp, None)
+            return self.emit(stamp, None, fault=fault)
         if self.mode == "window":
             return self.predict(stamp, window_z, confidence)
         t = self.window_len

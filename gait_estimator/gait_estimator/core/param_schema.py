@@ -296,6 +296,15 @@ COMMAND = (
         max=10.0,
     ),
     _p(
+        "recovery_estimates",
+        "int",
+        10,
+        "after a transient invalid input (a sensor stream late or lost: core/faults.py) the command "
+        "comes back, with its ramp-in, after this many consecutive valid estimates",
+        min=1,
+        max=10000,
+    ),
+    _p(
         "control_rate_hz",
         "double",
         100.0,

@@ -116,6 +116,7 @@ class TorqueCommandParams(_Params):
     rate_limit_nm_s: float
     ramp_s: float
     watchdog_s: float
+    recovery_estimates: int
     control_rate_hz: float
     publish_on_estimate: bool
     effort_topic: str
@@ -190,6 +191,7 @@ class GaitPipelineParams(_Params):
     rate_limit_nm_s: float
     ramp_s: float
     watchdog_s: float
+    recovery_estimates: int
     control_rate_hz: float
     publish_on_estimate: bool
     effort_topic: str

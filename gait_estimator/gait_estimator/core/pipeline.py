@@ -45,6 +45,7 @@ import numpy as np
 
 from gait_estimator.core.calibration import WearerCalibration, apply_to_arrays, apply_to_frame
 from gait_estimator.core.confidence import ConfidenceMonitor
+from gait_estimator.core.faults import FAULT_INPUT_STALE, FAULT_MODEL, FAULT_NONE, WindowFault, frame_fault
 from gait_estimator.core.features import FeatureExtractor
 from gait_estimator.core.gait_phase import GaitEvent, GaitPhaseState, make_gait_phase
 from gait_estimator.core.model_stage import MODES, Estimate, ModelStage
@@ -68,6 +69,7 @@ class EstimateBatch:
     valid: np.ndarray  # bool [M]
     inference_ns: np.ndarray  # int64 [M] (batched: the chunk's time shared by its windows)
     confidence: np.ndarray | None = None  # float [M], core.confidence (None: not computed)
+    fault: np.ndarray | None = None  # uint8 [M], core.faults (why an estimate is not valid)
 
     def __len__(self) -> int:
         return int(self.stamp_ns.shape[0])
@@ -129,6 +131,8 @@ class EstimatorPipeline:
         self._max_step_ns = int(1.5e9 / md.sample_rate_hz)
         self.counters = {"frames": 0, "estimates": 0, "invalid_estimates": 0, "stream_resets": 0}
         self.stage = ModelStage(model, mode, scale, self.counters)  # the model part, shared with the nodes
+        self.window_fault = WindowFault(md.window)  # why a window is invalid (core.faults)
+        self._fault = FAULT_NONE
         self.reset()
 
     @property
@@ -143,6 +147,7 @@ class EstimatorPipeline:
         self.synchronizer.reset()
         self.window.reset()
         self.stage.reset()
+        self.window_fault.reset()
         self.monitor.reset()
         if self.gait is not None:
             self.gait.reset()
@@ -172,6 +177,8 @@ class EstimatorPipeline:
             self.stage.phase = self.gait_state.phase[0]  # JointTorque.gait_phase: the right leg
         row, valid = self.features.row(frame)
         self._observe(row, valid)
+        cause = FAULT_NONE if valid else frame_fault(frame, self.metadata.locations)
+        self._fault = self.window_fault.push(cause)
         if self.mode == "window":
             return self._window(frame.stamp_ns, row, valid)
         return self._streaming(frame.stamp_ns, row, valid)
@@ -191,15 +198,16 @@ class EstimatorPipeline:
     def _window(self, stamp: int, row: np.ndarray, valid: bool) -> list[Estimate]:
         ready = self.window.push(row, stamp, valid)
         if not valid:
-            return self.stage.emit(stamp, None)
+            return self.stage.emit(stamp, None, fault=self._fault)
         if not ready:
             return []
         if not self.window.valid:
-            return self.stage.emit(stamp, None)
+            return self.stage.emit(stamp, None, fault=self._fault)
         return self.stage.predict(stamp, self.window.window(), self.confidence)
 
     def _streaming(self, stamp: int, row: np.ndarray, valid: bool) -> list[Estimate]:
-        return self.stage.step(stamp, (row - self._mean) * self._inv_std, valid, self.confidence)
+        z = (row - self._mean) * self._inv_std
+        return self.stage.step(stamp, z, valid, self.confidence, self._fault)
 
     # -- batched (offline) path ----------------------------------------------------------------
     def frame_rows(
@@ -305,6 +313,7 @@ class EstimatorPipeline:
             np.asarray([e.valid for e in out], dtype=bool),
             np.asarray([e.inference_ns for e in out], dtype=np.int64),
             np.asarray([e.confidence for e in out], dtype=np.float64),
+            np.asarray([e.fault for e in out], dtype=np.uint8),
         )
 
     def _push_rows_batched(
@@ -362,7 +371,16 @@ class EstimatorPipeline:
         # Leave the window as frame-by-frame pushing would: same last T rows, same stride phase.
         tail = first + (k - first) % s
         win.reset()
+        self.window_fault.reset()
         for i in range(k - tail, k):
             win.push(rows[i], int(stamps[i]), bool(valid[i]))
+            self._fault = self.window_fault.push(FAULT_NONE if valid[i] else FAULT_INPUT_STALE)
         conf[~est_valid] = 0.0
-        return EstimateBatch(ek, stamps[ek], torque[ek], est_valid[ek], inf_k[ek], conf[ek])
+        # the batched path runs only without implausible samples: an invalid window is a stale
+        # sensor, a non-finite output the model's fault
+        model_bad = np.zeros(k, dtype=bool)
+        model_bad[pk[~finite]] = True
+        fault = np.where(est_valid, FAULT_NONE, np.where(model_bad, FAULT_MODEL, FAULT_INPUT_STALE))
+        return EstimateBatch(
+            ek, stamps[ek], torque[ek], est_valid[ek], inf_k[ek], conf[ek], fault[ek].astype(np.uint8)
+        )

@@ -53,6 +53,9 @@ class SyncFrame:
     gyro: np.ndarray  # [L, 3]
     quat_xyzw: np.ndarray  # [L, 4]
     valid: np.ndarray  # [L] bool
+    # [L] bool: invalid because the sensor sent implausible values (a true fault, core.faults),
+    # not merely late; None when unknown (treated as late)
+    implausible: np.ndarray | None = None
 
     @property
     def all_valid(self) -> bool:

@@ -423,6 +423,7 @@ class ImuSynchronizer:
         n = len(self._streams)
         rows: list = [_INVALID_ROW] * n
         valid = [False] * n
+        implausible = [False] * n
         gap = self.max_gap_ns
         for i, s in enumerate(self._streams):
             if not s.dev or s.offset is None:
@@ -430,6 +431,7 @@ class ImuSynchronizer:
             td = t - s.offset
             if s.bad_from is not None and td >= s.bad_from:
                 if s.bad_to is None or td < s.bad_to:
+                    implausible[i] = True
                     continue  # inside a stretch of implausible values: invalid, never bridged
                 s.bad_from = s.bad_to = None
             dev = s.dev
@@ -453,7 +455,8 @@ class ImuSynchronizer:
         self._extra["frames"] += 1
         if not all(valid):
             self._extra["invalid_frames"] += 1
-        return SyncFrame(t, self.locations, out[:, 0:3], out[:, 3:6], out[:, 6:10], ok)
+        bad = np.array(implausible) if any(implausible) else None
+        return SyncFrame(t, self.locations, out[:, 0:3], out[:, 3:6], out[:, 6:10], ok, bad)
 
 
 def _interpolate(a: list, b: list, w: float) -> list:

@@ -45,11 +45,19 @@ class CommandPort:
 
     # -- called by the node, under its lock --------------------------------------------------------
     def submit(
-        self, names, torque, stamp_ns: int, valid: bool, confidence: float = 1.0, gait_phase: float = math.nan
+        self, names, torque, stamp_ns: int, valid: bool, confidence: float = 1.0,
+        gait_phase: float = math.nan, fault: int = 0,
     ) -> None:
-        """An estimate: shaped, and published at once when the stage says so."""
-        if self.stage.submit(names, torque, stamp_ns, valid, confidence, time.time_ns(), gait_phase):
+        """An estimate (``fault``: why it is not valid, ``core.faults``): shaped, and published at
+        once when the stage says so; every latch, transient episode and recovery is logged."""
+        stage = self.stage
+        if stage.submit(names, torque, stamp_ns, valid, confidence, time.time_ns(), gait_phase, fault):
             self.publish(time.time_ns(), stamp_ns)
+        if stage.events:
+            log = self.node.get_logger()
+            for level, line in stage.events:
+                {"info": log.info, "warn": log.warning}.get(level, log.error)(line)
+            stage.events.clear()
 
     def publish(self, now_ns: int, stamp_ns: int | None = None, out=None) -> None:
         stage = self.stage

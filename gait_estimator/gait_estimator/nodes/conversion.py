@@ -101,6 +101,7 @@ def frame_to_msg(frame, rate_hz: float, msg=None):
     for i, (loc, m) in enumerate(zip(locations, msg.imus, strict=True)):
         fill_imu(m, frame.stamp_ns, loc, frame.acc[i], frame.gyro[i], frame.quat_xyzw[i])
     msg.valid = [bool(v) for v in frame.valid]
+    msg.implausible = [] if frame.implausible is None else [bool(v) for v in frame.implausible]
     msg.rate_hz = float(rate_hz)
     return msg
 
@@ -118,9 +119,10 @@ def msg_to_frame(msg):
         a, g, q = m.linear_acceleration, m.angular_velocity, m.orientation
         rows.append((a.x, a.y, a.z, g.x, g.y, g.z, q.x, q.y, q.z, q.w))
     v = np.array(rows, dtype=np.float64).reshape(n, 10)
+    bad = np.array(msg.implausible, dtype=bool) if len(msg.implausible) == n else None
     return SyncFrame(
         stamp_to_ns(msg.header.stamp), tuple(msg.locations), v[:, 0:3], v[:, 3:6], v[:, 6:10],
-        np.array(msg.valid, dtype=bool),
+        np.array(msg.valid, dtype=bool), bad if bad is not None and bad.any() else None,
     )
 
 
@@ -134,6 +136,7 @@ def window_to_msg(
     msg=None,
     normalization_id: str = "",
     gait_phase: float = float("nan"),
+    fault: int = 0,
 ):
     """``[T, C]`` window -> ``gait_estimator_msgs/FeatureWindow`` (float32, row-major);
     ``normalization_id``: the model metadata's, when ``normalized``."""
@@ -150,6 +153,7 @@ def window_to_msg(
     msg.normalized = bool(normalized)
     msg.normalization_id = normalization_id if normalized else ""
     msg.gait_phase = float(gait_phase)
+    msg.fault = 0 if valid else int(fault)
     msg.sample_rate_hz = float(rate_hz)
     msg.valid = bool(valid)
     return msg
@@ -211,9 +215,11 @@ def joint_torque_msg(
     gait_phase: float = float("nan"),
     msg=None,
     confidence: float = 1.0,
+    fault: int = 0,
 ):
     """Build a ``gait_estimator_msgs/JointTorque``. ``status`` defaults to OK (or INVALID when
-    not ``valid``). Non-finite torques are replaced by 0 with STATUS_INVALID (never on the wire),
+    not ``valid``); ``fault``: why it is not valid (``core.faults``; a non-finite torque is the
+    model's). Non-finite torques are replaced by 0 with STATUS_INVALID (never on the wire),
     and a message that is not valid carries exactly 0.0 on every joint (the message contract)."""
     from gait_estimator_msgs.msg import JointTorque
 
@@ -231,6 +237,7 @@ def joint_torque_msg(
         t = np.where(bad, 0.0, t)
         st[bad] = JointTorque.STATUS_INVALID
         valid = False
+        fault = fault or JointTorque.FAULT_MODEL
     if not valid:  # invalid => 0.0, whatever the caller passed
         t = np.zeros_like(t)
         st[:] = JointTorque.STATUS_INVALID
@@ -240,6 +247,7 @@ def joint_torque_msg(
     msg.subject_mass = float(subject_mass)
     msg.gait_phase = float(gait_phase)
     msg.confidence = float(confidence) if np.isfinite(confidence) else 0.0
+    msg.fault = 0 if valid else int(fault)
     return msg
 
 

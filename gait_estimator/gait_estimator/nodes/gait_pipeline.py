@@ -250,7 +250,8 @@ class GaitPipeline(ReleasingLifecycleNode):
                 continue
             for est in estimates:
                 port.submit(
-                    self.joints, est.torque_nm, est.stamp_ns, est.valid, est.confidence, est.gait_phase
+                    self.joints, est.torque_nm, est.stamp_ns, est.valid, est.confidence, est.gait_phase,
+                    est.fault,
                 )
                 if est.valid:
                     self.inference.add(est.inference_ns)
@@ -258,7 +259,7 @@ class GaitPipeline(ReleasingLifecycleNode):
                 self._est_pub.publish(conversion.joint_torque_msg(
                     est.stamp_ns, JointTorque.SOURCE_ESTIMATE, self.joints, est.torque_nm, valid=est.valid,
                     subject_mass=self.params.subject_mass_kg, gait_phase=est.gait_phase, msg=self._est_msg,
-                    confidence=est.confidence,
+                    confidence=est.confidence, fault=est.fault,
                 ))
             self._gait.publish(pipe.gait_state)
 

@@ -114,7 +114,10 @@ class TorqueCommand(ReleasingLifecycleNode):
                     f"estimate joints {list(msg.joint_names)} lack some of {list(port.stage.joints)}",
                     throttle_duration_sec=5.0,
                 )
-            port.submit(msg.joint_names, torque, stamp, valid, float(msg.confidence), float(msg.gait_phase))
+            port.submit(
+                msg.joint_names, torque, stamp, valid, float(msg.confidence), float(msg.gait_phase),
+                int(msg.fault),
+            )
 
     def _diagnostics(self) -> None:
         port = self.port

@@ -54,6 +54,7 @@ import time
 import numpy as np
 from rclpy.lifecycle import TransitionCallbackReturn
 
+from gait_estimator.core.faults import FAULT_INPUT_STALE, FAULT_MODEL
 from gait_estimator.core.latency import LatencyStats
 from gait_estimator.nodes import conversion, diagnostics, lifecycle_guard, runner, topics
 from gait_estimator.nodes.lifecycle_base import ReleasingLifecycleNode
@@ -190,24 +191,26 @@ class TorqueEstimator(ReleasingLifecycleNode):
         self.counts["windows"] += 1
         md = stage.metadata
         window, stamp, valid = conversion.msg_to_window(msg)
+        fault = int(msg.fault) or FAULT_INPUT_STALE  # why the window is invalid (if it is)
         if valid and tuple(msg.channel_names) != md.input_channels:
             self.get_logger().error(
                 "feature window channels differ from the model's", throttle_duration_sec=5.0
             )
-            valid = False
+            valid, fault = False, FAULT_MODEL
         confidence = 0.0
         if valid:
             window = self._normalised(msg, window, md)
             valid = window is not None
+            fault = FAULT_MODEL  # (used only when invalid: a window of another model)
         if valid:
             confidence = self.monitor.window_confidence(window)  # the window is z-scored
         stage.scale = self.params.subject_mass_kg if md.output_unit == "N.m/kg" else 1.0
         stage.phase = float(msg.gait_phase)  # the windowing node's, at the window's newest frame
-        for est in stage.push_window(stamp, window, valid, confidence):
+        for est in stage.push_window(stamp, window, valid, confidence, fault):
             m = conversion.joint_torque_msg(
                 est.stamp_ns, JointTorque.SOURCE_ESTIMATE, md.output_joints, est.torque_nm,
                 valid=est.valid, subject_mass=self.params.subject_mass_kg, gait_phase=est.gait_phase,
-                msg=self._msg, confidence=est.confidence,
+                msg=self._msg, confidence=est.confidence, fault=est.fault,
             )
             self._pub.publish(m)
             if m.valid:

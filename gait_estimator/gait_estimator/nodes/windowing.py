@@ -20,6 +20,7 @@ import math
 from rclpy.node import Node
 
 from gait_estimator.core.calibration import apply_to_frame
+from gait_estimator.core.faults import FAULT_NONE, WindowFault, frame_fault
 from gait_estimator.core.gait_phase import make_gait_phase
 from gait_estimator.nodes import conversion, diagnostics, model_files, runner, topics
 from gait_estimator.nodes.gait_port import GaitPort
@@ -57,6 +58,7 @@ class WindowingNode(Node):
         self._gait_port = GaitPort(self, [])  # gait/state, gait/events
         self._gait = None  # core.gait_phase estimator, made for the locations of the first frame
         self._phase = math.nan
+        self.window_fault = WindowFault(md.window)
         self.get_logger().info(
             f"model {path}: {len(md.input_channels)} channels, window {md.window}, "
             f"stride {md.stride}, {md.sample_rate_hz} Hz"
@@ -91,6 +93,9 @@ class WindowingNode(Node):
             return
         # Same rule as core.pipeline.EstimatorPipeline (window mode), so online == offline:
         # an invalid row yields an invalid window at once; otherwise a window every stride rows.
+        # why a window is invalid (core.faults), as core.pipeline: the worst cause in the window
+        cause = FAULT_NONE if valid else frame_fault(frame, md.locations)
+        fault = self.window_fault.push(cause)
         ready = self.buffer.push(row, frame.stamp_ns, valid)
         if valid and not ready:
             return
@@ -107,6 +112,7 @@ class WindowingNode(Node):
             msg=self._msg,
             normalization_id=md.normalization_id,  # model identity: the estimator checks it
             gait_phase=self._phase,
+            fault=fault,
         )
         self.pub.publish(self._msg)
 

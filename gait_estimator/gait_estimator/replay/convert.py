@@ -88,8 +88,9 @@ def joint_torque_message(
     gait_phase: float = float("nan"),
     store: Typestore | None = None,
     confidence: float = 1.0,
+    fault: int = 0,
 ) -> Any:
-    """gait_estimator_msgs/JointTorque (torques in N·m, OpenSim signs)."""
+    """gait_estimator_msgs/JointTorque (torques in N·m, OpenSim signs; ``fault``: core.faults)."""
     store = store or make_typestore()
     torque = np.asarray(torque_nm, dtype=np.float64)
     if torque.shape != (len(joint_names),):
@@ -106,6 +107,7 @@ def joint_torque_message(
         subject_mass=float(subject_mass),
         gait_phase=float(gait_phase),
         confidence=float(confidence),
+        fault=0 if valid else int(fault),
     )
 
 

@@ -54,7 +54,7 @@ from typing import Any
 import numpy as np
 
 from gait_estimator.core.clock import DataClock, make_synchronizer
-from gait_estimator.core.params import make_shaper
+from gait_estimator.core.command_stage import CommandStage
 from gait_estimator.errors import BagError, ConfigError
 from gait_estimator.replay.bag import (
     JOINT_TORQUE,
@@ -277,14 +277,12 @@ class _Run:
         self.locations = locations
         self.rate_hz = rate_hz
         self.bag = bag
-        joints = tuple(pipeline.joints)
-        self.shaper = None
+        self.joints = tuple(pipeline.joints)
+        self.stage = None  # the command stage the nodes run (core.command_stage), not a copy
         if options.commands:
-            self.shaper = make_shaper(p)
-            self.shaper.enable()
+            self.stage = CommandStage(p)
+            self.stage.activate()
         self.command_joints = tuple(p["joints"])
-        known = set(self.command_joints) <= set(joints)
-        self.cmd_index = [joints.index(j) for j in self.command_joints] if known else None
         self.est_stamp: list[int] = []
         self.est_sensor: list[int] = []
         self.est_log: list[int] = []
@@ -317,17 +315,16 @@ class _Run:
         )
 
     def command(
-        self, stamp: int, torque: np.ndarray, valid: bool, log_ns: int, confidence: float = 1.0
+        self, stamp: int, torque: np.ndarray, valid: bool, log_ns: int, confidence: float = 1.0,
+        fault: int = 0,
     ) -> None:
-        shaper = self.shaper
-        if shaper is None:
+        stage = self.stage
+        if stage is None:
             return
-        if valid and self.cmd_index is not None:  # as the fused node: invalid estimates latch a fault
-            # received at its log time, with its input confidence: what the node's shaper gets
-            shaper.submit(torque[self.cmd_index], stamp, True, "N.m", log_ns, confidence)
-        else:
-            shaper.submit(None, stamp, False, "N.m")
-        out = shaper.update(log_ns)
+        # received at its log time, with its confidence and cause: what the nodes' stage gets
+        stage.submit(self.joints, torque, stamp, valid, confidence, log_ns, fault=fault)
+        stage.events.clear()
+        out = stage.command(log_ns)
         self.cmd_rows.append(out.torque)
         self.cmd_status.append(out.status)
         self.cmd_valid.append(bool(out.valid))
@@ -360,8 +357,11 @@ class _Run:
         )
         self.est_phase = phase[k].tolist()
         conf = est.confidence.tolist() if est.confidence is not None else [1.0] * len(est)
+        fault = est.fault.tolist() if est.fault is not None else [0] * len(est)
         for i in range(len(est)):
-            self.command(self.est_stamp[i], self.est_rows[i], self.est_valid[i], self.est_log[i], conf[i])
+            self.command(
+                self.est_stamp[i], self.est_rows[i], self.est_valid[i], self.est_log[i], conf[i], fault[i]
+            )
         t3 = time.perf_counter()
         self.sync_counters = dict(frames.counters)
         self.timing = {"features_s": t1 - t0, "model_s": t2 - t1, "commands_s": t3 - t2}
@@ -387,14 +387,14 @@ class _Run:
             self.est_valid.append(bool(est.valid))
             self.est_phase.append(float(est.gait_phase))
             self.inf_ns.append(int(est.inference_ns))
-            self.command(est.stamp_ns, est.torque_nm, bool(est.valid), log_ns, est.confidence)
+            self.command(est.stamp_ns, est.torque_nm, bool(est.valid), log_ns, est.confidence, est.fault)
 
     def per_sample(self, imu: ImuArrays) -> None:
         """Every sample through ``core.clock.DataClock`` and ``EstimatorPipeline.push_frame``,
         exactly as the nodes receive it (frames polled at data time)."""
         from gait_estimator.core.samples import ImuSample
 
-        pipeline, shaper, counters = self.pipeline, self.shaper, self.counters
+        pipeline, stage, counters = self.pipeline, self.stage, self.counters
         clock = DataClock(pipeline.synchronizer)  # polls at data time, as the nodes do
         jump_ns = int(round(self.options.jump_threshold_s * 1e9))
         last: dict[str, int] = {}
@@ -432,9 +432,8 @@ class _Run:
                     )
                     pipeline.reset()
                     clock.reset()
-                    if shaper is not None:
-                        shaper.reset()
-                        shaper.enable()
+                    if stage is not None:
+                        stage.reset()  # active: ramps in again
                     last.clear()
                     jump_log_ns, jump_stamp_ns = log_ns, stamp
                 elif stamp < prev:

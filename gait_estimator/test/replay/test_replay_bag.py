@@ -192,6 +192,7 @@ def test_imu_frame_topic_source(tmp_path: Path, trial, tiny_model) -> None:
                     imus=imus,
                     valid=np.ones(len(IMU_LOCATIONS), dtype=bool),
                     rate_hz=RATE,
+                    implausible=np.zeros(0, dtype=bool),
                 ),
             )
     with bagio.BagReader(path) as reader:
@@ -412,13 +413,14 @@ def test_typestore_knows_our_messages() -> None:
 
 def test_offline_and_the_nodes_share_one_synchronizer_factory_and_shaper_builder() -> None:
     """One construction path: replay, the synchronizer node and the fused node build their
-    synchronizer and command shaper with the same functions (no copies to drift apart)."""
+    synchronizer with the same function and run the same command stage (no copies to drift)."""
     from gait_estimator.core import clock, command_stage, params
     from gait_estimator.nodes import imu_synchronizer
     from gait_estimator.replay import offline
 
     assert offline.make_synchronizer is clock.make_synchronizer is imu_synchronizer.make_synchronizer
-    assert offline.make_shaper is params.make_shaper is command_stage.make_shaper
+    assert offline.CommandStage is command_stage.CommandStage  # the nodes' command stage itself
+    assert command_stage.make_shaper is params.make_shaper
     p = offline.node_parameters({"latency_s": 0.05, "gains": [0.3]}, subject_mass_kg=80.0)
     sync = offline.make_synchronizer(p, 100.0)
     assert (sync.rate_hz, sync.latency_ns, sync.locations) == (100.0, 50_000_000, tuple(p["locations"]))

@@ -45,6 +45,7 @@ def imu_frame() -> ImuFrame:
         imus=[_imu("imu_pelvis", 1.0), _imu("imu_thigh_r", 2.0), _imu("imu_shank_r", 3.0)],
         valid=[True, False, True],
         rate_hz=100.0,
+        implausible=[False, True, False],
     )
 
 
@@ -60,6 +61,9 @@ def feature_window() -> FeatureWindow:
         normalized=True,
         sample_rate_hz=100.0,
         valid=True,
+        normalization_id="0123456789abcdef",
+        gait_phase=0.375,
+        fault=0,
     )
 
 
