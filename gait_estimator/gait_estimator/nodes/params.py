@@ -89,7 +89,8 @@ def declare_params(
 def _rclpy_type(type_: str):
     from rclpy.parameter import Parameter
 
-    return getattr(Parameter.Type, type_.upper())
+    name = type_.upper()
+    return getattr(Parameter.Type, "INTEGER" + name[3:] if name.startswith("INT") else name)
 
 
 class RuntimeParameters:
