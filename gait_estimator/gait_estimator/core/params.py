@@ -125,7 +125,9 @@ _MODEL_PATH = _p(
     "model_path",
     "string",
     "",
-    "TorchScript model file (gait_estimator format); empty = the installed default model",
+    "model file (gait_estimator format; .pt TorchScript, .onnx ONNX Runtime, .pt2 torch.export: the "
+    "suffix picks the runtime); empty = the installed default model (default.pt); a bare name of an "
+    "installed model, e.g. default.onnx (the same model for ONNX Runtime), picks that one",
     allow_empty=True,
 )
 _CALIBRATION_FILE = _p(
