@@ -153,7 +153,10 @@ def run_one(
             procs.start("torque_command", params=common_cmd)
             procs.start("lifecycle_manager", params=manager)
         listener.wait_for(
-            lambda: sum(m.valid for _, m in listener.take(TOPIC_COMMAND)) > 100, 120, "valid commands"
+            lambda: sum(m.valid for _, m in listener.take(TOPIC_COMMAND)) > 100,
+            120,
+            "valid commands",
+            lambda: " | ".join(f"{n}: {procs.log(n)[-400:]}" for n in procs.procs),
         )
         time.sleep(1.0)
         listener.clear()
@@ -445,16 +448,23 @@ def main(argv=None) -> int:
                     for mode in args.modes:
                         res = {}
                         for variant in args.variants:
-                            r = run_one(
-                                mode,
-                                rate,
-                                args.seconds,
-                                model,
-                                Path(tmp) / "logs",
-                                args.inference_mode,
-                                variant,
-                                prio,
-                            )
+                            try:
+                                r = run_one(
+                                    mode,
+                                    rate,
+                                    args.seconds,
+                                    model,
+                                    Path(tmp) / "logs",
+                                    args.inference_mode,
+                                    variant,
+                                    prio,
+                                )
+                            except AssertionError as exc:  # no valid commands: say why, go on
+                                print(
+                                    f"{mode:12s} {variant:>7s} {prio:3d} {rate:7.0f} FAILED: {exc}",
+                                    flush=True,
+                                )
+                                continue
                             res[variant] = r
                             print(_row(r, floor), flush=True)
                         for variant in res:
