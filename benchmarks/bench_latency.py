@@ -188,6 +188,12 @@ def run_one(
     expected = int(round((stamps[-1] - stamps[0]) / period)) + 1
     in_range = {s for s in seen if stamps[0] <= s <= stamps[-1]}
     frame_lat = np.array([t - stamp_to_ns(m.header.stamp) for t, m in frames]) / 1e6
+    # Is the lifecycle manager (normal scheduling; the sentinel lives there) starved by a data path
+    # at real-time priority? Its /diagnostics come every 1 s: the longest gap between two, and
+    # the zeros its sentinel sent (none while the command node lives).
+    mgr = [t for t, d in diags if any(st.name.startswith("lifecycle_manager: ") for st in d.status)]
+    mgr_gap = float(np.diff(mgr).max()) / 1e6 if len(mgr) > 1 else float("nan")
+    sentinel = sum(m.header.frame_id == "command_sentinel" for _, m in cmds)
     node = {}
     want = "fused pipeline" if mode == "fused" else "torque command"
     for _, d in diags:
@@ -211,6 +217,8 @@ def run_one(
         "node_p99": float(node.get("latency_p99_ms", "nan")),
         "frame_p50": float(np.percentile(frame_lat, 50)) if frame_lat.size else float("nan"),
         "load": (load0, os.getloadavg()[0]),
+        "mgr_gap": mgr_gap,
+        "sentinel": sentinel,
     }
 
 
@@ -348,6 +356,7 @@ def _row(r: dict, floor: dict | None = None) -> str:
         f"{ratio:7.2f} {r['max']:8.2f} {100 * r['loss']:7.2f} {100 * r['stale']:7.2f} {r['estimates']:9d} "
         f"{r['commands']:9d} {r['node_p50']:8.2f} {r['node_p99']:8.2f} {r['frame_p50']:9.2f} "
         f"{r['load'][0]:4.1f}/{r['load'][1]:4.1f}"
+        + (f" {r['mgr_gap']:8.0f} {r['sentinel']:5d}" if "mgr_gap" in r else "")
     )
 
 
@@ -438,7 +447,8 @@ def main(argv=None) -> int:
             print(
                 f"{'mode':12s} {'variant':>7s} {'rt':>3s} {'IMU Hz':>7s} {'p50 ms':>8s} {'p99 ms':>8s} "
                 f"{'/floor':>7s} {'max ms':>8s} {'loss %':>7s} {'stale %':>7s} {'estimates':>9s} "
-                f"{'commands':>9s} {'node p50':>8s} {'node p99':>8s} {'frame p50':>9s} {'load':>9s}"
+                f"{'commands':>9s} {'node p50':>8s} {'node p99':>8s} {'frame p50':>9s} {'load':>9s} "
+                f"{'mgr gap':>8s} {'zeros':>5s}"
             )
             for rate in args.rates:
                 for prio in args.realtime:
@@ -472,9 +482,11 @@ def main(argv=None) -> int:
                                 print(_ratio_row(res["old"], res[variant]), flush=True)
                     _listener_realtime(0)
             print(
-                "/floor = p99 / the floor's p99 (bare rclpy timer -> publish -> one DDS hop, EventsExecutor, "
-                "same rate, same rt, same load). Targets (issue 23, --load 2, rt on): fused <= 2x, "
-                "distributed <= 4x with 0 % stale and 0 % loss (load = 1-min load average before/after; "
+                "/floor = p99 / the floor's p99 (bare rclpy timer -> publish -> one DDS hop, "
+                "EventsExecutor, same rate, same rt, same load); mgr gap = longest gap (ms) between the "
+                "lifecycle manager's 1 s /diagnostics, zeros = its sentinel's zero commands. Targets "
+                "(issue 23, --load 2, rt on): fused <= 2x, distributed <= 4x with 0 % stale and 0 % loss "
+                "(load = 1-min load average before/after; "
                 f"the machine has {os.cpu_count()} CPUs)"
             )
     finally:

@@ -723,8 +723,8 @@ def run_node(factory, args: list[str] | None = None, executor_factory=None) -> i
 def apply_node_realtime(node, period_s: float = 1.0):
     """The node's real-time parameters (``params.REALTIME``: ``thread_priority``, ``realtime_policy``,
     ``cpu_affinity``, ``lock_memory``), applied once before the spin loop to every thread the
-    process has (the executor thread and DDS's; later threads inherit). The result is logged in one
-    line (a warning naming what was refused and how to allow it) and, when anything was requested,
+    process has (the executor thread and DDS's; later threads inherit). When anything is requested,
+    the result is logged in one line (a warning naming what was refused and how to allow it) and
     published on ``/diagnostics`` as "<node>: real-time scheduling" every ``period_s``. Returns the
     ``core.realtime.RealtimeResult`` (None for a node without these parameters)."""
     params = getattr(node, "params", None)
@@ -736,8 +736,8 @@ def apply_node_realtime(node, period_s: float = 1.0):
 
     result = apply_realtime(settings_from_params(params), whole_process=True)
     node.realtime = result
-    (node.get_logger().warning if result.warnings else node.get_logger().info)(result.line())
-    if result.settings.requested:
+    if result.settings.requested:  # (off: nothing to say, behaviour as before)
+        (node.get_logger().warning if result.warnings else node.get_logger().info)(result.line())
         level = OK if result.ok else WARN
         message = "applied" if result.ok else "refused (normal scheduling): " + " | ".join(result.warnings)
         pub = node.create_publisher(DiagnosticArray, TOPIC_DIAGNOSTICS, 10)
