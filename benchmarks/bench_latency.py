@@ -47,7 +47,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "gait_estimator" / 
 
 
 def _model(tmp: Path) -> tuple[Path, str]:
-    from gait_estimator.nodes.common import default_model_path
+    from gait_estimator.nodes.model_files import default_model_path
 
     p = default_model_path()
     if p.is_file():
@@ -88,7 +88,9 @@ def run_one(
     from gait_estimator_msgs.msg import ImuFrame, JointTorque
     from rclpy.qos import QoSProfile, ReliabilityPolicy
 
-    from gait_estimator.nodes.common import TOPIC_COMMAND, TOPIC_FRAME, read_model_metadata, stamp_to_ns
+    from gait_estimator.nodes.conversion import stamp_to_ns
+    from gait_estimator.nodes.model_files import read_model_metadata
+    from gait_estimator.nodes.topics import TOPIC_COMMAND, TOPIC_FRAME
 
     md = read_model_metadata(model)
     procs = Procs(logdir / f"{mode}-{int(rate)}-{variant}-rt{realtime}")
@@ -235,7 +237,7 @@ def floor_role(role: str, rate: float, out: str, priority: int) -> int:
     from rclpy.signals import SignalHandlerOptions
 
     from gait_estimator.core.realtime import RealtimeSettings, apply_realtime
-    from gait_estimator.nodes import common
+    from gait_estimator.nodes import conversion, topics
 
     stop = []
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -244,23 +246,23 @@ def floor_role(role: str, rate: float, out: str, priority: int) -> int:
     node = rclpy.create_node(f"floor_{role}")
     rec: list[tuple[int, int]] = []
     if role == "pub":
-        pub = node.create_publisher(JointTorque, "bench/floor", common.command_qos())
-        msg = common.joint_torque_msg(0, JointTorque.SOURCE_COMMAND, ["hip_flexion_r"], [0.0])
+        pub = node.create_publisher(JointTorque, "bench/floor", topics.command_qos())
+        msg = conversion.joint_torque_msg(0, JointTorque.SOURCE_COMMAND, ["hip_flexion_r"], [0.0])
         seq = [0]
 
         def tick() -> None:
             seq[0] += 1
             msg.torque[0] = float(seq[0])
-            common.set_stamp(msg.header.stamp, time.time_ns())
+            conversion.set_stamp(msg.header.stamp, time.time_ns())
             pub.publish(msg)
 
         node.create_timer(1.0 / rate, tick)
     else:
 
         def on_msg(m) -> None:
-            rec.append((int(m.torque[0]), time.time_ns() - common.stamp_to_ns(m.header.stamp)))
+            rec.append((int(m.torque[0]), time.time_ns() - conversion.stamp_to_ns(m.header.stamp)))
 
-        node.create_subscription(JointTorque, "bench/floor", on_msg, common.command_qos())
+        node.create_subscription(JointTorque, "bench/floor", on_msg, topics.command_qos())
     if priority:
         print(apply_realtime(RealtimeSettings(priority), whole_process=True).line(), flush=True)
     executor = EventsExecutor()

@@ -76,7 +76,7 @@ def main() -> int:
     from _node_harness import Listener, Procs
     from gait_estimator_msgs.msg import JointTorque
 
-    from gait_estimator.nodes import common
+    from gait_estimator.nodes import conversion, topics
 
     logdir = Path(tempfile.mkdtemp(prefix="soak_"))
     procs = Procs(logdir)
@@ -94,11 +94,11 @@ def main() -> int:
             return
         recv.append(int(info["source_timestamp"]))
         seqs.append(int(info["publication_sequence_number"] or 0))
-        stamps.append(common.stamp_to_ns(msg.header.stamp))
+        stamps.append(conversion.stamp_to_ns(msg.header.stamp))
         torques.append(list(msg.torque))
         valids.append(bool(msg.valid))
 
-    listener.node.create_subscription(JointTorque, common.TOPIC_COMMAND, on_cmd, common.command_qos())
+    listener.node.create_subscription(JointTorque, topics.TOPIC_COMMAND, on_cmd, topics.command_qos())
     gc.disable()  # this process's full GC passes over the recorded lists would stall it
     try:
         node = procs.start(

@@ -56,7 +56,7 @@ def main() -> int:
     from bench_latency import BusyLoad, _listener_realtime
     from gait_estimator_msgs.msg import JointTorque
 
-    from gait_estimator.nodes import common
+    from gait_estimator.nodes import topics
     from gait_estimator.nodes.command_sentinel import SENTINEL_FRAME_ID
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -83,7 +83,7 @@ def main() -> int:
     procs = Procs(Path(tmp.name) / "logs")
     listener = Listener("bench_wire")
     try:
-        listener.node.create_subscription(JointTorque, common.TOPIC_COMMAND, on_cmd, common.command_qos())
+        listener.node.create_subscription(JointTorque, topics.TOPIC_COMMAND, on_cmd, topics.command_qos())
         _listener_realtime(args.realtime)
         params = {
             "imu_source": "sim",

@@ -141,6 +141,16 @@ class Listener:
         extra = f" ({details()})" if details is not None else ""
         raise AssertionError(f"timed out after {timeout} s waiting for {what}{extra}")
 
+    def wait_count(self, topic: str, n: int, timeout: float, after_ns: int = 0, what: str = "") -> list:
+        """Wait (event-based, instead of a fixed sleep) until ``n`` messages of ``topic`` arrived
+        after host time ``after_ns``; returns them (all that arrived after it)."""
+
+        def got():
+            return [(t, m) for t, m in self.take(topic) if t > after_ns]
+
+        self.wait_for(lambda: len(got()) >= n, timeout, what or f"{n} messages on {topic}")
+        return got()
+
     def call(self, srv_type, name: str, request, timeout: float = 10.0):
         """Call a service; bounded by ``timeout`` in all. A fresh client can lose its first answer
         (the server may not have matched the client's response reader yet when
@@ -191,7 +201,17 @@ def change_state(listener: Listener, node: str, transition_id: int, timeout: flo
 
     req = ChangeState.Request()
     req.transition.id = transition_id
-    return bool(listener.call(ChangeState, f"/{node}/change_state", req, timeout).success)
+    if listener.call(ChangeState, f"/{node}/change_state", req, timeout).success:
+        return True
+    # On a loaded machine a slow transition (configure loads a model) can outlast the first
+    # wait, and ``call`` sends the request again: the node then rightly rejects the repeat
+    # because it already made the transition. The node's state says which happened.
+    goal = _TRANSITION_GOAL.get(transition_id)
+    return goal is not None and get_state(listener, node, timeout) == goal
+
+
+# lifecycle_msgs/Transition ids -> the primary state they end in
+_TRANSITION_GOAL = {1: "inactive", 2: "unconfigured", 3: "active", 4: "inactive"}
 
 
 def set_string_param(listener: Listener, node: str, name: str, value: str, timeout: float = 20.0):
@@ -248,12 +268,12 @@ def feed_estimates(listener: Listener, stop: threading.Event, rate_hz: float = 1
     from gait_estimator_msgs.msg import JointTorque
 
     from gait_estimator.conventions import JOINTS
-    from gait_estimator.nodes import common
+    from gait_estimator.nodes import conversion, topics
 
-    pub = listener.publisher(JointTorque, common.TOPIC_ESTIMATE, common.sensor_qos())
+    pub = listener.publisher(JointTorque, topics.TOPIC_ESTIMATE, topics.sensor_qos())
     k = 0
     while not stop.is_set():
         torque = [10.0 * (j + 1) * np.sin(0.05 * k + j) for j in range(len(JOINTS))]
-        pub.publish(common.joint_torque_msg(time.time_ns(), JointTorque.SOURCE_ESTIMATE, JOINTS, torque))
+        pub.publish(conversion.joint_torque_msg(time.time_ns(), JointTorque.SOURCE_ESTIMATE, JOINTS, torque))
         k += 1
         time.sleep(1.0 / rate_hz)

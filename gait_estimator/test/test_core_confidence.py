@@ -12,14 +12,14 @@ import pytest
 from gait_estimator.core.confidence import ConfidenceMonitor, confidence_from_distance
 from gait_estimator.core.pipeline import EstimatorPipeline
 from gait_estimator.core.synchronizer import SyncConfig
-from gait_estimator.nodes import common
+from gait_estimator.nodes import model_files
 from gait_estimator.runtime.model_file import load_model
 from gait_estimator.sim.generate import sample_subject, simulate_trial
 
 
 @pytest.fixture(scope="module")
 def model_and_rows():
-    model = load_model(common.default_model_path())
+    model = load_model(model_files.default_model_path())
     md = model.metadata
     subject = sample_subject(np.random.default_rng(11))
     trial = simulate_trial(subject, 6.0, 1.4, md.sample_rate_hz, seed=11)

@@ -14,7 +14,8 @@ import numpy as np
 import pytest
 from _node_harness import BIN, Listener, Procs, change_state, param_args
 
-from gait_estimator.nodes.common import TOPIC_ESTIMATE, TOPIC_FRAME, msg_to_frame, stamp_to_ns
+from gait_estimator.nodes.conversion import msg_to_frame, stamp_to_ns
+from gait_estimator.nodes.topics import TOPIC_ESTIMATE, TOPIC_FRAME
 
 pytestmark = pytest.mark.ros
 
@@ -134,7 +135,7 @@ def test_fused_bundle_input_gives_the_same_estimates(procs, listener, tmp_path):
 
 def test_frame_message_is_refilled_in_place():
     from gait_estimator.core.samples import SyncFrame
-    from gait_estimator.nodes.common import frame_to_msg
+    from gait_estimator.nodes.conversion import frame_to_msg
 
     locs = ("pelvis", "thigh_l")
     rng = np.random.default_rng(0)
@@ -173,12 +174,12 @@ def test_bundler_and_bundle_values_round_trip_every_sample():
     """Driver side (``Bundler``) -> wire -> consumer side (``bundle_values``): every sample comes back
     with its own stamp and values; a sensor that repeats before the instant is complete sends the
     partial bundle first; a malformed bundle and foreign locations yield nothing."""
-    from gait_estimator.nodes.common import bundle_values
+    from gait_estimator.nodes.conversion import bundle_values
     from gait_estimator.nodes.imu_driver import Bundler
 
     locs = ("pelvis", "thigh_l", "thigh_r")
     pub = _Capture()
-    b = Bundler(pub, locs, {"frame_prefix": "imu_"})
+    b = Bundler(pub, locs, "imu_")
     b.msg.rate_hz = 500.0
     rng = np.random.default_rng(1)
     sent = []

@@ -65,10 +65,10 @@ def publish(listener, streams, first: int, count: int, readers: int, hooks=None)
     sample ``first``."""
     from sensor_msgs.msg import Imu
 
-    from gait_estimator.nodes import common
+    from gait_estimator.nodes import conversion, topics
 
-    qos = common.sensor_qos()
-    pubs = {loc: listener.publisher(Imu, common.TOPIC_IMU.format(location=loc), qos) for loc in streams}
+    qos = topics.sensor_qos()
+    pubs = {loc: listener.publisher(Imu, topics.TOPIC_IMU.format(location=loc), qos) for loc in streams}
     listener.wait_for(lambda: min(p.get_subscription_count() for p in pubs.values()) >= readers, 60,
                       f"{readers} subscriber(s) of every imu topic")
     t0 = time.time_ns()
@@ -77,7 +77,7 @@ def publish(listener, streams, first: int, count: int, readers: int, hooks=None)
         k = first + i
         stamp = t0 + int(i * 1e9 / RATE)
         for loc, (acc, gyro, quat) in streams.items():
-            pubs[loc].publish(common.fill_imu(msg, stamp, loc, acc[k], gyro[k], quat[k]))
+            pubs[loc].publish(conversion.fill_imu(msg, stamp, loc, acc[k], gyro[k], quat[k]))
         if hooks and i in hooks:
             hooks[i]()
         time.sleep(max(0.0, (stamp + 1e7 - time.time_ns()) / 1e9))
@@ -91,7 +91,7 @@ def nodes(tmp_path_factory, request):
     from gait_estimator_msgs.msg import JointTorque
     from std_msgs.msg import String
 
-    from gait_estimator.nodes import common
+    from gait_estimator.nodes import topics
     from gait_estimator.nodes.calibrator import TOPIC_STATUS
 
     logs = tmp_path_factory.mktemp("logs")
@@ -113,9 +113,9 @@ def nodes(tmp_path_factory, request):
                                          "inference_mode": "streaming", "subject_mass_kg": 70.0,
                                          "latency_s": 0.4, "max_gap_s": 0.6})
     assert (BIN / "gait_pipeline").exists()
-    listener.subscribe(String, TOPIC_STATUS, common.command_qos())
-    listener.subscribe(JointTorque, common.TOPIC_COMMAND, common.command_qos())
-    listener.subscribe(JointTorque, common.TOPIC_ESTIMATE, common.sensor_qos(common.SENSOR_SUB_DEPTH))
+    listener.subscribe(String, TOPIC_STATUS, topics.command_qos())
+    listener.subscribe(JointTorque, topics.TOPIC_COMMAND, topics.command_qos())
+    listener.subscribe(JointTorque, topics.TOPIC_ESTIMATE, topics.sensor_qos(topics.SENSOR_SUB_DEPTH))
     return procs, listener, missing
 
 
@@ -129,7 +129,7 @@ def test_calibrator_recovers_the_mounting_and_the_fused_node_applies_it(nodes, w
     from std_msgs.msg import String
 
     from gait_estimator.core.calibration import read_calibration, rotation_angle_deg
-    from gait_estimator.nodes import common
+    from gait_estimator.nodes import topics
     from gait_estimator.nodes.calibrator import TOPIC_START
 
     procs, listener, missing = nodes
@@ -138,7 +138,7 @@ def test_calibrator_recovers_the_mounting_and_the_fused_node_applies_it(nodes, w
     assert change_state(listener, "calibrator", CONFIGURE, 60) is True
     assert change_state(listener, "calibrator", ACTIVATE) is True
     out = tmp_path / "wearer.yaml"
-    start = listener.publisher(String, TOPIC_START, common.command_qos())
+    start = listener.publisher(String, TOPIC_START, topics.command_qos())
     listener.wait_for(lambda: start.get_subscription_count() > 0, 20, "calibrator start subscription")
     start.publish(String(data=str(out)))
     listener.wait_for(lambda: any(s["phase"] == "standing" for s in statuses(listener)), 20, "standing")
@@ -195,27 +195,27 @@ def _walk(listener, streams, first: int, seconds: float):
     """Walk ``seconds`` into the fused node; its (stamp, torque, valid) estimates and commands."""
     from std_msgs.msg import Empty
 
-    from gait_estimator.nodes import common
+    from gait_estimator.nodes import conversion, topics
 
     # exo/reset 1 s and 2 s into the walk, as an operator clears a fault latched at bring-up: on
     # a loaded machine a stall of this publisher makes an invalid frame, which latches a fault
-    reset = listener.publisher(Empty, common.TOPIC_RESET, common.command_qos())
+    reset = listener.publisher(Empty, topics.TOPIC_RESET, topics.command_qos())
     listener.clear()
     hooks = {100: lambda: reset.publish(Empty()), 200: lambda: reset.publish(Empty())}
-    estimates = next(x for x in listener.node.subscriptions if x.topic_name.endswith(common.TOPIC_ESTIMATE))
+    estimates = next(x for x in listener.node.subscriptions if x.topic_name.endswith(topics.TOPIC_ESTIMATE))
     listener.wait_for(lambda: estimates.get_publisher_count() > 0, 60, "the estimate publisher")
     t0 = publish(listener, streams, first, int(seconds * RATE), 2, hooks)  # calibrator + fused node
     listener.node.destroy_publisher(reset)
     time.sleep(0.5)
-    est = [common.joint_torque_arrays(m) for _, m in listener.take(common.TOPIC_ESTIMATE)]
-    cmd = [common.joint_torque_arrays(m) for _, m in listener.take(common.TOPIC_COMMAND)]
+    est = [conversion.joint_torque_arrays(m) for _, m in listener.take(topics.TOPIC_ESTIMATE)]
+    cmd = [conversion.joint_torque_arrays(m) for _, m in listener.take(topics.TOPIC_COMMAND)]
     est = [(s - t0, t, v) for s, t, _, v in est]
     return est, [(t, s) for s, t, _, _ in cmd]
 
 
 def _assert_tracks_reference(valid, trial, n_stand) -> None:
     """Estimates (N·m) follow the simulator's joint moments: r > 0.8 for each joint."""
-    from gait_estimator.nodes.common import default_model_path, read_model_metadata
+    from gait_estimator.nodes.model_files import default_model_path, read_model_metadata
 
     joints = read_model_metadata(default_model_path()).output_joints
     k = np.array([int(round(s * RATE / 1e9)) for s, _ in valid])  # walking sample of each estimate
@@ -246,14 +246,14 @@ def test_windowing_turns_frames_into_segment_frames_and_refuses_a_flagged_sensor
     from gait_estimator.core import calibration as cal
     from gait_estimator.core.features import FeatureExtractor
     from gait_estimator.core.samples import SyncFrame
-    from gait_estimator.nodes import common
+    from gait_estimator.nodes import conversion, model_files, topics
 
     procs, listener, _ = nodes
     trial, n_stand, streams = wearer
-    md = common.read_model_metadata(common.default_model_path())
+    md = model_files.read_model_metadata(model_files.default_model_path())
     locs = tuple(MOUNT)
-    listener.subscribe(FeatureWindow, common.TOPIC_FEATURES, common.sensor_qos(common.SENSOR_SUB_DEPTH))
-    pub = listener.publisher(ImuFrame, common.TOPIC_FRAME, common.sensor_qos())
+    listener.subscribe(FeatureWindow, topics.TOPIC_FEATURES, topics.sensor_qos(topics.SENSOR_SUB_DEPTH))
+    pub = listener.publisher(ImuFrame, topics.TOPIC_FRAME, topics.sensor_qos())
     extractor = FeatureExtractor(md)
     expected = {}
     for quality, name in ((1.0, "good"), (0.1, "flagged")):
@@ -262,7 +262,7 @@ def test_windowing_turns_frames_into_segment_frames_and_refuses_a_flagged_sensor
         path = cal.write_calibration(cal.WearerCalibration(sensors), tmp_path / f"{name}.yaml")
         proc = procs.start("windowing", name=f"windowing_{name}", params={"calibration_file": str(path)})
         listener.wait_for(lambda: pub.get_subscription_count() > 0, 60, "windowing subscription")
-        listener.clear(common.TOPIC_FEATURES)
+        listener.clear(topics.TOPIC_FEATURES)
         t0 = time.time_ns()
         # frames until 30 windows came back (the first ones may go before discovery completes)
         for i in range(len(trial.time_ns) - 1):
@@ -270,16 +270,16 @@ def test_windowing_turns_frames_into_segment_frames_and_refuses_a_flagged_sensor
             stamp = t0 + int(i * 1e9 / RATE)
             ok = np.ones(len(locs), bool)
             mounted = [np.stack([streams[loc][j][k] for loc in locs]) for j in range(3)]
-            pub.publish(common.frame_to_msg(SyncFrame(stamp, locs, *mounted, ok), md.sample_rate_hz))
+            pub.publish(conversion.frame_to_msg(SyncFrame(stamp, locs, *mounted, ok), md.sample_rate_hz))
             if name == "good":  # the aligned sample: the trial's own signals
                 own = [np.stack([trial.imu[loc][key][i] for loc in locs]) for key in ("acc", "gyro", "quat")]
                 row, _ = extractor.row(SyncFrame(stamp, locs, *own, ok))
                 expected[stamp] = (row - np.asarray(md.input_mean)) / np.asarray(md.input_std)
             time.sleep(0.01)
-            if len(listener.take(common.TOPIC_FEATURES)) >= 30:
+            if len(listener.take(topics.TOPIC_FEATURES)) >= 30:
                 break
         time.sleep(0.3)
-        windows = [common.msg_to_window(m) for _, m in listener.take(common.TOPIC_FEATURES)]
+        windows = [conversion.msg_to_window(m) for _, m in listener.take(topics.TOPIC_FEATURES)]
         procs.kill(f"windowing_{name}", signal.SIGINT)  # leaves the graph at once (SIGKILL: lease)
         assert proc.poll() is not None
         listener.wait_for(lambda: pub.get_subscription_count() == 0, 30, "windowing gone")

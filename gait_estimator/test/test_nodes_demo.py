@@ -45,6 +45,7 @@ def test_demo_with_a_tiny_model_writes_bag_plot_and_summary(tmp_path):
     )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert "IMU stamp -> command latency" in proc.stdout
+    assert "gait phase (right leg): estimate" in proc.stdout
     info = bag_info(out / "bag")
     # Counts depend on how well the in-process recorder keeps up on a loaded machine: require half
     # the nominal count (a broken topic records nothing), not an exact rate.
@@ -64,12 +65,13 @@ def test_demo_with_a_tiny_model_writes_bag_plot_and_summary(tmp_path):
     assert summary["valid_commands"] >= minimum
     assert summary["messages_in_bag"] == info.message_count
     assert set(summary["rmse_nm"]) and all(v >= 0 for v in summary["rmse_nm"].values())
+    assert summary["gait_phase_rmse_pct"] is not None and summary["gait_phase_rmse_pct"] < 5.0
     assert summary["latency_ms"]["n"] >= minimum
 
 
 def test_demo_default_model_is_the_installed_default(tmp_path):
     from gait_estimator.cli import demo
-    from gait_estimator.nodes.common import default_model_path
+    from gait_estimator.nodes.model_files import default_model_path
 
     p = demo.model_path(None)
     assert p == default_model_path() and p.name == "default.pt" and p.parent.name == "models"

@@ -1,4 +1,4 @@
-"""The diagnostic_updater-style status helpers of ``nodes.common``, without spinning a node.
+"""The diagnostic_updater-style status helpers of ``nodes.diagnostics``, without spinning a node.
 
 Levels and keys as diagnostic_updater's FrequencyStatus, TimeStampStatus and TopicDiagnostic
 give them (the DDS tests check what goes out on ``/diagnostics``).
@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 
-from gait_estimator.nodes.common import (
+from gait_estimator.nodes.diagnostics import (
     ERROR,
     OK,
     STALE,

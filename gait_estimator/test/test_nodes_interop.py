@@ -34,15 +34,15 @@ def test_effort_and_joint_state_outputs_equal_the_command_and_diagnostics_follow
     from std_msgs.msg import Float64MultiArray
 
     from gait_estimator.conventions import JOINTS
-    from gait_estimator.nodes import common
+    from gait_estimator.nodes import conversion, topics
 
     procs = Procs(tmp_path / "logs")
     listener = Listener("interop_test")
     stop = threading.Event()
     feeder = threading.Thread(target=feed_estimates, args=(listener, stop), daemon=True)
     try:
-        qos = common.command_qos()
-        listener.subscribe(JointTorque, common.TOPIC_COMMAND, qos)
+        qos = topics.command_qos()
+        listener.subscribe(JointTorque, topics.TOPIC_COMMAND, qos)
         listener.subscribe(Float64MultiArray, EFFORT_TOPIC, qos)
         listener.subscribe(JointState, STATE_TOPIC, qos)
         listener.subscribe(DiagnosticArray, "/diagnostics", 50)
@@ -63,7 +63,7 @@ def test_effort_and_joint_state_outputs_equal_the_command_and_diagnostics_follow
         time.sleep(0.5)  # inactive: zeros with valid = false
         assert change_state(listener, "torque_command", ACTIVATE)
         listener.wait_for(
-            lambda: sum(m.valid for _, m in listener.take(common.TOPIC_COMMAND)) > 100,
+            lambda: sum(m.valid for _, m in listener.take(topics.TOPIC_COMMAND)) > 100,
             30,
             "valid commands",
             lambda: procs.log("torque_command")[-1500:],
@@ -71,14 +71,14 @@ def test_effort_and_joint_state_outputs_equal_the_command_and_diagnostics_follow
         assert change_state(listener, "torque_command", DEACTIVATE)
         time.sleep(0.5)
 
-        cmds = [m for _, m in listener.take(common.TOPIC_COMMAND)]
+        cmds = [m for _, m in listener.take(topics.TOPIC_COMMAND)]
         efforts = [np.array(m.data) for _, m in listener.take(EFFORT_TOPIC)]
         states = [m for _, m in listener.take(STATE_TOPIC)]
         idx = [JOINTS.index(j) for j in EFFORT_JOINTS]
         expected = {}  # effort vector -> the command valid flags it came from
         by_stamp = {}
         for m in cmds:
-            stamp, torque, _, valid = common.joint_torque_arrays(m)
+            stamp, torque, _, valid = conversion.joint_torque_arrays(m)
             assert list(m.joint_names) == list(JOINTS)
             applied = torque if valid else np.zeros(len(torque))  # the contract: invalid means 0.0
             expected.setdefault(tuple(applied[idx]), set()).add(valid)
@@ -107,7 +107,7 @@ def test_effort_and_joint_state_outputs_equal_the_command_and_diagnostics_follow
         assert all(list(s.name) == list(JOINTS) and not s.position and not s.velocity for s in states)
 
         def matches(s) -> bool:  # same stamp and the same efforts as a command
-            t = by_stamp.get(common.stamp_to_ns(s.header.stamp), [])
+            t = by_stamp.get(conversion.stamp_to_ns(s.header.stamp), [])
             return any(np.array_equal(np.array(s.effort), x) for x in t)
 
         unmatched = [s for s in states if not matches(s)]
@@ -116,7 +116,7 @@ def test_effort_and_joint_state_outputs_equal_the_command_and_diagnostics_follow
         # -- diagnostics -----------------------------------------------------------------------
         statuses = {st.name: st for _, arr in listener.take("/diagnostics") for st in arr.status}
         main = statuses["torque_command: torque command"]
-        topic = statuses[f"torque_command: /{common.TOPIC_COMMAND} topic status"]
+        topic = statuses[f"torque_command: /{topics.TOPIC_COMMAND} topic status"]
         for st in (main, topic):
             assert st.hardware_id == "/torque_command", st.hardware_id
             assert st.level in (b"\x00", b"\x01", b"\x02", b"\x03")

@@ -40,7 +40,7 @@ def models(tmp_path_factory):
 def chain(models, tmp_path_factory, request):
     from gait_estimator_msgs.msg import JointTorque
 
-    from gait_estimator.nodes import common
+    from gait_estimator.nodes import topics
 
     procs = Procs(tmp_path_factory.mktemp("logs"))
     listener = Listener("lifecycle_test")
@@ -55,9 +55,9 @@ def chain(models, tmp_path_factory, request):
     procs.start("windowing", params={"model_path": str(models["a"])})
     procs.start("torque_estimator", params={"model_path": str(models["missing"])})
     procs.start("torque_command", params={"control_rate_hz": RATE, "ramp_s": 0.0})
-    listener.subscribe(JointTorque, common.TOPIC_COMMAND, common.command_qos())
+    listener.subscribe(JointTorque, topics.TOPIC_COMMAND, topics.command_qos())
     # deep queue: a scheduling stall of this (test) process must not drop estimates the test counts
-    listener.subscribe(JointTorque, common.TOPIC_ESTIMATE, common.sensor_qos(common.SENSOR_SUB_DEPTH))
+    listener.subscribe(JointTorque, topics.TOPIC_ESTIMATE, topics.sensor_qos(topics.SENSOR_SUB_DEPTH))
     return procs, listener
 
 
@@ -103,47 +103,44 @@ def test_bad_model_path_fails_configure_cleanly(chain, models):
 
 
 def test_inactive_command_outputs_zero(chain):
-    from gait_estimator.nodes import common
+    from gait_estimator.nodes import topics
 
     procs, listener = chain
     listener.wait_for(
-        lambda: sum(m.valid for _, m in listener.take(common.TOPIC_COMMAND)[-20:]) >= 18, 20, "valid commands"
+        lambda: sum(m.valid for _, m in listener.take(topics.TOPIC_COMMAND)[-20:]) >= 18, 20, "valid commands"
     )
     assert change_state(listener, "torque_command", DEACTIVATE) is True
-    time.sleep(0.3)
-    listener.clear(common.TOPIC_COMMAND)
-    time.sleep(0.5)
-    cmds = listener.take(common.TOPIC_COMMAND)
-    assert len(cmds) > 30 and all(not m.valid and not any(m.torque) for _, m in cmds)
+    cmds = listener.wait_count(topics.TOPIC_COMMAND, 30, 10, after_ns=time.time_ns())
+    assert all(not m.valid and not any(m.torque) for _, m in cmds)
     assert change_state(listener, "torque_command", ACTIVATE) is True
 
 
 def test_model_swap_under_load_drops_no_command(chain, models):
-    from gait_estimator.nodes import common
+    from gait_estimator.nodes import conversion, topics
 
     procs, listener = chain
     listener.wait_for(
-        lambda: sum(m.valid for _, m in listener.take(common.TOPIC_COMMAND)[-20:]) >= 18, 20, "valid commands"
+        lambda: sum(m.valid for _, m in listener.take(topics.TOPIC_COMMAND)[-20:]) >= 18, 20, "valid commands"
     )
-    listener.clear(common.TOPIC_COMMAND)
-    listener.clear(common.TOPIC_ESTIMATE)
-    time.sleep(1.0)
+    listener.clear(topics.TOPIC_COMMAND)
+    listener.clear(topics.TOPIC_ESTIMATE)
+    listener.wait_count(topics.TOPIC_COMMAND, 50, 20, what="commands before the swap")
     t_swap = time.time_ns()
     assert _set_param(listener, "torque_estimator", "model_path", str(models["b"])).successful
     listener.wait_for(lambda: "model swapped to" in procs.log("torque_estimator"), 20, "the swap")
-    time.sleep(1.0)
+    listener.wait_count(topics.TOPIC_ESTIMATE, 100, 20, after_ns=time.time_ns(), what="estimates after it")
     bad = _set_param(listener, "torque_estimator", "model_path", str(models["missing"]))
     assert not bad.successful and "missing.pt" in bad.reason
-    time.sleep(1.0)
-    cmds = listener.take(common.TOPIC_COMMAND)
-    ests = listener.take(common.TOPIC_ESTIMATE)
+    listener.wait_count(topics.TOPIC_COMMAND, 50, 20, after_ns=time.time_ns(), what="commands after it")
+    cmds = listener.take(topics.TOPIC_COMMAND)
+    ests = listener.take(topics.TOPIC_ESTIMATE)
     t = np.array([r for r, _ in cmds])
     gaps = np.diff(t) / 1e6
     print(f"swap under load: {len(cmds)} commands, largest gap {gaps.max():.1f} ms")
     assert all(m.valid for _, m in cmds), "a command went invalid during the swap"
     # Every frame has its estimate across the swap: valid estimate stamps step by exactly one
     # frame period (receive-time gaps are only printed; they depend on this process's scheduling).
-    s = np.array([common.stamp_to_ns(m.header.stamp) for _, m in ests if m.valid])
+    s = np.array([conversion.stamp_to_ns(m.header.stamp) for _, m in ests if m.valid])
     assert np.sum(s > t_swap) > 100
     steps = np.diff(s)
     assert np.all(steps == steps[0]), f"estimate stamps skip frames across the swap: {np.unique(steps)}"
@@ -151,22 +148,24 @@ def test_model_swap_under_load_drops_no_command(chain, models):
 
 
 def test_estimator_deactivation_zeroes_the_command_by_watchdog(chain):
-    from gait_estimator.nodes import common
+    from gait_estimator.nodes import topics
 
     procs, listener = chain
     assert change_state(listener, "torque_estimator", DEACTIVATE) is True
-    time.sleep(0.5)
-    listener.clear(common.TOPIC_COMMAND)
-    time.sleep(0.5)
-    cmds = listener.take(common.TOPIC_COMMAND)
-    assert cmds and all(not any(m.torque) for _, m in cmds)
+    t_off = time.time_ns()
+    listener.wait_for(  # the watchdog ramps to zero within watchdog_s (0.2 s) of the last estimate
+        lambda: any(t > t_off and not any(m.torque) for t, m in listener.take(topics.TOPIC_COMMAND)),
+        10, "a zero command")
+    t_zero = next(t for t, m in listener.take(topics.TOPIC_COMMAND) if t > t_off and not any(m.torque))
+    cmds = listener.wait_count(topics.TOPIC_COMMAND, 40, 10, after_ns=t_zero)
+    assert all(not any(m.torque) for _, m in cmds)
     assert change_state(listener, "torque_estimator", CLEANUP) is True
     assert get_state(listener, "torque_estimator") == "unconfigured"
 
 
 def test_gait_estimator_run_fused_mode_from_yaml(chain, models, tmp_path):
     """Fused pipeline (driver in-process) + manager from one YAML through ``gait-estimator run``."""
-    from gait_estimator.nodes import common
+    from gait_estimator.nodes import conversion, topics
 
     procs, listener = chain
     for name in list(procs.procs):  # the distributed chain must not publish on the same topics
@@ -174,7 +173,7 @@ def test_gait_estimator_run_fused_mode_from_yaml(chain, models, tmp_path):
     cfg = tmp_path / "fused.yaml"
     src = (Path(__file__).resolve().parents[1] / "config" / "fused.yaml").read_text()
     cfg.write_text(src.replace('model_path: ""', f'model_path: "{models["a"]}"'))
-    listener.clear(common.TOPIC_COMMAND)
+    listener.clear(topics.TOPIC_COMMAND)
     from diagnostic_msgs.msg import DiagnosticArray
 
     listener.subscribe(DiagnosticArray, "/diagnostics", 50)
@@ -192,7 +191,7 @@ def test_gait_estimator_run_fused_mode_from_yaml(chain, models, tmp_path):
     )
     try:
         def cmds():
-            return listener.take(common.TOPIC_COMMAND)
+            return listener.take(topics.TOPIC_COMMAND)
 
         listener.wait_for(
             lambda: sum(m.valid for _, m in cmds()) > 30,
@@ -220,8 +219,8 @@ def test_gait_estimator_run_fused_mode_from_yaml(chain, models, tmp_path):
         assert st.message == "active" and st.level == b"\x00", (st.message, st.level)
         assert values["invalid_estimates"] == "0" and values["invalid_frames"] == "0", values
         lat = [
-            (t - common.stamp_to_ns(m.header.stamp)) / 1e6
-            for t, m in listener.take(common.TOPIC_COMMAND)
+            (t - conversion.stamp_to_ns(m.header.stamp)) / 1e6
+            for t, m in listener.take(topics.TOPIC_COMMAND)
             if m.valid
         ]
         print(

@@ -51,7 +51,7 @@ def chain(tiny_model, tmp_path_factory, request):
     from gait_estimator_msgs.msg import ImuFrame, JointTorque
     from std_msgs.msg import String
 
-    from gait_estimator.nodes import common
+    from gait_estimator.nodes import topics
 
     procs = Procs(tmp_path_factory.mktemp("logs"))
     listener = None
@@ -73,10 +73,10 @@ def chain(tiny_model, tmp_path_factory, request):
 
     deep_sensor = QoSProfile(depth=1000, reliability=ReliabilityPolicy.BEST_EFFORT)
     listener.subscribe(
-        JointTorque, common.TOPIC_COMMAND, QoSProfile(depth=1000, reliability=ReliabilityPolicy.RELIABLE)
+        JointTorque, topics.TOPIC_COMMAND, QoSProfile(depth=1000, reliability=ReliabilityPolicy.RELIABLE)
     )
-    listener.subscribe(JointTorque, common.TOPIC_ESTIMATE, deep_sensor)
-    listener.subscribe(ImuFrame, common.TOPIC_FRAME, deep_sensor)
+    listener.subscribe(JointTorque, topics.TOPIC_ESTIMATE, deep_sensor)
+    listener.subscribe(ImuFrame, topics.TOPIC_FRAME, deep_sensor)
     listener.subscribe(
         String,
         "lifecycle_manager/state",
@@ -91,7 +91,7 @@ def chain(tiny_model, tmp_path_factory, request):
             "the lifecycle manager to activate the chain",
         )
         listener.wait_for(
-            lambda: sum(m.valid for _, m in listener.take(common.TOPIC_COMMAND)) > 50, 30, "valid commands"
+            lambda: sum(m.valid for _, m in listener.take(topics.TOPIC_COMMAND)) > 50, 30, "valid commands"
         )
     except AssertionError:
         for n in procs.procs:
@@ -101,18 +101,18 @@ def chain(tiny_model, tmp_path_factory, request):
 
 
 def _valid_commands(listener):
-    from gait_estimator.nodes import common
+    from gait_estimator.nodes import topics
 
-    return [(t, m) for t, m in listener.take(common.TOPIC_COMMAND) if m.valid]
+    return [(t, m) for t, m in listener.take(topics.TOPIC_COMMAND) if m.valid]
 
 
 def test_commands_arrive_at_the_control_rate(chain):
-    from gait_estimator.nodes import common
+    from gait_estimator.nodes import topics
 
     procs, listener = chain
-    listener.clear(common.TOPIC_COMMAND)
+    listener.clear(topics.TOPIC_COMMAND)
     time.sleep(3.0)
-    cmds = listener.take(common.TOPIC_COMMAND)
+    cmds = listener.take(topics.TOPIC_COMMAND)
     t = np.array([r for r, _ in cmds]) / 1e9
     rate = (len(t) - 1) / (t[-1] - t[0])
     # at least the control rate; an estimate that comes late by jitter adds one command
@@ -134,25 +134,25 @@ def test_commands_arrive_at_the_control_rate(chain):
 
 
 def test_online_equals_offline(chain, tiny_model):
+    from gait_estimator.core.command_stage import make_shaper
     from gait_estimator.core.params import validate_node_params
     from gait_estimator.core.pipeline import EstimatorPipeline
-    from gait_estimator.nodes import common
-    from gait_estimator.nodes.torque_command import make_shaper
+    from gait_estimator.nodes import conversion, topics
     from gait_estimator.runtime.model_file import load_model
 
     procs, listener = chain
-    for topic in (common.TOPIC_FRAME, common.TOPIC_ESTIMATE, common.TOPIC_COMMAND):
+    for topic in (topics.TOPIC_FRAME, topics.TOPIC_ESTIMATE, topics.TOPIC_COMMAND):
         listener.clear(topic)
     time.sleep(4.0)
-    frames = [common.msg_to_frame(m) for _, m in listener.take(common.TOPIC_FRAME)]
+    frames = [conversion.msg_to_frame(m) for _, m in listener.take(topics.TOPIC_FRAME)]
     online_est = {
-        common.stamp_to_ns(m.header.stamp): np.array(m.torque)
-        for _, m in listener.take(common.TOPIC_ESTIMATE)
+        conversion.stamp_to_ns(m.header.stamp): np.array(m.torque)
+        for _, m in listener.take(topics.TOPIC_ESTIMATE)
         if m.valid
     }
     online_cmd = [
-        (common.stamp_to_ns(m.header.stamp), np.array(m.torque))
-        for _, m in listener.take(common.TOPIC_COMMAND)
+        (conversion.stamp_to_ns(m.header.stamp), np.array(m.torque))
+        for _, m in listener.take(topics.TOPIC_COMMAND)
         if m.valid
     ]
     stamps = np.array([f.stamp_ns for f in frames])
@@ -208,19 +208,19 @@ def _estop_timing(log: str) -> tuple[int, int]:
 def test_emergency_stop_zero_within_one_control_period_then_reset(chain):
     from std_msgs.msg import Bool, Empty
 
-    from gait_estimator.nodes import common
+    from gait_estimator.nodes import conversion, topics
 
     procs, listener = chain
     period_ms = 1000.0 / RATE
-    estop = listener.publisher(Bool, common.TOPIC_ESTOP, common.command_qos())
-    reset = listener.publisher(Empty, common.TOPIC_RESET, common.command_qos())
+    estop = listener.publisher(Bool, topics.TOPIC_ESTOP, topics.command_qos())
+    reset = listener.publisher(Empty, topics.TOPIC_RESET, topics.command_qos())
     listener.wait_for(
         lambda: estop.get_subscription_count() > 0 and reset.get_subscription_count() > 0,
         10,
         "the command node to subscribe e-stop/reset",
     )
     listener.wait_for(
-        lambda: sum(m.valid and any(m.torque) for _, m in listener.take(common.TOPIC_COMMAND)[-10:]) >= 8,
+        lambda: sum(m.valid and any(m.torque) for _, m in listener.take(topics.TOPIC_COMMAND)[-10:]) >= 8,
         10,
         "non-zero commands before the e-stop",
     )
@@ -228,14 +228,14 @@ def test_emergency_stop_zero_within_one_control_period_then_reset(chain):
         t0 = time.time_ns()
         estop.publish(Bool(data=True))
         listener.wait_for(
-            lambda: any(t > t0 and not any(m.torque) for t, m in listener.take(common.TOPIC_COMMAND)),
+            lambda: any(t > t0 and not any(m.torque) for t, m in listener.take(topics.TOPIC_COMMAND)),
             2,
             "a zero command",
         )
         listener.wait_for(lambda: "published_ns=" in procs.log("torque_command"), 5, "the e-stop log line")
         t_cb, t_pub = _estop_timing(procs.log("torque_command"))
         time.sleep(0.5)
-        after_t0 = [(t, m) for t, m in listener.take(common.TOPIC_COMMAND) if t > t0]
+        after_t0 = [(t, m) for t, m in listener.take(topics.TOPIC_COMMAND) if t > t0]
         k = next(i for i, (_, m) in enumerate(after_t0) if not any(m.torque))
         t_zero, zero = after_t0[k]
         in_flight = after_t0[:k]
@@ -254,7 +254,8 @@ def test_emergency_stop_zero_within_one_control_period_then_reset(chain):
         assert (t_pub - t0) / 1e6 <= period_ms + DDS_HOP_ALLOWANCE_MS
         # e-stop publication -> zero at a consumer: one control period + two DDS hops
         assert (t_zero - t0) / 1e6 <= period_ms + 2 * DDS_HOP_ALLOWANCE_MS
-        assert not zero.valid and set(common.joint_torque_arrays(zero)[2].tolist()) == {3}  # STATUS_INVALID
+        status = conversion.joint_torque_arrays(zero)[2]
+        assert not zero.valid and set(status.tolist()) == {3}  # STATUS_INVALID
         # commands before the zero were published before the callback (reliable QoS keeps the
         # order; the zero is the first publish of the callback): none carries a fault status
         assert all(m.valid for _, m in in_flight)
@@ -264,25 +265,25 @@ def test_emergency_stop_zero_within_one_control_period_then_reset(chain):
     finally:  # later tests need the e-stop cleared
         reset.publish(Empty())
     listener.wait_for(
-        lambda: sum(m.valid for _, m in listener.take(common.TOPIC_COMMAND)[-20:]) >= 10,
+        lambda: sum(m.valid for _, m in listener.take(topics.TOPIC_COMMAND)[-20:]) >= 10,
         5,
         "valid commands after exo/reset",
     )
 
 
 def test_killing_the_driver_ramps_the_command_to_zero_within_the_watchdog(chain):
-    from gait_estimator.nodes import common
+    from gait_estimator.nodes import conversion, topics
 
     procs, listener = chain
-    listener.clear(common.TOPIC_COMMAND)
-    listener.clear(common.TOPIC_FRAME)
+    listener.clear(topics.TOPIC_COMMAND)
+    listener.clear(topics.TOPIC_FRAME)
     time.sleep(0.5)
-    assert any(m.valid and any(m.torque) for _, m in listener.take(common.TOPIC_COMMAND))
+    assert any(m.valid and any(m.torque) for _, m in listener.take(topics.TOPIC_COMMAND))
     procs.kill("imu_driver")
     t_kill = time.time_ns()
     time.sleep(1.0)
-    cmds = listener.take(common.TOPIC_COMMAND)
-    last_valid_stamp = max(common.stamp_to_ns(m.header.stamp) for _, m in cmds if m.valid)
+    cmds = listener.take(topics.TOPIC_COMMAND)
+    last_valid_stamp = max(conversion.stamp_to_ns(m.header.stamp) for _, m in cmds if m.valid)
     assert last_valid_stamp <= t_kill + 10_000_000  # frames come from real samples only
     deadline = last_valid_stamp + int(WATCHDOG_S * 1e9)
     late = [(t, m) for t, m in cmds if t >= deadline + 5_000_000]  # +5 ms: DDS delivery
@@ -298,11 +299,11 @@ def test_killing_the_driver_ramps_the_command_to_zero_within_the_watchdog(chain)
 def test_nan_imu_data_never_reaches_the_command(chain):
     from std_msgs.msg import Empty
 
-    from gait_estimator.nodes import common
+    from gait_estimator.nodes import topics
 
     procs, listener = chain
-    listener.clear(common.TOPIC_ESTIMATE)
-    listener.clear(common.TOPIC_COMMAND)
+    listener.clear(topics.TOPIC_ESTIMATE)
+    listener.clear(topics.TOPIC_COMMAND)
     procs.start(
         "imu_driver",
         name="imu_driver_nan",
@@ -315,24 +316,24 @@ def test_nan_imu_data_never_reaches_the_command(chain):
             "fault_nan_duration_s": 2.0,
         },
     )
-    reset = listener.publisher(Empty, common.TOPIC_RESET, common.command_qos())
+    reset = listener.publisher(Empty, topics.TOPIC_RESET, topics.command_qos())
     listener.wait_for(lambda: reset.get_subscription_count() > 0, 10, "reset subscriber")
     listener.wait_for(
-        lambda: sum(m.valid for _, m in listener.take(common.TOPIC_ESTIMATE)[-10:]) >= 10,
+        lambda: sum(m.valid for _, m in listener.take(topics.TOPIC_ESTIMATE)[-10:]) >= 10,
         20,
         "valid estimates from the new driver",
     )
     reset.publish(Empty())  # the driver's death latched a fault
     listener.wait_for(
-        lambda: sum(m.valid for _, m in listener.take(common.TOPIC_COMMAND)[-10:]) >= 8,
+        lambda: sum(m.valid for _, m in listener.take(topics.TOPIC_COMMAND)[-10:]) >= 8,
         10,
         "valid commands from the new driver",
     )
-    listener.clear(common.TOPIC_COMMAND)
-    listener.clear(common.TOPIC_ESTIMATE)
+    listener.clear(topics.TOPIC_COMMAND)
+    listener.clear(topics.TOPIC_ESTIMATE)
     time.sleep(7.0)  # covers the NaN period (6 s .. 8 s after the driver's start)
-    cmds = listener.take(common.TOPIC_COMMAND)
-    ests = listener.take(common.TOPIC_ESTIMATE)
+    cmds = listener.take(topics.TOPIC_COMMAND)
+    ests = listener.take(topics.TOPIC_ESTIMATE)
     assert any(not m.valid for _, m in cmds), "the NaN period made the command invalid (zero)"
     for _, m in cmds + ests:
         assert all(math.isfinite(x) for x in m.torque)
@@ -345,20 +346,20 @@ def test_sigint_shuts_the_command_node_down_with_a_last_zero(chain):
     through its lifecycle shutdown while it can still publish: the last command is a zero."""
     from std_msgs.msg import Empty
 
-    from gait_estimator.nodes import common
+    from gait_estimator.nodes import topics
 
     procs, listener = chain
-    reset = listener.publisher(Empty, common.TOPIC_RESET, common.command_qos())
+    reset = listener.publisher(Empty, topics.TOPIC_RESET, topics.command_qos())
     listener.wait_for(lambda: reset.get_subscription_count() > 0, 10, "reset subscriber")
-    listener.clear(common.TOPIC_ESTIMATE)
+    listener.clear(topics.TOPIC_ESTIMATE)
     listener.wait_for(
-        lambda: sum(m.valid for _, m in listener.take(common.TOPIC_ESTIMATE)[-10:]) >= 10,
+        lambda: sum(m.valid for _, m in listener.take(topics.TOPIC_ESTIMATE)[-10:]) >= 10,
         20,
         "valid estimates (the NaN period of the previous test over)",
     )
     reset.publish(Empty())  # the fault the NaN period latched
     listener.wait_for(
-        lambda: sum(m.valid and any(m.torque) for _, m in listener.take(common.TOPIC_COMMAND)[-10:]) >= 8,
+        lambda: sum(m.valid and any(m.torque) for _, m in listener.take(topics.TOPIC_COMMAND)[-10:]) >= 8,
         10,
         "non-zero commands before SIGINT",
     )
@@ -368,7 +369,7 @@ def test_sigint_shuts_the_command_node_down_with_a_last_zero(chain):
     assert "Traceback" not in procs.log("torque_command"), procs.log("torque_command")
 
     def last_is_zero() -> bool:
-        last = listener.take(common.TOPIC_COMMAND)[-1][1]
+        last = listener.take(topics.TOPIC_COMMAND)[-1][1]
         return not last.valid and not any(last.torque)
 
     listener.wait_for(last_is_zero, 5, "the command node's last message to be a zero")

@@ -49,12 +49,12 @@ def graph(tmp_path):
     from diagnostic_msgs.msg import DiagnosticArray
     from gait_estimator_msgs.msg import JointTorque
 
-    from gait_estimator.nodes import common
+    from gait_estimator.nodes import topics
 
     procs = Procs(tmp_path / "logs")
     listener = Listener("sentinel_test")
     stop = threading.Event()
-    listener.subscribe(JointTorque, common.TOPIC_COMMAND, common.command_qos())
+    listener.subscribe(JointTorque, topics.TOPIC_COMMAND, topics.command_qos())
     listener.subscribe(DiagnosticArray, "/diagnostics", 50)
     yield procs, listener, stop
     stop.set()
@@ -88,7 +88,7 @@ def _wait_for_live_commands(procs, listener, node: str, reset_pub=None) -> None:
     (a starved start-up can latch a fault from invalid frames; the sentinel is not about that)."""
     from std_msgs.msg import Empty
 
-    from gait_estimator.nodes import common
+    from gait_estimator.nodes import topics
 
     polls = [0]
 
@@ -96,7 +96,7 @@ def _wait_for_live_commands(procs, listener, node: str, reset_pub=None) -> None:
         polls[0] += 1
         if reset_pub is not None and polls[0] % 20 == 0:
             reset_pub.publish(Empty())
-        cmds = listener.take(common.TOPIC_COMMAND)
+        cmds = listener.take(topics.TOPIC_COMMAND)
         return sum(m.valid and np.any(np.array(m.torque) != 0) for _, m in cmds)
 
     listener.wait_for(
@@ -111,7 +111,7 @@ def _wait_for_live_commands(procs, listener, node: str, reset_pub=None) -> None:
     # Not asserted: on a CPU-starved machine a live process (DDS threads included) can be silent
     # beyond the lease and the heartbeat timeout; the sentinel then fills in zeros until it speaks
     # again (README). "Never fights a live publisher" is asserted with a deterministic silence.
-    early = sum(_is_sentinel(m) for _, m in listener.take(common.TOPIC_COMMAND))
+    early = sum(_is_sentinel(m) for _, m in listener.take(topics.TOPIC_COMMAND))
     print(f"sentinel zeros while {node} lived (starvation): {early}")
 
 
@@ -119,9 +119,9 @@ def _kill_and_expect_zeros(procs, listener, node: str, joints) -> None:
     """kill -9 ``node``; assert the sentinel's zeros, their bound and that nothing else follows."""
     from gait_estimator_msgs.msg import JointTorque
 
-    from gait_estimator.nodes import common
+    from gait_estimator.nodes import conversion, topics
 
-    cmd = common.TOPIC_COMMAND
+    cmd = topics.TOPIC_COMMAND
     t_kill = time.time_ns()
     procs.kill(node)
     listener.wait_for(
@@ -131,7 +131,7 @@ def _kill_and_expect_zeros(procs, listener, node: str, joints) -> None:
     msgs = listener.take(cmd)
     first = next(i for i, (t, m) in enumerate(msgs) if _is_sentinel(m) and t > t_kill)
     latency_s = (msgs[first][0] - t_kill) / 1e9
-    published_s = (common.stamp_to_ns(msgs[first][1].header.stamp) - t_kill) / 1e9
+    published_s = (conversion.stamp_to_ns(msgs[first][1].header.stamp) - t_kill) / 1e9
     last_live_s = max((t - t_kill) / 1e9 for t, m in msgs[:first] if not _is_sentinel(m))
     print(
         f"kill -9 {node} -> first sentinel zero published {published_s * 1e3:.1f} ms, received "
@@ -143,7 +143,7 @@ def _kill_and_expect_zeros(procs, listener, node: str, joints) -> None:
     after = [m for _, m in msgs[first:]]
     assert all(_is_sentinel(m) for m in after), "a command of the dead node after the sentinel's zero"
     for m in after:
-        _, torque, status, valid = common.joint_torque_arrays(m)
+        _, torque, status, valid = conversion.joint_torque_arrays(m)
         assert not valid and np.all(torque == 0.0), (valid, torque)
         assert np.all(status == JointTorque.STATUS_INVALID) and m.source == JointTorque.SOURCE_COMMAND
         assert list(m.joint_names) == list(joints)
@@ -161,10 +161,10 @@ def _kill_and_expect_zeros(procs, listener, node: str, joints) -> None:
 def test_sentinel_zeroes_after_kill_9_of_the_command_node_and_never_fights_a_live_publisher(graph):
     from gait_estimator_msgs.msg import JointTorque
 
-    from gait_estimator.nodes import common
+    from gait_estimator.nodes import conversion, topics
 
     procs, listener, stop = graph
-    cmd = common.TOPIC_COMMAND
+    cmd = topics.TOPIC_COMMAND
     _start_manager(procs, "torque_command")  # first: no command publisher yet
     listener.wait_for(lambda: _status(listener, SENTINEL_STATUS) is not None, 30, "manager diagnostics")
     st = _status(listener, SENTINEL_STATUS)
@@ -176,8 +176,8 @@ def test_sentinel_zeroes_after_kill_9_of_the_command_node_and_never_fights_a_liv
     _kill_and_expect_zeros(procs, listener, "torque_command", RIGHT_LEG["joints"])
 
     # -- a publisher comes back: the sentinel stops; silent but alive: it stays quiet ----------
-    pub = listener.publisher(JointTorque, cmd, common.command_publisher_qos())
-    back = common.joint_torque_msg(
+    pub = listener.publisher(JointTorque, cmd, topics.command_publisher_qos())
+    back = conversion.joint_torque_msg(
         time.time_ns(), JointTorque.SOURCE_COMMAND, RIGHT_LEG["joints"], [0.0] * 3, valid=False
     )
     t_back = time.time_ns()
@@ -192,9 +192,9 @@ def test_sentinel_zeroes_after_kill_9_of_the_command_node_and_never_fights_a_liv
     # process received them: it stopped while the publisher spoke and stayed quiet while it was
     # silent but alive (0.2 s allowed for the back-messages to reach a starved manager).
     fought = [
-        common.stamp_to_ns(m.header.stamp)
+        conversion.stamp_to_ns(m.header.stamp)
         for _, m in msgs
-        if _is_sentinel(m) and common.stamp_to_ns(m.header.stamp) > t_quiet + 200_000_000
+        if _is_sentinel(m) and conversion.stamp_to_ns(m.header.stamp) > t_quiet + 200_000_000
     ]
     assert not fought, f"sentinel published {len(fought)} zeros over a live, silent publisher"
 
@@ -215,15 +215,15 @@ def test_sentinel_zeroes_after_kill_9_of_the_command_node_and_never_fights_a_liv
 def test_sentinel_zeroes_after_kill_9_of_the_fused_node(graph, tiny_model):
     from std_msgs.msg import Empty, Float64MultiArray
 
-    from gait_estimator.nodes import common
+    from gait_estimator.nodes import topics
 
     procs, listener, _ = graph
-    cmd = common.TOPIC_COMMAND
-    listener.subscribe(Float64MultiArray, EFFORT_TOPIC, common.command_qos())
+    cmd = topics.TOPIC_COMMAND
+    listener.subscribe(Float64MultiArray, EFFORT_TOPIC, topics.command_qos())
     params = {"imu_source": "sim", "model_path": str(tiny_model), "ramp_s": 0.0, "sim_loop_s": 20.0}
     procs.start("gait_pipeline", params={**params, **RIGHT_LEG, "effort_topic": EFFORT_TOPIC})
     _start_manager(procs, "gait_pipeline")
-    reset = listener.publisher(Empty, common.TOPIC_RESET, common.command_qos())
+    reset = listener.publisher(Empty, topics.TOPIC_RESET, topics.command_qos())
     _wait_for_live_commands(procs, listener, "gait_pipeline", reset)
 
     # the fused node's ros2_control output (its publish hook) equals its commands
@@ -234,7 +234,7 @@ def test_sentinel_zeroes_after_kill_9_of_the_fused_node(graph, tiny_model):
         f"fused effort != command: {missing[:3]}"
     )
     # its estimate output: diagnostic_updater's frequency keys at the model rate
-    name = f"gait_pipeline: /{common.TOPIC_ESTIMATE} topic status"
+    name = f"gait_pipeline: /{topics.TOPIC_ESTIMATE} topic status"
     # (STALE before activation, ERROR "No events recorded." while the window fills)
     listener.wait_for(
         lambda: (e := _status(listener, name)) is not None and e.level in (b"\x00", b"\x01"), 5, name
@@ -259,10 +259,10 @@ def test_a_stalled_live_publisher_is_not_fought_and_a_killed_one_is(graph):
     import sys
     from pathlib import Path
 
-    from gait_estimator.nodes import common
+    from gait_estimator.nodes import topics
 
     procs, listener, _ = graph
-    cmd = common.TOPIC_COMMAND
+    cmd = topics.TOPIC_COMMAND
     _start_manager(procs, "torque_command")
     listener.wait_for(lambda: _status(listener, SENTINEL_STATUS) is not None, 30, "manager diagnostics")
     script = Path(__file__).parent / "support" / "publish_commands.py"

@@ -15,7 +15,7 @@ import pytest
 
 from gait_estimator.core.params import SCHEMAS, load_config, validate_node_params
 from gait_estimator.errors import ConfigError
-from gait_estimator.nodes import common, params, serial_protocol
+from gait_estimator.nodes import conversion, model_files, params, serial_protocol
 
 PKG = Path(__file__).resolve().parents[1]
 DATA = Path(__file__).parent / "data"
@@ -138,10 +138,10 @@ def test_imu_and_frame_conversion_roundtrip():
 
     from gait_estimator.core.samples import SyncFrame
 
-    m = common.fill_imu(
+    m = conversion.fill_imu(
         Imu(), 1_500_000_123, "imu_pelvis", (1, 2, 3), (4, 5, 6), (0, 0, 0.6, 0.8), (0.1, 0.2, 0.3)
     )
-    stamp, values = common.imu_values(m)
+    stamp, values = conversion.imu_values(m)
     assert stamp == 1_500_000_123 and values == [1, 2, 3, 4, 5, 6, 0, 0, 0.6, 0.8]
     assert m.linear_acceleration_covariance[0] == 0.3 and m.orientation_covariance[8] == 0.1
     frame = SyncFrame(
@@ -152,23 +152,23 @@ def test_imu_and_frame_conversion_roundtrip():
         np.tile([0, 0, 0, 1.0], (2, 1)),
         np.array([True, False]),
     )
-    back = common.msg_to_frame(common.frame_to_msg(frame, 100.0))
+    back = conversion.msg_to_frame(conversion.frame_to_msg(frame, 100.0))
     assert back.stamp_ns == 42 and back.locations == ("a", "b")
     assert np.array_equal(back.acc, frame.acc) and list(back.valid) == [True, False]
     assert np.array_equal(back.gyro, frame.gyro) and np.array_equal(back.quat_xyzw, frame.quat_xyzw)
-    bad = common.frame_to_msg(frame, 100.0)
+    bad = conversion.frame_to_msg(frame, 100.0)
     bad.imus = bad.imus[:1]  # one Imu for two locations: the pairing is unknown
     with pytest.raises(ValueError, match="1 imus for 2 locations"):
-        common.msg_to_frame(bad)
+        conversion.msg_to_frame(bad)
 
 
 def test_window_and_torque_conversion():
     w = np.random.default_rng(0).normal(size=(5, 3)).astype(np.float32)
-    msg = common.window_to_msg(w, 7, ["a/x", "a/y", "a/z"], 100.0, True)
-    back, stamp, valid = common.msg_to_window(msg)
+    msg = conversion.window_to_msg(w, 7, ["a/x", "a/y", "a/z"], 100.0, True)
+    back, stamp, valid = conversion.msg_to_window(msg)
     assert np.array_equal(back, w) and stamp == 7 and valid
-    m = common.joint_torque_msg(9, 1, ["j1", "j2"], [1.0, np.nan])
-    stamp, torque, status, valid = common.joint_torque_arrays(m)
+    m = conversion.joint_torque_msg(9, 1, ["j1", "j2"], [1.0, np.nan])
+    stamp, torque, status, valid = conversion.joint_torque_arrays(m)
     # one non-finite joint makes the message invalid, and an invalid message carries 0.0 everywhere
     assert torque.tolist() == [0.0, 0.0] and status.tolist() == [3, 3] and not valid
 
@@ -236,7 +236,7 @@ def _starved_run(clock_push, period=10_000_000, n=300, stall_at=100, stall_ns=40
 
 @pytest.mark.parametrize("offset", [False, True])
 def test_data_clock_a_starved_consumer_makes_no_invalid_frame(offset):
-    from gait_estimator.nodes.imu_synchronizer import DataClock
+    from gait_estimator.core.clock import DataClock
 
     clock = DataClock(_sync(offset))
     frames = _starved_run(clock.push)
@@ -260,7 +260,7 @@ def test_data_clock_a_starved_consumer_makes_no_invalid_frame(offset):
 
 
 def test_data_clock_emits_a_frame_when_the_last_imu_of_its_stamp_arrives():
-    from gait_estimator.nodes.imu_synchronizer import DataClock
+    from gait_estimator.core.clock import DataClock
 
     clock = DataClock(_sync(False))
     t0 = 5_000_000_000
@@ -279,7 +279,7 @@ def test_data_clock_emits_a_frame_when_the_last_imu_of_its_stamp_arrives():
 
 
 def test_data_clock_a_stalled_imu_yields_invalid_frames_within_latency_plus_max_gap():
-    from gait_estimator.nodes.imu_synchronizer import DataClock
+    from gait_estimator.core.clock import DataClock
 
     clock = DataClock(_sync(True))
     t0 = 5_000_000_000
@@ -310,7 +310,7 @@ def default_tcn_trial():
     from gait_estimator.runtime.model_file import load_model
     from gait_estimator.sim.generate import sample_subject, simulate_trial
 
-    model = load_model(common.default_model_path())
+    model = load_model(model_files.default_model_path())
     assert model.metadata.streaming and model.metadata.stride == 1
     subject = sample_subject(np.random.default_rng(4))
     trial = simulate_trial(subject, 6.0, 1.3, model.metadata.sample_rate_hz, seed=4)
@@ -383,17 +383,15 @@ def test_streaming_is_refused_for_a_window_only_model(tmp_path):
         assert cfg[node]["inference_mode"] == "streaming"
 
 
-@pytest.mark.ros
-def test_torque_estimator_streaming_equals_window_on_feature_windows(default_tcn_trial):
-    """The distributed estimator steps only the new rows of each FeatureWindow: every estimate
-    equals ``predict_window`` of that window, across dropped windows (caught up from the rows the
-    next window holds), an invalid stretch and a stamp jump (both restart the stream)."""
-    import rclpy
-
+def test_model_stage_streaming_on_feature_windows_equals_window_mode(default_tcn_trial):
+    """The distributed estimator's model stage (``core.model_stage.ModelStage.push_window``, the
+    object the fused pipeline runs per row) steps only the new rows of each FeatureWindow: every
+    estimate equals ``predict_window`` of that window, across dropped windows (caught up from the
+    rows the next window holds), an invalid stretch and a stamp jump (both restart the stream)."""
     from gait_estimator.core.features import FeatureExtractor
+    from gait_estimator.core.model_stage import ModelStage
     from gait_estimator.core.samples import SyncFrame
     from gait_estimator.core.windowing import WindowBuffer
-    from gait_estimator.nodes.torque_estimator import TorqueEstimator
 
     model, trial = default_tcn_trial
     md = model.metadata
@@ -416,30 +414,21 @@ def test_torque_estimator_streaming_equals_window_on_feature_windows(default_tcn
         if buf.push(row, stamp, valid) or not valid:
             windows.append((stamp, buf.window().copy(), valid and buf.valid))
     dropped = {100, 101, 102, 200, 350}  # messages lost on the way (windows, not frames)
-    ctx = rclpy.Context()
-    rclpy.init(context=ctx)
-    try:
-        # The node object without spinning: its streaming path is called window by window.
-        node = TorqueEstimator.__new__(TorqueEstimator)
-        rclpy.lifecycle.LifecycleNode.__init__(node, "stream_test_estimator", context=ctx)
-        node.params = {"inference_mode": "streaming", "subject_mass_kg": 70.0}
-        node.counts = {"stream_restarts": 0}
-        node._stream_runtime, node._stream_stamp, node._stream_rows = None, None, 0
-        diffs, streamed = [], 0
-        for k, (stamp, w, valid) in enumerate(windows):
-            if k in dropped:
-                continue
-            if not valid:
-                node._stream_stamp = None  # as _on_window does for an invalid window
-                continue
-            y = node._stream(model, w, stamp)
-            diffs.append(float(np.max(np.abs(y - model.predict_window(w)))))
-            streamed += node._stream_rows >= md.window
-        node.destroy_node()
-    finally:
-        rclpy.shutdown(context=ctx)
-    # restarts: the first window, after the invalid stretch, after the stamp jump
-    assert node.counts["stream_restarts"] == 3, node.counts
-    assert streamed > 200 and len(diffs) > 400  # 3 warm-ups of 64 windows each
-    print(f"torque_estimator streaming vs window: max abs diff {max(diffs):.2e} N·m/kg, {streamed} streamed")
+    stage = ModelStage(model, "streaming", scale=1.0)
+    diffs, invalid = [], 0
+    for k, (stamp, w, valid) in enumerate(windows):
+        if k in dropped:
+            continue
+        (est,) = stage.push_window(stamp, w, valid)
+        assert est.stamp_ns == stamp
+        if not valid:
+            invalid += 1
+            assert not est.valid and not est.torque_nm.any()
+            continue
+        assert est.valid
+        diffs.append(float(np.max(np.abs(est.torque_nm - model.predict_window(w)))))
+    # restarts: after the invalid stretch and after the stamp jump (the first window starts it)
+    assert stage.counters["stream_resets"] == 2, stage.counters
+    assert invalid >= 5 and len(diffs) > 400  # the invalid rows stay in the window for T frames
+    print(f"model stage streaming vs window: max abs diff {max(diffs):.2e} N·m/kg over {len(diffs)} windows")
     assert max(diffs) <= STREAM_TOL_NM_KG

@@ -93,23 +93,50 @@ class _FakeNode:
 
 
 def test_runtime_sets_live_configure_time_and_refused():
-    from gait_estimator.nodes.torque_command import COMMAND_LIVE
+    from gait_estimator.core.command_stage import COMMAND_LIVE
+    from gait_estimator.core.param_types import TorqueCommandParams
 
-    node = _FakeNode(validate_node_params("torque_command", {}))
+    node = _FakeNode(TorqueCommandParams.from_values(validate_node_params("torque_command", {})))
     applied = []
     rp = RuntimeParameters(node, "torque_command", COMMAND_LIVE, lambda new, ch: applied.append(ch) or "",
                            idle=lambda: node.state == "unconfigured")
     assert rp.check([("limit_nm", [5.0])]) == "" and applied == [{"limit_nm"}]
-    assert node.params["limit_nm"] == [5.0]
+    assert isinstance(node.params, TorqueCommandParams) and node.params.limit_nm == (5.0,)
     reason = rp.check([("limit_nm", [-5.0])])
-    assert "torque_command.limit_nm" in reason and node.params["limit_nm"] == [5.0]
+    assert "torque_command.limit_nm" in reason and node.params.limit_nm == (5.0,)
     reason = rp.check([("control_rate_hz", 200.0)])
-    assert "read at configure" in reason and node.params["control_rate_hz"] == 100.0
+    assert "read at configure" in reason and node.params.control_rate_hz == 100.0
     node.state = "unconfigured"
-    assert rp.check([("control_rate_hz", 200.0)]) == "" and node.params["control_rate_hz"] == 200.0
+    assert rp.check([("control_rate_hz", 200.0)]) == "" and node.params.control_rate_hz == 200.0
     # A set of two parameters is atomic: one bad value refuses both.
     reason = rp.check([("gains", [0.1]), ("watchdog_s", 0.001)])
-    assert "watchdog_s" in reason and node.params["gains"] == [0.2] * 6
+    assert "watchdog_s" in reason and node.params.gains == (0.2,) * 6
+
+
+def test_generated_parameter_types_are_up_to_date_and_typed():
+    """``core/param_types.py`` is generated from the schema (scripts/gen_param_types.py): stale
+    means a schema change without regeneration; every node's class holds every schema field."""
+    import dataclasses
+    import subprocess
+    import sys
+    import typing
+    from pathlib import Path
+
+    from gait_estimator.core.param_schema import SCHEMAS
+    from gait_estimator.core.param_types import PARAM_TYPES
+
+    script = Path(__file__).resolve().parents[2] / "scripts" / "gen_param_types.py"
+    done = subprocess.run([sys.executable, str(script), "--check"], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert set(PARAM_TYPES) == set(SCHEMAS)
+    for node, cls in PARAM_TYPES.items():
+        hints = typing.get_type_hints(cls)
+        assert list(hints) == [s.name for s in SCHEMAS[node]], node
+        p = cls.from_values(validate_node_params(node, {}))
+        assert all(getattr(p, s.name) == (tuple(s.default) if isinstance(s.default, list) else s.default)
+                   for s in SCHEMAS[node]), node
+        with pytest.raises(dataclasses.FrozenInstanceError):  # a node never edits them in place
+            setattr(p, next(iter(hints)), None)
 
 
 DATA_PATH = (

@@ -410,15 +410,15 @@ def test_typestore_knows_our_messages() -> None:
     shutil.which("true")  # keep shutil import used on every platform
 
 
-def test_offline_builds_the_same_core_objects_as_the_nodes() -> None:
-    """validate's synchronizer and command shaper come from the nodes' parameter schema and
-    constructors; this catches a drift between the two construction paths."""
-    from gait_estimator.nodes.imu_synchronizer import make_synchronizer as node_sync
-    from gait_estimator.nodes.torque_command import make_shaper as node_shaper
-    from gait_estimator.replay.offline import make_shaper, make_synchronizer, node_parameters
+def test_offline_and_the_nodes_share_one_synchronizer_factory_and_shaper_builder() -> None:
+    """One construction path: replay, the synchronizer node and the fused node build their
+    synchronizer and command shaper with the same functions (no copies to drift apart)."""
+    from gait_estimator.core import clock, command_stage, params
+    from gait_estimator.nodes import imu_synchronizer
+    from gait_estimator.replay import offline
 
-    p = node_parameters({"latency_s": 0.05, "gains": [0.3]}, subject_mass_kg=80.0)
-    ours, theirs = make_synchronizer(p, 100.0), node_sync(dict(p, rate_hz=100.0))
-    for attr in ("locations", "rate_hz", "latency_ns", "max_gap_ns", "estimate_clock_offset", "emit_early"):
-        assert getattr(ours, attr) == getattr(theirs, attr), attr
-    assert make_shaper(p).config == node_shaper(p).config
+    assert offline.make_synchronizer is clock.make_synchronizer is imu_synchronizer.make_synchronizer
+    assert offline.make_shaper is params.make_shaper is command_stage.make_shaper
+    p = offline.node_parameters({"latency_s": 0.05, "gains": [0.3]}, subject_mass_kg=80.0)
+    sync = offline.make_synchronizer(p, 100.0)
+    assert (sync.rate_hz, sync.latency_ns, sync.locations) == (100.0, 50_000_000, tuple(p["locations"]))

@@ -95,12 +95,17 @@ def streams(seed: int, seconds: float = 3.0, **kw: float) -> ImuArrays:
 
 
 def per_sample_frames(sync: ImuSynchronizer, imu: ImuArrays, final: int) -> list[tuple]:
+    """The object driven as the nodes drive it: ``core.clock.DataClock`` (polls at data time),
+    then the timer's poll at host time ``final``."""
+    from gait_estimator.core.clock import DataClock
+
+    clock = DataClock(sync)
     out = []
     for i in range(len(imu)):
         v = imu.values[i]
         sample = ImuSample(imu.locations[imu.loc[i]], int(imu.stamp_ns[i]), v[0:3], v[3:6], v[6:10])
-        sync.push(sample, int(imu.log_ns[i]))
-        out += [(i, f, sync.clock_offset_ns(imu.locations[0]) or 0) for f in sync.poll(int(imu.log_ns[i]))]
+        frames = clock.push(sample, int(imu.log_ns[i]))
+        out += [(i, f, sync.clock_offset_ns(imu.locations[0]) or 0) for f in frames]
     out += [(len(imu), f, sync.clock_offset_ns(imu.locations[0]) or 0) for f in sync.poll(final)]
     return out
 
@@ -160,10 +165,17 @@ def test_synchronizer_closed_form_declines_outside_its_preconditions() -> None:
     late = ImuArrays(
         late.locations, late.log_ns[order], late.loc[order], late.stamp_ns[order], late.values[order]
     )
-    assert (
-        simulate_synchronizer(ImuSynchronizer(IMU_LOCATIONS, 100.0, estimate_clock_offset=False), late, None)
-        is None
-    )
+    # Polled at data time, a stream that starts late is no late sample (its first stamp is
+    # behind the others' by less than the latency): the closed form may apply, and then it must
+    # be exactly the object's answer.
+    make = lambda: ImuSynchronizer(IMU_LOCATIONS, 100.0, estimate_clock_offset=False)  # noqa: E731
+    final = int(late.log_ns[-1]) + 200_000_000
+    fast = simulate_synchronizer(make(), late, final)
+    ref = per_sample_frames(make(), late, final)
+    if fast is not None:
+        assert fast.stamp_ns.tolist() == [f.stamp_ns for _, f, _ in ref]
+        assert fast.poll_index.tolist() == [i for i, _, _ in ref]
+        assert np.array_equal(fast.valid, np.stack([f.valid for _, f, _ in ref]))
 
 
 # --------------------------------------------------------------------------------------------
@@ -294,9 +306,10 @@ def test_direct_joint_torque_reader_equals_rosbags(bag: str) -> None:
             got = decode_joint_torque_cdr(data)
             msg = reader.decode(data, msgtype, topic)
             assert got is not None
-            stamp, _, torque, valid, mass = got
+            stamp, _, torque, valid, mass, phase = got
             assert stamp == msg.header.stamp.sec * 1_000_000_000 + msg.header.stamp.nanosec
             assert torque == list(msg.torque) and valid == msg.valid and mass == msg.subject_mass
+            assert phase == msg.gait_phase or (np.isnan(phase) and np.isnan(msg.gait_phase))
             n += 1
         assert n > 100
         order = tuple(reversed(JOINTS))
@@ -305,6 +318,7 @@ def test_direct_joint_torque_reader_equals_rosbags(bag: str) -> None:
     assert fast.joints == slow.joints == order
     for name in ("log_ns", "stamp_ns", "torque_nm", "valid"):
         assert np.array_equal(getattr(fast, name), getattr(slow, name)), name
+    assert np.array_equal(fast.gait_phase, slow.gait_phase, equal_nan=True)
     assert fast.subject_mass_kg == slow.subject_mass_kg > 0
     assert decode_joint_torque_cdr(b"\x00\x01\x00\x00" + bytes(8)) is None
 

@@ -221,7 +221,7 @@ def test_nan_only_model_fails_the_gate(nan_model: Path, capsys: pytest.CaptureFi
         return
     assert code == 1, err
     lines = [ln.strip() for ln in err.splitlines()[1:] if ln.strip()]
-    assert len(lines) == 6 * 4, err  # every metric of every joint
+    assert len(lines) == 6 * 4 + 4, err  # every metric of every joint, and the 4 gait figures
     assert all("undefined in this run" in ln for ln in lines), err
 
 
@@ -267,6 +267,33 @@ def test_compare_counts_missing_and_nan_values_as_regressions() -> None:
     assert (
         compare({"metrics": {}, "metrics_skipped": "no valid estimate"}, entry)[0].why == "no valid estimate"
     )
+
+
+def test_gait_phase_is_gated_when_the_baseline_has_it() -> None:
+    """The committed baseline gates the gait phase and heel strikes of its bags; a run whose phase
+    or heel strikes get worse (or that has none) is a regression naming the figure."""
+    from gait_estimator.replay.baseline import compare, load_baseline
+
+    entry = load_baseline(BASELINE)["bags"]["walk_mcap"]
+    base = entry["gait"]["values"]
+    assert base["heel_strikes_missed"] == 0 and base["heel_strikes_extra"] == 0
+    assert base["phase_rmse_pct"] < 2.0 and base["heel_strike_mae_ms"] < 15.0
+
+    def report(rmse: float, missed: int, extra: int, mae: float) -> dict:
+        joints = {j: dict(v) for j, v in entry["metrics"].items()}
+        hs = {"missed": missed, "extra": extra, "mae_ms": mae}
+        return {"metrics": joints, "gait_phase": {"phase_rmse_pct": rmse, "heel_strike": hs}}
+
+    same = report(base["phase_rmse_pct"], 0, 0, base["heel_strike_mae_ms"])
+    assert compare(same, entry) == []
+    worse = report(base["phase_rmse_pct"] + 1.0, 1, 2, base["heel_strike_mae_ms"] + 10.0)
+    regs = {r.metric: r for r in compare(worse, entry)}
+    assert set(regs) == {"phase_rmse_pct", "heel_strikes_missed", "heel_strikes_extra", "heel_strike_mae_ms"}
+    assert all(r.joint == "gait" for r in regs.values()) and "heel_strikes_extra = 2.0000" in str(
+        regs["heel_strikes_extra"]
+    )
+    gone = {"metrics": same["metrics"]}  # a run that scored no gait phase cannot pass
+    assert {r.metric for r in compare(gone, entry)} == set(regs)
 
 
 def test_internal_error_exits_3_not_1(monkeypatch: pytest.MonkeyPatch, capsys) -> None:

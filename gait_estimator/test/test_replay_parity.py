@@ -5,10 +5,10 @@ fused ``gait_pipeline`` node (subscribing ``imu/<location>`` like in deployment)
 ``gait/torque_estimate`` is recorded here; (2) ``replay_bag`` (what ``gait-estimator validate``
 runs) replays it offline. The player runs with ``--restamp`` (header stamps moved onto the host
 clock, which the node uses for receipt) and both sides with ``estimate_clock_offset: false``, so
-the synchronizer's grid is the bag's sample grid on both sides. ``latency_s`` is raised to
-0.25 s on both sides: frames are emitted as soon as every IMU's sample is in (on time, the
-latency never matters), and a sample delayed by a scheduling hiccup of the loaded test machine
-still makes its frame instead of being held (which would change that frame online only).
+the synchronizer's grid is the bag's sample grid on both sides. Both sides run the default
+``latency_s`` and poll the synchronizer at data time (``core.clock.DataClock``: the node and
+``replay_bag`` alike), so a sample delayed by a scheduling hiccup of the loaded test machine
+still makes its frame online, as it does offline.
 
 Stated tolerance: every estimate the node published matches the offline estimate of the same
 frame within 1e-6 N·m on the per-sample path (``validate --per-sample``; in practice
@@ -37,7 +37,6 @@ pytestmark = [pytest.mark.ros, pytest.mark.slow]
 
 TOL_NM = 1e-6  # per-sample offline path
 TOL_BATCHED_NM = 1e-4  # batched offline path (float32 batched inference)
-LATENCY_S = 0.25  # margin for a scheduling hiccup on a loaded machine; no effect on on-time samples
 MIN_MATCHED = 0.98
 
 
@@ -60,7 +59,7 @@ def parity_inputs(tmp_path: Path):
 def test_bag_through_dds_nodes_equals_offline_validate(tmp_path: Path, parity_inputs) -> None:
     from gait_estimator_msgs.msg import JointTorque
 
-    from gait_estimator.nodes import common
+    from gait_estimator.nodes import topics
     from gait_estimator.replay.offline import ReplayOptions, replay_bag
     from gait_estimator.runtime.model_file import load_model
 
@@ -68,7 +67,7 @@ def test_bag_through_dds_nodes_equals_offline_validate(tmp_path: Path, parity_in
     procs = Procs(tmp_path / "logs")
     listener = Listener("parity_listener")
     try:
-        listener.subscribe(JointTorque, "/gait/torque_estimate", common.sensor_qos(common.SENSOR_SUB_DEPTH))
+        listener.subscribe(JointTorque, "/gait/torque_estimate", topics.sensor_qos(topics.SENSOR_SUB_DEPTH))
         procs.start(
             "gait_pipeline",
             params={

@@ -54,11 +54,11 @@ def listener():
     from rosgraph_msgs.msg import Clock
     from sensor_msgs.msg import Imu
 
-    from gait_estimator.nodes import common
+    from gait_estimator.nodes import topics
 
     lst = Listener("player_test_listener")
     for loc in LOCS:
-        lst.subscribe(Imu, f"/imu/{loc}", common.sensor_qos(common.SENSOR_SUB_DEPTH))  # rides out stalls
+        lst.subscribe(Imu, f"/imu/{loc}", topics.sensor_qos(topics.SENSOR_SUB_DEPTH))  # rides out stalls
     lst.subscribe(JointTorque, "/gait/torque_reference", QoSProfile(depth=1000))
     lst.subscribe(Clock, "/clock", QoSProfile(depth=1000))
     yield lst

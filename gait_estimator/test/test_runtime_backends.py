@@ -307,14 +307,14 @@ def test_offline_pipeline_takes_every_format_by_file_type(tmp_path: Path) -> Non
 
 
 def test_nodes_read_every_file_types_metadata_without_torch(exported):
-    """The windowing node reads only the layout (``common.read_model_metadata``): an ONNX or .pt2
+    """The windowing node reads only the layout (``model_files.read_model_metadata``): an ONNX or .pt2
     file must give it the same metadata as the TorchScript file, and neither torch nor ONNX Runtime
     may be imported for it (checked in a fresh interpreter)."""
     import json
     import subprocess
     import sys
 
-    from gait_estimator.nodes.common import read_model_metadata
+    from gait_estimator.nodes.model_files import read_model_metadata
 
     _, files = exported
     want = read_metadata(files[".pt"])

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from gait_estimator.nodes.common import default_model_path
+from gait_estimator.nodes.model_files import default_model_path
 from gait_estimator.nodes.params import resolve_model_path
 from gait_estimator.runtime.model_file import load_model, read_metadata
 from gait_estimator.runtime.onnx_file import OnnxRuntime

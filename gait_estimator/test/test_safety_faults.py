@@ -57,12 +57,12 @@ class HostileDriver:
         from gait_estimator_msgs.msg import ImuBundle
         from sensor_msgs.msg import Imu
 
-        from gait_estimator.nodes import common
+        from gait_estimator.nodes import topics
 
         self.trial, self.locations = trial, locations
-        self.bundle_pub = listener.publisher(ImuBundle, "imu/bundle", common.sensor_qos()) if bundle else None
+        self.bundle_pub = listener.publisher(ImuBundle, "imu/bundle", topics.sensor_qos()) if bundle else None
         self.pubs = {
-            loc: listener.publisher(Imu, common.TOPIC_IMU.format(location=loc), common.sensor_qos())
+            loc: listener.publisher(Imu, topics.TOPIC_IMU.format(location=loc), topics.sensor_qos())
             for loc in (() if bundle else locations)
         }
         self.fault = None
@@ -74,7 +74,7 @@ class HostileDriver:
     def _run(self) -> None:
         from sensor_msgs.msg import Imu
 
-        from gait_estimator.nodes import common
+        from gait_estimator.nodes import conversion
 
         n = len(self.trial.time_ns)
         period = 1.0 / RATE
@@ -93,7 +93,7 @@ class HostileDriver:
                 if sample is None:
                     continue
                 if self.bundle_pub is None:
-                    self.pubs[loc].publish(common.fill_imu(Imu(), sample[0], f"imu_{loc}", *sample[1:]))
+                    self.pubs[loc].publish(conversion.fill_imu(Imu(), sample[0], f"imu_{loc}", *sample[1:]))
                 samples.append((loc, sample))
             if self.bundle_pub is not None and samples:
                 self.bundle_pub.publish(self._bundle(samples))
@@ -104,10 +104,10 @@ class HostileDriver:
     def _bundle(self, samples):
         from gait_estimator_msgs.msg import ImuBundle
 
-        from gait_estimator.nodes import common
+        from gait_estimator.nodes import conversion
 
         m = ImuBundle(rate_hz=RATE)
-        common.set_stamp(m.header.stamp, samples[0][1][0])
+        conversion.set_stamp(m.header.stamp, samples[0][1][0])
         m.locations = [loc for loc, _ in samples]
         m.stamp_ns = [int(s[0]) for _, s in samples]
         m.linear_acceleration = [float(x) for _, s in samples for x in s[1]]
@@ -142,11 +142,11 @@ def fused(tmp_path_factory, request):
     from gait_estimator_msgs.msg import JointTorque
     from std_msgs.msg import Empty
 
-    from gait_estimator.nodes import common
+    from gait_estimator.nodes import model_files, topics
     from gait_estimator.runtime.model_file import load_model
     from gait_estimator.sim.generate import sample_subject, simulate_trial
 
-    md = load_model(common.default_model_path()).metadata
+    md = load_model(model_files.default_model_path()).metadata
     subject = sample_subject(np.random.default_rng(5))
     trial = simulate_trial(subject, 20.0, 1.3, RATE, seed=5)
     procs = Procs(tmp_path_factory.mktemp("logs"))
@@ -174,11 +174,11 @@ def fused(tmp_path_factory, request):
         "control_rate_hz": RATE,
     }
     proc = procs.start(NODE, params=params)
-    listener.subscribe(JointTorque, common.TOPIC_COMMAND, common.command_qos())
+    listener.subscribe(JointTorque, topics.TOPIC_COMMAND, topics.command_qos())
     driver = HostileDriver(listener, trial, md.locations)
     _transition(listener, CONFIGURE, "inactive")
     _transition(listener, ACTIVATE, "active")
-    reset_pub = listener.publisher(Empty, common.TOPIC_RESET, common.command_qos())
+    reset_pub = listener.publisher(Empty, topics.TOPIC_RESET, topics.command_qos())
 
     def reset():
         """Clear the fault at the source, then exo/reset until commands are valid again (invalid
@@ -217,9 +217,9 @@ def _transition(listener, transition: int, state: str) -> None:
 
 
 def _cmds(listener):
-    from gait_estimator.nodes import common
+    from gait_estimator.nodes import topics
 
-    return listener.take(common.TOPIC_COMMAND)
+    return listener.take(topics.TOPIC_COMMAND)
 
 
 def _recent_valid(listener, n):
@@ -393,13 +393,13 @@ def test_a_one_hour_stamp_jump_builds_no_backlog_and_commands_zero(fused):
 def bad_models(tmp_path_factory):
     import torch
 
-    from gait_estimator.nodes import common
+    from gait_estimator.nodes import model_files
     from gait_estimator.runtime.metadata import METADATA_FILE
     from gait_estimator.runtime.model_file import read_metadata
     from gait_estimator.runtime.reference_models import make_tiny_lstm_model
 
     d = tmp_path_factory.mktemp("bad_models")
-    md = read_metadata(common.default_model_path())
+    md = read_metadata(model_files.default_model_path())
     (d / "corrupt.pt").write_bytes(b"\x00garbage" * 100)
     (d / "empty.pt").write_bytes(b"")
     (d / "a_directory.pt").mkdir()
@@ -448,20 +448,18 @@ def test_a_bad_model_is_refused_and_the_running_one_keeps_commanding(fused, bad_
     assert "model swapped to" not in procs.log(NODE), "no bad model may be put in charge"
 
 
-def test_deactivation_ramps_out_valid_then_zero_invalid(fused):
-    from gait_estimator_msgs.msg import JointTorque
-
+def test_deactivation_cuts_to_zero_invalid_then_ramps_in_on_activation(fused):
+    """One deactivate policy for every command node (core.command_stage, the node contract): the
+    command is an invalid zero from the deactivation on, never a valid torque after it."""
     procs, listener, driver, proc, reset = fused
     listener.wait_for(lambda: _recent_valid(listener, 20), 30, "valid commands")
     listener.clear()
     _transition(listener, DEACTIVATE, "inactive")
+    t_done = time.time_ns()
     time.sleep(1.0)
     cmds = _cmds(listener)
     check_wire(cmds)
-    first = next(i for i, (_, m) in enumerate(cmds) if JointTorque.STATUS_RAMPING in bytes(m.joint_status))
-    ramp = [m for _, m in cmds[first:] if m.valid and any(m.torque)]
-    assert ramp, "the deactivation must ramp out"
-    assert all(set(bytes(m.joint_status)) == {JointTorque.STATUS_RAMPING} for m in ramp)
-    assert not cmds[-1][1].valid and not any(cmds[-1][1].torque)
+    after = [m for t, m in cmds if t > t_done]
+    assert len(after) > 50 and all(not m.valid and not any(m.torque) for m in after)
     _transition(listener, ACTIVATE, "active")
     listener.wait_for(lambda: _recent_valid(listener, 10), 30, "valid commands after re-activation")

@@ -41,12 +41,12 @@ CONFIGURE, ACTIVATE = 1, 3
 
 def _zero_within(listener, inject, bound_s: float, what: str):
     """Inject a fault, record 1 s of commands: wire contract, and all zero within ``bound_s``."""
-    from gait_estimator.nodes import common
+    from gait_estimator.nodes import topics
 
     t0 = time.time_ns()
     inject()
     time.sleep(1.0)
-    cmds = listener.take(common.TOPIC_COMMAND)
+    cmds = listener.take(topics.TOPIC_COMMAND)
     check_wire(cmds)
     t_zero = _first_zero_after(cmds, t0)
     print(f"bundle, {what}: zero {t_zero * 1e3:.0f} ms after onset (bound {bound_s * 1e3:.0f} ms)")
@@ -58,11 +58,11 @@ def test_hostile_bundles_bring_the_command_to_zero(tmp_path):
     from gait_estimator_msgs.msg import JointTorque
     from std_msgs.msg import Empty
 
-    from gait_estimator.nodes import common
+    from gait_estimator.nodes import model_files, topics
     from gait_estimator.runtime.model_file import load_model
     from gait_estimator.sim.generate import sample_subject, simulate_trial
 
-    md = load_model(common.default_model_path()).metadata
+    md = load_model(model_files.default_model_path()).metadata
     trial = simulate_trial(sample_subject(np.random.default_rng(5)), 20.0, 1.3, RATE, seed=5)
     procs = Procs(tmp_path / "logs")
     listener = Listener("safety_bundle_test")
@@ -84,11 +84,11 @@ def test_hostile_bundles_bring_the_command_to_zero(tmp_path):
                 "control_rate_hz": RATE,
             },
         )
-        listener.subscribe(JointTorque, common.TOPIC_COMMAND, common.command_qos())
+        listener.subscribe(JointTorque, topics.TOPIC_COMMAND, topics.command_qos())
         driver = HostileDriver(listener, trial, md.locations, bundle=True)
         _transition(listener, CONFIGURE, "inactive")
         _transition(listener, ACTIVATE, "active")
-        reset_pub = listener.publisher(Empty, common.TOPIC_RESET, common.command_qos())
+        reset_pub = listener.publisher(Empty, topics.TOPIC_RESET, topics.command_qos())
         listener.wait_for(lambda: _recent_valid(listener, 50), 90, "50 valid non-zero commands from bundles")
 
         # 1) 200 ms of 1e9 m/s^2 on thigh_r, inside well-formed bundles

@@ -43,9 +43,9 @@ class EstimateFeeder:
         from gait_estimator_msgs.msg import JointTorque
 
         from gait_estimator.conventions import JOINTS
-        from gait_estimator.nodes import common
+        from gait_estimator.nodes import topics
 
-        self.pub = listener.publisher(JointTorque, common.TOPIC_ESTIMATE, common.sensor_qos())
+        self.pub = listener.publisher(JointTorque, topics.TOPIC_ESTIMATE, topics.sensor_qos())
         self.joints, self.stamp_shift_ns, self.confidence, self.stopped = JOINTS, 0, 1.0, False
         self._stop = threading.Event()
         self.thread = threading.Thread(target=self._run, daemon=True)
@@ -54,14 +54,14 @@ class EstimateFeeder:
     def _run(self) -> None:
         from gait_estimator_msgs.msg import JointTorque
 
-        from gait_estimator.nodes import common
+        from gait_estimator.nodes import conversion
 
         k = 0
         while not self._stop.is_set():
             if not self.stopped:
                 torque = [60.0 * np.sin(0.05 * k + j) for j in range(len(self.joints))]
                 self.pub.publish(
-                    common.joint_torque_msg(
+                    conversion.joint_torque_msg(
                         time.time_ns() + self.stamp_shift_ns,
                         JointTorque.SOURCE_ESTIMATE,
                         self.joints,
@@ -81,14 +81,14 @@ class EstimateFeeder:
 def distributed(tmp_path_factory, request):
     from gait_estimator_msgs.msg import JointTorque
 
-    from gait_estimator.nodes import common
+    from gait_estimator.nodes import topics
 
     procs = Procs(tmp_path_factory.mktemp("logs_cmd"))
     listener = Listener("safety_test_cmd")
     feeder = EstimateFeeder(listener)
     request.addfinalizer(lambda: (feeder.stop(), listener.close(), procs.stop()))
     procs.start("torque_command", params={"control_rate_hz": RATE, "ramp_s": 0.1, "gains": [1.0]})
-    listener.subscribe(JointTorque, common.TOPIC_COMMAND, common.command_qos())
+    listener.subscribe(JointTorque, topics.TOPIC_COMMAND, topics.command_qos())
     for transition, state in ((CONFIGURE, "inactive"), (ACTIVATE, "active")):
         change_state(listener, "torque_command", transition)
         listener.wait_for(lambda s=state: get_state(listener, "torque_command") == s, 30, state)

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from gait_estimator.conventions import WINTER_TO_OPENSIM_SIGN
+from gait_estimator.sim import dynamics
 from gait_estimator.sim import model as md
 from gait_estimator.sim import normative as nv
 from gait_estimator.sim import validation as va
@@ -126,7 +127,7 @@ def test_acc_is_second_derivative_of_position():
     rng = np.random.default_rng(5)
     s = sample_subject(rng)
     kin = md.simulate_kinematics(s, 5.0, 1.3, 200.0, rng)
-    body = md.build_body(kin, s["segments"])
+    body = dynamics.build_body(kin, s["segments"])
     p, v, a = body.origin["foot_r"]
     dt = 1 / 200.0
     num = (p[2:] - 2 * p[1:-1] + p[:-2]) / dt**2

@@ -234,3 +234,22 @@ def test_train_ug_then_ua_then_sweep(lab: Path, tmp_path: Path, capsys) -> None:
     rows = json.loads((tmp_path / "sweep" / "sweep.json").read_text())
     assert [r["rank"] for r in rows] == [1, 2, 3, 4] and {r["n_imus"] for r in rows} == {1, 3}
     assert rows[0]["mean_rmse"] <= rows[-1]["mean_rmse"]
+
+
+def test_evaluate_reports_the_gait_phase_of_simulated_recordings(tmp_path: Path, capsys) -> None:
+    """``evaluate`` on recordings with a phase column (the simulator's) scores the streaming gait
+    phase of their own shank gyros: RMSE in % of the stride, heel strikes matched, in the JSON."""
+    import json
+
+    from gait_estimator.cli.main import main
+    from gait_estimator.runtime.reference_models import make_tiny_lstm_model
+
+    data = tmp_path / "sim"
+    assert main(["simulate", "--subjects", "1", "--minutes", "0.5", "--seed", "11", "--out", str(data)]) == 0
+    model = make_tiny_lstm_model(tmp_path / "m.pt", window=50, seed=1)
+    capsys.readouterr()
+    assert main(["evaluate", str(model), "--data", str(data), "--out", str(tmp_path / "ev")]) == 0
+    assert "gait phase (right leg, 1 recordings with a phase)" in capsys.readouterr().out
+    gait = json.loads((tmp_path / "ev" / "metrics.json").read_text())["gait_phase"]
+    assert gait["phase_rmse_pct"] < 3.0 and gait["heel_strike"]["reference"] >= 15
+    assert gait["heel_strike"]["missed"] == 0 and gait["heel_strike"]["extra"] == 0

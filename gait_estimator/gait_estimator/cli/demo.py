@@ -77,7 +77,7 @@ class _Recorder:
         from rclpy.executors import SingleThreadedExecutor
         from sensor_msgs.msg import Imu
 
-        from gait_estimator.nodes import common
+        from gait_estimator.nodes import topics
 
         self.rclpy = rclpy
         self.context = rclpy.Context()
@@ -86,20 +86,20 @@ class _Recorder:
         self.lock = threading.Lock()
         self.raw: list[tuple[str, int, bytes, str]] = []
         self.torques: dict[str, list] = {
-            common.TOPIC_REFERENCE: [],
-            common.TOPIC_ESTIMATE: [],
-            common.TOPIC_COMMAND: [],
+            topics.TOPIC_REFERENCE: [],
+            topics.TOPIC_ESTIMATE: [],
+            topics.TOPIC_COMMAND: [],
         }
-        sensor = common.sensor_qos()
+        sensor = topics.sensor_qos()
         for loc in locations:
-            topic = common.TOPIC_IMU.format(location=loc)
+            topic = topics.TOPIC_IMU.format(location=loc)
             self.node.create_subscription(
                 Imu, topic, self._raw_cb(topic, "sensor_msgs/msg/Imu"), sensor, raw=True
             )
         for topic, qos in (
-            (common.TOPIC_REFERENCE, sensor),
-            (common.TOPIC_ESTIMATE, sensor),
-            (common.TOPIC_COMMAND, common.command_qos()),
+            (topics.TOPIC_REFERENCE, sensor),
+            (topics.TOPIC_ESTIMATE, sensor),
+            (topics.TOPIC_COMMAND, topics.command_qos()),
         ):
             self.node.create_subscription(
                 JointTorque,
@@ -118,15 +118,15 @@ class _Recorder:
         from gait_estimator_msgs.msg import JointTorque
         from rclpy.serialization import deserialize_message
 
-        from gait_estimator.nodes import common
+        from gait_estimator.nodes import conversion
 
         def cb(data):
             t = time.time_ns()
             rec = None
             if decode:
                 m = deserialize_message(data, JointTorque)
-                stamp, torque, _st, valid = common.joint_torque_arrays(m)
-                rec = (t, stamp, torque, valid, tuple(m.joint_names))
+                stamp, torque, _st, valid = conversion.joint_torque_arrays(m)
+                rec = (t, stamp, torque, valid, tuple(m.joint_names), float(m.gait_phase))
             with self.lock:
                 self.raw.append((topic, t, bytes(data), msgtype))
                 if rec is not None:
@@ -139,10 +139,10 @@ class _Recorder:
             self.executor.spin_once(timeout_sec=0.05)
 
     def valid_commands(self) -> bool:
-        from gait_estimator.nodes import common
+        from gait_estimator.nodes import topics
 
         with self.lock:
-            return any(r[3] for r in self.torques[common.TOPIC_COMMAND][-20:])
+            return any(r[3] for r in self.torques[topics.TOPIC_COMMAND][-20:])
 
     def close(self) -> None:
         self._stop.set()
@@ -163,6 +163,7 @@ def _series(recs):
         "torque": np.vstack([r[2] for r in recs]),
         "valid": np.array([r[3] for r in recs]),
         "joints": recs[-1][4],
+        "phase": np.array([r[5] for r in recs]),
     }
 
 
@@ -170,13 +171,13 @@ def _stats(rec):
     """Per-joint running RMSE of valid estimates vs the reference, latency percentiles."""
     import numpy as np
 
-    from gait_estimator.nodes import common
+    from gait_estimator.nodes import topics
 
     with rec.lock:
-        ref = _series(list(rec.torques[common.TOPIC_REFERENCE]))
-        est = _series(list(rec.torques[common.TOPIC_ESTIMATE]))
-        cmd = _series(list(rec.torques[common.TOPIC_COMMAND]))
-    out = {"ref": ref, "est": est, "cmd": cmd, "rmse": None, "latency_ms": None}
+        ref = _series(list(rec.torques[topics.TOPIC_REFERENCE]))
+        est = _series(list(rec.torques[topics.TOPIC_ESTIMATE]))
+        cmd = _series(list(rec.torques[topics.TOPIC_COMMAND]))
+    out = {"ref": ref, "est": est, "cmd": cmd, "rmse": None, "latency_ms": None, "phase_rmse_pct": None}
     if ref is not None and est is not None and est["valid"].any():
         joints = est["joints"]
         ridx = [ref["joints"].index(j) for j in joints]
@@ -186,6 +187,15 @@ def _stats(rec):
             out["rmse"] = dict(
                 zip(joints, np.sqrt(np.mean((est["torque"][v] - r) ** 2, axis=0)).tolist(), strict=True)
             )
+    if ref is not None and est is not None:  # gait phase vs the simulator's (same frame stamps)
+        from gait_estimator.core.gait_metrics import phase_rmse_pct
+
+        at = {int(s): p for s, p in zip(ref["stamp"], ref["phase"], strict=True)}
+        pairs = [(p, at[int(s)]) for s, p in zip(est["stamp"], est["phase"], strict=True) if int(s) in at]
+        pairs = [(a, b) for a, b in pairs if np.isfinite(a) and np.isfinite(b)]
+        if pairs:
+            a, b = np.array(pairs).T
+            out["phase_rmse_pct"] = float(phase_rmse_pct(a, b))
     if cmd is not None and cmd["valid"].any():
         first = {}
         for t, s, ok in zip(cmd["recv"], cmd["stamp"], cmd["valid"], strict=True):
@@ -221,6 +231,13 @@ def _table(st, elapsed: float) -> str:
         )
         rm = st["rmse"].get(j, float("nan")) if st["rmse"] else float("nan")
         lines.append(f"{j:15s} {e:10.2f} {r:10.2f} {c:10.2f} {rm:8.2f}")
+    ph = est["phase"][-1]
+    ph_ref = ref["phase"][-1] if ref is not None else float("nan")
+    rmse = st["phase_rmse_pct"]
+    lines.append(
+        f"gait phase (right leg): estimate {ph:.2f}, simulator {ph_ref:.2f}"
+        + (f", RMSE so far {rmse:.1f} % of the stride" if rmse is not None else " (locking on: 1-2 strides)")
+    )
     if st["latency_ms"]:
         lat = st["latency_ms"]
         lines.append(
@@ -270,9 +287,9 @@ def _plot(st, path: Path, mass: float) -> None:
 
 
 def model_path(arg: str | None) -> Path:
-    """``--model`` or, without it, the installed default model (``nodes.common.default_model_path``:
+    """``--model`` or, without it, the installed default model (``nodes.model_files.default_model_path``:
     the package's ``models/default.pt``, else ``share/gait_estimator/models/default.pt``)."""
-    from gait_estimator.nodes.common import default_model_path
+    from gait_estimator.nodes.model_files import default_model_path
 
     return Path(arg).expanduser() if arg else default_model_path()
 
@@ -282,7 +299,7 @@ def run(args: argparse.Namespace) -> int:
     import yaml
 
     from gait_estimator.cli.run import Launcher, plan
-    from gait_estimator.nodes.common import read_model_metadata
+    from gait_estimator.nodes.model_files import read_model_metadata
 
     model = model_path(args.model)
     if not model.is_file():
@@ -362,6 +379,7 @@ def run(args: argparse.Namespace) -> int:
         "seconds": args.seconds,
         "subject_mass_kg": mass,
         "rmse_nm": st["rmse"],
+        "gait_phase_rmse_pct": st["phase_rmse_pct"],
         "rmse_nm_per_kg": {j: v / mass for j, v in (st["rmse"] or {}).items()},
         "latency_ms": st["latency_ms"],
         "valid_commands": n_cmd,

@@ -56,6 +56,14 @@ def run(args: argparse.Namespace) -> int:
         else Path(args.model).with_suffix("").parent / (Path(args.model).stem + "_eval")
     )
     print(format_table(res, f"{args.model}: {len(recs)} recordings, {res.samples} samples"))
+    if res.gait:
+        g, hs = res.gait, res.gait["heel_strike"]
+        rmse = "n/a" if g["phase_rmse_pct"] is None else f"{g['phase_rmse_pct']:.2f} %"
+        mae = "n/a" if hs["mae_ms"] is None else f"{hs['mae_ms']:.1f} ms"
+        print(
+            f"gait phase (right leg, {g['recordings']} recordings with a phase): RMSE {rmse} of the stride;"
+            f" heel strikes {hs['reference']}: timing MAE {mae}, missed {hs['missed']}, extra {hs['extra']}"
+        )
     write_json(res, out / "metrics.json", {"model": str(args.model)})
     plot_evaluation(res, out, rate_hz=md.sample_rate_hz, title=Path(args.model).name)
     print(f"wrote {out}/metrics.json and plots")

@@ -28,11 +28,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--name", default=None, help="trial name (default: the IK file name)")
     p.add_argument("--subject", default=None, help="subject id (default: the model file name)")
+    add_output_options(p)
+    p.set_defaults(handler=run)
+
+
+def add_output_options(p: argparse.ArgumentParser) -> None:
+    """IMU sites, filter, rate and progress options shared with ``import-lab``."""
     p.add_argument("--sites", default=None, help="IMU site YAML (default: the seven standard sites)")
     p.add_argument("--cutoff", type=float, default=6.0, help="coordinate low-pass cut-off, Hz (default 6)")
     p.add_argument("--rate", type=float, default=100.0, help="output sample rate, Hz (default 100)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
-    p.set_defaults(handler=run)
 
 
 def run(args: argparse.Namespace) -> int:

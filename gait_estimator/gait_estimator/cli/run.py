@@ -26,9 +26,7 @@ import sys
 import time
 from pathlib import Path
 
-DISTRIBUTED = ("imu_driver", "imu_synchronizer", "windowing", "torque_estimator", "torque_command")
-FUSED = ("gait_pipeline",)
-MODEL_NODES = ("windowing", "torque_estimator", "gait_pipeline")
+from gait_estimator.core import topology
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -51,24 +49,22 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def plan(config: dict, model: str | None = None, namespace: str = "") -> list[tuple[str, list[str]]]:
     """(node, extra ros-args) for every process to start, in start order (manager last)."""
-    fused = "gait_pipeline" in config
-    nodes = [n for n in (FUSED if fused else DISTRIBUTED) if n in config]
-    if not fused and "imu_driver" not in config:
-        pass  # IMUs come from elsewhere (a bag, real drivers)
+    fused = any(s.executable in config for s in topology.FUSED)
+    # the stages with a section in the file (no imu_driver section: the IMUs come from elsewhere)
+    nodes = [s.executable for s in topology.stages(fused) if s.executable in config]
     out = []
-    for n in nodes + ["lifecycle_manager"]:
+    for n in [*nodes, topology.MANAGER]:
         extra: list[str] = []
         if namespace:
             extra += ["-r", f"__ns:=/{namespace.strip('/')}"]
-        if model and n in MODEL_NODES:
+        if model and n in topology.model_nodes():
             extra += ["-p", f"model_path:={model}"]
-        if n == "lifecycle_manager" and "lifecycle_manager" not in config:
-            managed = "[gait_pipeline]" if fused else "[torque_estimator,torque_command]"
+        if n == topology.MANAGER and topology.MANAGER not in config:
             extra += [
                 "-p",
-                f"node_names:={managed}",
+                f"node_names:=[{','.join(topology.managed(fused))}]",
                 "-p",
-                f"command_node:={'gait_pipeline' if fused else 'torque_command'}",
+                f"command_node:={topology.command_node(fused)}",
             ]
         out.append((n, extra))
     return out
@@ -159,17 +155,7 @@ class Launcher:
         return {n: p.returncode for n, p in self.procs.items() if p.poll() is not None}
 
     def stop(self, grace_s: float = 8.0) -> None:
-        # Manager first (so it does not react to the others going away), command nodes before
-        # their inputs.
-        order = [
-            "lifecycle_manager",
-            "torque_command",
-            "gait_pipeline",
-            "torque_estimator",
-            "windowing",
-            "imu_synchronizer",
-            "imu_driver",
-        ]
+        order = topology.stop_order()  # manager first, command nodes before their inputs
         for n in sorted(self.procs, key=lambda k: order.index(k) if k in order else 99):
             p = self.procs[n]
             if p.poll() is None:

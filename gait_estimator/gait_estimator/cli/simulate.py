@@ -39,10 +39,10 @@ def run(args: argparse.Namespace) -> int:
                                         trial_s=args.trial_seconds, progress=bar.update)
     print(f"dataset: {manifest}")
     if args.bag:
-        from gait_estimator.sim.bag import write_bag
+        from gait_estimator.replay.trial_bag import write_trial_bag
         from gait_estimator.sim.dataset import iter_dataset
 
         for trial in tqdm(list(iter_dataset(out)), unit="bag", disable=args.no_progress):
-            path = write_bag(out / "bags" / trial.trial_id, trial, args.storage, overwrite=True)
+            path = write_trial_bag(out / "bags" / trial.trial_id, trial, args.storage, overwrite=True)
             print(f"bag: {path}")
     return 0

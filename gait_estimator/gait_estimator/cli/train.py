@@ -13,8 +13,6 @@ from __future__ import annotations
 
 import argparse
 
-_JOINT_SETS = {"right": "JOINTS_R", "left": "JOINTS_L", "all": "JOINTS"}
-
 
 def add_data_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data", required=True, help="simulator dataset directory or mapping YAML")
@@ -66,19 +64,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(handler=run)
 
 
-def parse_joints(text: str) -> tuple[str, ...]:
-    from gait_estimator import conventions
-    from gait_estimator.errors import ConfigError
-
-    if text in _JOINT_SETS:
-        return tuple(getattr(conventions, _JOINT_SETS[text]))
-    joints = tuple(s.strip() for s in text.split(",") if s.strip())
-    bad = [j for j in joints if j not in conventions.JOINTS]
-    if bad or not joints:
-        raise ConfigError("joints", text, f"must be right|left|all or names among {list(conventions.JOINTS)}")
-    return joints
-
-
 def parse_arch_options(items: list[str]) -> dict:
     import yaml
 
@@ -98,7 +83,7 @@ def parse_arch_options(items: list[str]) -> dict:
 
 def load_selected(args: argparse.Namespace):
     """Recordings of ``--data`` restricted to ``--imus``/``--signals``/``--joints``."""
-    from gait_estimator.data.dataset import parse_imus, select_channels
+    from gait_estimator.data.dataset import parse_imus, parse_joints, select_channels
     from gait_estimator.train.experiment import load_recordings
 
     signals = tuple(s.strip() for s in args.signals.split(",") if s.strip())

@@ -236,6 +236,18 @@ def summary_lines(report: dict[str, Any]) -> list[str]:
         out.append("bag timing: " + ", ".join(f"{k} {v}" for k, v in odd.items()))
     if report.get("metrics_skipped"):
         out.append(f"metrics skipped: {report['metrics_skipped']}")
+    gait = report.get("gait_phase")
+    if gait:
+        rmse = gait.get("phase_rmse_pct")
+        line = f"gait phase (right leg): RMSE {'n/a' if rmse is None else f'{rmse:.2f}'} % of the stride" + (
+            f", valid on {100 * gait['phase_valid_fraction']:.0f} % of the estimates"
+        )
+        hs = gait.get("heel_strike")
+        if hs:
+            mae = "n/a" if hs["mae_ms"] is None else f"{hs['mae_ms']:.1f} ms"
+            line += f"; heel strikes {hs['detected']}/{hs['reference']}, timing MAE {mae}"
+            line += f", missed {hs['missed']}, extra {hs['extra']}"
+        out.append(line)
     return out
 
 

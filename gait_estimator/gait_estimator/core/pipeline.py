@@ -46,26 +46,16 @@ import numpy as np
 from gait_estimator.core.calibration import WearerCalibration, apply_to_arrays, apply_to_frame
 from gait_estimator.core.confidence import ConfidenceMonitor
 from gait_estimator.core.features import FeatureExtractor
+from gait_estimator.core.gait_phase import GaitEvent, GaitPhaseState, make_gait_phase
+from gait_estimator.core.model_stage import MODES, Estimate, ModelStage
 from gait_estimator.core.samples import ImuSample, SyncFrame
 from gait_estimator.core.synchronizer import ImuSynchronizer, SyncConfig
 from gait_estimator.core.windowing import WindowBuffer
 from gait_estimator.errors import ConfigError, ModelMismatchError
-from gait_estimator.runtime.model_file import ModelRuntime
+from gait_estimator.runtime.base import ModelRuntime
 
 __all__ = ["MODES", "Estimate", "EstimateBatch", "EstimatorPipeline"]
 
-MODES = ("window", "streaming")
-
-
-@dataclass(frozen=True)
-class Estimate:
-    """Joint torques (N·m, ``joints`` order of the pipeline) at the frame ``stamp_ns``."""
-
-    stamp_ns: int
-    torque_nm: np.ndarray
-    valid: bool
-    inference_ns: int = 0
-    confidence: float = 1.0  # core.confidence: 1 = input like the training data, 0 = far from it
 
 
 @dataclass(frozen=True)
@@ -102,9 +92,9 @@ class EstimatorPipeline:
                 raise ConfigError(
                     "subject_mass_kg", subject_mass_kg, "must be in (0, 500] kg: the model predicts N·m/kg"
                 )
-            self.scale = float(subject_mass_kg)
+            scale = float(subject_mass_kg)
         else:
-            self.scale = 1.0
+            scale = 1.0
         self.subject_mass_kg = subject_mass_kg
         if isinstance(sync, ImuSynchronizer):
             self.synchronizer = sync
@@ -129,23 +119,35 @@ class EstimatorPipeline:
         self.joints = md.output_joints
         self.features = FeatureExtractor(md)
         self.monitor = ConfidenceMonitor(md)
+        # Gait phase and events from the same (calibrated) frames; None without a shank/foot IMU.
+        self.gait = make_gait_phase(self.synchronizer.rate_hz, self.synchronizer.locations)
+        self.gait_state: GaitPhaseState | None = None  # of the newest frame (its events included)
         self.confidence = 0.0  # of the newest frame's input window
         self.window = WindowBuffer(md)
         self._mean = np.asarray(md.input_mean)
         self._inv_std = 1.0 / np.asarray(md.input_std)
         self._max_step_ns = int(1.5e9 / md.sample_rate_hz)
-        self._zeros = np.zeros(len(md.output_joints))
         self.counters = {"frames": 0, "estimates": 0, "invalid_estimates": 0, "stream_resets": 0}
+        self.stage = ModelStage(model, mode, scale, self.counters)  # the model part, shared with the nodes
         self.reset()
+
+    @property
+    def scale(self) -> float:
+        return self.stage.scale
+
+    @scale.setter
+    def scale(self, value: float) -> None:
+        self.stage.scale = float(value)
 
     def reset(self) -> None:
         self.synchronizer.reset()
         self.window.reset()
-        self.model.reset_stream()
+        self.stage.reset()
         self.monitor.reset()
-        self._started = False
-        self._stream_count = 0
-        self._last_stamp: int | None = None
+        if self.gait is not None:
+            self.gait.reset()
+        self.gait_state = None
+        self.stage.phase = math.nan
 
     # -- input --------------------------------------------------------------------------------
     def push_sample(self, sample: ImuSample, receive_ns: int) -> list[Estimate]:
@@ -165,6 +167,9 @@ class EstimatorPipeline:
         self.counters["frames"] += 1
         if self.calibration is not None:  # a flagged/missing sensor arrives invalid: zero command
             frame = apply_to_frame(self.calibration, frame)
+        if self.gait is not None:
+            self.gait_state = self.gait.push(frame)
+            self.stage.phase = self.gait_state.phase[0]  # JointTorque.gait_phase: the right leg
         row, valid = self.features.row(frame)
         self._observe(row, valid)
         if self.mode == "window":
@@ -182,48 +187,19 @@ class EstimatorPipeline:
         else:
             self.confidence = self.monitor.push_d2(d2)
 
-    # -- modes --------------------------------------------------------------------------------
-    def _emit(self, stamp: int, y: np.ndarray | None, t0: int = 0) -> list[Estimate]:
-        if y is None or not np.isfinite(y).all():
-            if not self._started:
-                return []
-            self.counters["invalid_estimates"] += 1
-            return [Estimate(stamp, self._zeros.copy(), False, 0, 0.0)]
-        self._started = True
-        self.counters["estimates"] += 1
-        return [Estimate(stamp, y * self.scale, True, time.perf_counter_ns() - t0, self.confidence)]
-
+    # -- modes: the model stage (core.model_stage) decides start-up, validity and streaming ------
     def _window(self, stamp: int, row: np.ndarray, valid: bool) -> list[Estimate]:
         ready = self.window.push(row, stamp, valid)
         if not valid:
-            return self._emit(stamp, None)
+            return self.stage.emit(stamp, None)
         if not ready:
             return []
         if not self.window.valid:
-            return self._emit(stamp, None)
-        t0 = time.perf_counter_ns()
-        return self._emit(stamp, self.model.predict_window(self.window.window()), t0)
+            return self.stage.emit(stamp, None)
+        return self.stage.predict(stamp, self.window.window(), self.confidence)
 
     def _streaming(self, stamp: int, row: np.ndarray, valid: bool) -> list[Estimate]:
-        last, self._last_stamp = self._last_stamp, stamp
-        if last is not None and not 0 < stamp - last <= self._max_step_ns and self._stream_count:
-            self._restart_stream()
-        z = (row - self._mean) * self._inv_std
-        if not valid or not np.isfinite(z).all():
-            if self._stream_count:
-                self._restart_stream()
-            return self._emit(stamp, None)
-        t0 = time.perf_counter_ns()
-        y = self.model.step(z)
-        self._stream_count += 1
-        if self._stream_count < self.metadata.window:
-            return []
-        return self._emit(stamp, y, t0)
-
-    def _restart_stream(self) -> None:
-        self.counters["stream_resets"] += 1
-        self.model.reset_stream()
-        self._stream_count = 0
+        return self.stage.step(stamp, (row - self._mean) * self._inv_std, valid, self.confidence)
 
     # -- batched (offline) path ----------------------------------------------------------------
     def frame_rows(
@@ -260,6 +236,33 @@ class EstimatorPipeline:
         table = location_signals(acc[:, rows], gyro[:, rows], quat_xyzw[:, rows])  # [K, Lm, S]
         k = table.shape[0]
         return table.reshape(k, -1)[:, gather], np.asarray(valid)[:, rows].all(axis=1)
+
+    def frame_phases(
+        self,
+        stamps_ns: np.ndarray,
+        locations: tuple[str, ...],
+        acc: np.ndarray,
+        gyro: np.ndarray,
+        quat_xyzw: np.ndarray,
+        valid: np.ndarray,
+    ) -> tuple[np.ndarray, list[GaitEvent]]:
+        """The batched path's gait phase: the right leg's phase at each of K frames (NaN where not
+        valid) and every event, as ``push_frame`` would give them frame by frame (same
+        calibration, a fresh estimator)."""
+        k = len(stamps_ns)
+        phase = np.full(k, np.nan)
+        gait = make_gait_phase(self.synchronizer.rate_hz, locations)
+        if gait is None:
+            return phase, []
+        if self.calibration is not None:
+            cal = self.calibration
+            acc, gyro, quat_xyzw, valid = apply_to_arrays(cal, locations, acc, gyro, quat_xyzw, valid)
+        events: list[GaitEvent] = []
+        for i in range(k):
+            st = gait.push(SyncFrame(int(stamps_ns[i]), locations, acc[i], gyro[i], quat_xyzw[i], valid[i]))
+            phase[i] = st.phase[0]
+            events.extend(st.events)
+        return phase, events
 
     def push_rows(
         self, stamps_ns: np.ndarray, rows: np.ndarray, valid: np.ndarray, batch_size: int = 256
@@ -339,7 +342,7 @@ class EstimatorPipeline:
             inf[b : b + sel.size] = (time.perf_counter_ns() - t0) // sel.size
         finite = np.isfinite(y).all(axis=1)
         emitted = predict | invalid
-        if not self._started:
+        if not self.stage.started:
             good = pk[finite]
             start = int(good[0]) if good.size else k
             emitted &= count - 1 >= start
@@ -352,7 +355,7 @@ class EstimatorPipeline:
         inf_k[pk[finite]] = inf[finite]
         n_valid = int(est_valid[ek].sum())
         if ek.size and n_valid:
-            self._started = True
+            self.stage.started = True
         self.counters["frames"] += k
         self.counters["estimates"] += n_valid
         self.counters["invalid_estimates"] += int(ek.size) - n_valid

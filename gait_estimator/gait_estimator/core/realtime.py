@@ -25,7 +25,7 @@ import ctypes
 import errno
 import os
 import resource
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -134,9 +134,10 @@ class RealtimeResult:
         }
 
 
-def settings_from_params(p: Mapping[str, Any]) -> RealtimeSettings:
+def settings_from_params(p: Any) -> RealtimeSettings:
     """The settings of a node's validated parameters (``thread_priority``, ``realtime_policy``,
-    ``cpu_affinity``, ``lock_memory``; a missing one is off)."""
+    ``cpu_affinity``, ``lock_memory``; a missing one is off): a mapping or a typed parameter object
+    (``core.param_types``, which has ``get`` too)."""
     return RealtimeSettings(
         thread_priority=int(p.get("thread_priority", 0)),
         policy=str(p.get("realtime_policy", "fifo")),

@@ -187,6 +187,9 @@ def resample_array(
     return out
 
 
+_JOINT_SETS = {"right": "JOINTS_R", "left": "JOINTS_L", "all": "JOINTS"}
+
+
 def parse_imus(text: str | Sequence[str] | None) -> tuple[str, ...] | None:
     """``"pelvis,thigh_r"`` -> ``("pelvis", "thigh_r")``; ``None``/``"all"`` -> ``None``."""
     if text is None:
@@ -199,6 +202,17 @@ def parse_imus(text: str | Sequence[str] | None) -> tuple[str, ...] | None:
     if bad:
         raise ConfigError("imus", text, f"unknown location(s) {bad}; known: {list(known)}")
     return tuple(dict.fromkeys(items))
+
+
+def parse_joints(text: str) -> tuple[str, ...]:
+    """``right``/``left``/``all`` (the joint sets of ``conventions``) or a comma list of coordinates."""
+    if text in _JOINT_SETS:
+        return tuple(getattr(conventions, _JOINT_SETS[text]))
+    joints = tuple(s.strip() for s in text.split(",") if s.strip())
+    bad = [j for j in joints if j not in conventions.JOINTS]
+    if bad or not joints:
+        raise ConfigError("joints", text, f"must be right|left|all or names among {list(conventions.JOINTS)}")
+    return joints
 
 
 def channels_for(locations: Iterable[str], signals: Iterable[str] = ("acc", "gyro")) -> tuple[str, ...]:

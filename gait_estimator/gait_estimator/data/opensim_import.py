@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import math
 import tempfile
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -58,7 +58,16 @@ from gait_estimator.data.opensim_kinematics import (
 )
 from gait_estimator.errors import ConfigError, DatasetError
 
-__all__ = ["ImportedTrial", "TrialSpec", "discover_trials", "import_dataset", "import_trial"]
+__all__ = [
+    "ImportedTrial",
+    "TrialSpec",
+    "check_names",
+    "discover_trials",
+    "import_dataset",
+    "import_tolerant",
+    "import_trial",
+    "stride_phase",
+]
 
 LEGS = ("r", "l")
 JOINT_STEMS = ("hip_flexion", "knee_angle", "ankle_angle")
@@ -125,7 +134,8 @@ def _validity(contact: dict, fy: dict, rate_hz: float) -> tuple[dict[str, np.nda
     return valid, heel_strikes
 
 
-def _phase(n: int, hs: list[int]) -> np.ndarray:
+def stride_phase(n: int, hs: list[int]) -> np.ndarray:
+    """0..1 from each heel strike to the next (NaN outside complete strides)."""
     phase = np.full(n, np.nan)
     for a, b in zip(hs[:-1], hs[1:], strict=False):
         phase[a:b] = np.arange(b - a) / (b - a)
@@ -163,6 +173,28 @@ def _run_id(
     if not ok:
         raise DatasetError(f"{name}: InverseDynamicsTool reported failure")
     return tmp / (name + "_id.sto")
+
+
+RESIDUAL_FORCES = ("pelvis_tx_force", "pelvis_ty_force", "pelvis_tz_force")
+RESIDUAL_MOMENTS = ("pelvis_tilt_moment", "pelvis_list_moment", "pelvis_rotation_moment")
+
+
+def _pelvis_residuals(idt: dict, grid: np.ndarray, measured: np.ndarray, mass: float) -> dict | None:
+    """Pelvis residual forces (% body weight) and moments (N·m/kg), RMS and max |.|, over the samples
+    where every foot contact is measured (elsewhere the unmeasured GRF shows up as a residual)."""
+    if not all(c in idt for c in RESIDUAL_FORCES + RESIDUAL_MOMENTS) or not measured.any():
+        return None
+    out = {"samples": int(measured.sum())}
+    for cols, scale, unit in (
+        (RESIDUAL_FORCES, 100.0 / (mass * 9.80665), "pct_bw"),
+        (RESIDUAL_MOMENTS, 1.0 / mass, "nm_per_kg"),
+    ):
+        for c in cols:
+            x = np.interp(grid, idt["time"], idt[c])[measured] * scale
+            key = c.rsplit("_", 1)[0]
+            out[f"{key}_rms_{unit}"] = round(float(np.sqrt(np.mean(x**2))), 3)
+            out[f"{key}_max_{unit}"] = round(float(np.max(np.abs(x))), 3)
+    return out
 
 
 def _check_coordinates(ik: dict, model: Any, source: Path) -> None:
@@ -259,6 +291,7 @@ def import_trial(
             valid = {sd: np.ones(len(grid), bool) for sd in LEGS}
             hs = {sd: [a for a, _ in intervals(contact[sd]) if a > 0] for sd in LEGS}
         valid_j = np.column_stack([valid[j[-1]] for j in conventions.JOINTS])
+        residuals = _pelvis_residuals(idt, grid, valid["r"] & valid["l"], mass)
 
         resolved = resolve_sites(osim, model, kin.set(float(grid[0])), sites or default_sites(), spec.model)
         imus = virtual_imus(kin, grid, resolved)
@@ -284,7 +317,7 @@ def import_trial(
             imu=imus,
             joint_names=conventions.JOINTS,
             moment_nm=moments.astype(np.float32),
-            phase_r=_phase(len(grid), hs["r"]).astype(np.float32),
+            phase_r=stride_phase(len(grid), hs["r"]).astype(np.float32),
             events={f"heel_strike_{sd}": np.asarray(hs[sd], np.int64) for sd in LEGS},
             extras={
                 "moment_valid": valid_j.astype(np.uint8),
@@ -309,6 +342,7 @@ def import_trial(
             "coordinates_missing_in_ik": kin.missing,
             "plates": None if loads is None else loads.report,
             "valid_fraction": {sd: round(float(valid[sd].mean()), 3) for sd in LEGS},
+            "pelvis_residuals": residuals,
             "imu_sites": {
                 d["site"].location: {
                     "body": d["site"].body,
@@ -405,6 +439,50 @@ def discover_trials(folder: str | Path) -> list[TrialSpec]:
     return out
 
 
+def check_names(names: Sequence[str]) -> None:
+    if not names:
+        raise DatasetError("no trials to import")
+    dup = sorted({n for n in names if list(names).count(n) > 1})
+    if dup:
+        raise DatasetError(f"trial names must be unique; repeated: {dup}")
+
+
+def import_tolerant(
+    items: Sequence[Any],
+    importer: Callable[[Any], ImportedTrial],
+    out_dir: str | Path,
+    extra: dict,
+    desc: str,
+    progress: bool = True,
+) -> tuple[Path | None, list[dict], list[str]]:
+    """Batch import that goes on past bad trials: each failure (a :class:`DatasetError`) is one
+    printed line and one entry of the returned failures. Writes the dataset of the good trials
+    (manifest ``extra`` + ``reports`` + ``refused``); returns (manifest or None, reports, failures)."""
+    from tqdm import tqdm
+
+    from gait_estimator.sim.dataset import write_dataset
+
+    trials, reports, failures = [], [], []
+    bar = tqdm(items, desc=desc, unit="trial", disable=not progress)
+    for item in bar:
+        bar.set_postfix_str(str(getattr(item, "name", item))[-40:])
+        try:
+            res = importer(item)
+        except DatasetError as exc:
+            failures.append(str(exc))
+            tqdm.write(f"skipped: {exc}")
+            continue
+        trials.append(res.trial)
+        reports.append(res.report)
+    if not trials:
+        return None, reports, failures
+    return (
+        write_dataset(out_dir, trials, {**extra, "reports": reports, "refused": failures}),
+        reports,
+        failures,
+    )
+
+
 def import_dataset(
     specs: Iterable[TrialSpec],
     out_dir: str | Path,
@@ -419,12 +497,7 @@ def import_dataset(
     from gait_estimator.sim.dataset import write_dataset
 
     specs = list(specs)
-    if not specs:
-        raise DatasetError("no trials to import")
-    names = [s.name for s in specs]
-    dup = sorted({n for n in names if names.count(n) > 1})
-    if dup:
-        raise DatasetError(f"trial names must be unique; repeated: {dup}")
+    check_names([s.name for s in specs])
     trials, reports = [], []
     for spec in tqdm(specs, desc="import-opensim", unit="trial", disable=not progress):
         res = import_trial(spec, sites, cutoff_hz, rate_hz)

@@ -109,12 +109,13 @@ def load_sites(path: str | Path) -> list[ImuSite]:
 
 # -- files ------------------------------------------------------------------------------------
 def plain_file(path: Path, tmp: Path) -> Path:
-    """OpenSim cannot read ``.gz``: decompress into ``tmp``."""
+    """OpenSim cannot read ``.gz``: decompress into ``tmp``. Returned paths are absolute: OpenSim's
+    tools resolve relative paths against their setup file's folder (a temporary one), not the cwd."""
     path = Path(path)
     if not path.is_file():
         raise DatasetError(f"{path}: file not found")
     if path.suffix != ".gz":
-        return path
+        return path.resolve()
     out = tmp / path.name[:-3]
     try:
         with gzip.open(path, "rb") as fi, open(out, "wb") as fo:

@@ -328,7 +328,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         node.destroy_node()
         if rclpy.ok():
             rclpy.shutdown()
-        signal.signal(signal.SIGINT, signal.SIG_IGN)  # a late second Ctrl-C: see common.run_node
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # a late second Ctrl-C: see runner.run_node
     return code
 
 

@@ -21,7 +21,7 @@ import json
 
 from rclpy.lifecycle import TransitionCallbackReturn
 
-from gait_estimator.nodes import common
+from gait_estimator.nodes import conversion, lifecycle_guard, runner, topics
 from gait_estimator.nodes.lifecycle_base import ReleasingLifecycleNode
 from gait_estimator.nodes.params import declare_params
 
@@ -32,7 +32,7 @@ TOPIC_STATUS = "gait/calibration/status"
 class CalibratorNode(ReleasingLifecycleNode):
     def __init__(self, name: str = "calibrator") -> None:
         super().__init__(name)
-        common.guard_change_state(self)
+        lifecycle_guard.guard_change_state(self)
         self.params = declare_params(self, "calibrator")
         self._entities: list = []
         self._status_pub = None
@@ -49,11 +49,11 @@ class CalibratorNode(ReleasingLifecycleNode):
 
         p = self.params
         try:
-            stride_location(p["locations"])
+            stride_location(p.locations)
         except Exception as exc:
             self.get_logger().error(f"configure failed: {exc}")
             return TransitionCallbackReturn.FAILURE
-        rel = common.command_qos()
+        rel = topics.command_qos()
         self._status_pub = self.create_publisher(String, TOPIC_STATUS, rel)
         self._entities = [
             self._status_pub,
@@ -62,11 +62,11 @@ class CalibratorNode(ReleasingLifecycleNode):
         ] + [
             self.create_subscription(
                 Imu,
-                common.TOPIC_IMU.format(location=loc),
+                topics.TOPIC_IMU.format(location=loc),
                 lambda msg, loc=loc: self._on_sample(loc, msg),
-                common.sensor_qos(common.SENSOR_SUB_DEPTH),
+                topics.sensor_qos(topics.SENSOR_SUB_DEPTH),
             )
-            for loc in p["locations"]
+            for loc in p.locations
         ]
         return TransitionCallbackReturn.SUCCESS
 
@@ -89,7 +89,7 @@ class CalibratorNode(ReleasingLifecycleNode):
     def _on_start(self, msg) -> None:
         from gait_estimator.core.calibration_session import CalibrationSession
 
-        path = msg.data.strip() or self.params["output_file"]
+        path = msg.data.strip() or self.params.output_file
         if not self._active:
             self._send({"phase": "failed", "message": "calibrator is not active (activate it first)"})
             return
@@ -100,16 +100,16 @@ class CalibratorNode(ReleasingLifecycleNode):
         p = self.params
         self.path = path
         self.session = CalibrationSession(
-            p["locations"], p["standing_s"], p["strides"], p["max_walk_s"], p["min_quality"], p["wearer"]
+            p.locations, p.standing_s, p.strides, p.max_walk_s, p.min_quality, p.wearer
         )
-        self.get_logger().info(f"calibration started -> {path}: stand still {p['standing_s']} s, then walk")
+        self.get_logger().info(f"calibration started -> {path}: stand still {p.standing_s} s, then walk")
         self._publish_status()
 
     def _on_sample(self, location: str, msg) -> None:
         s = self.session
         if s is None or not self._active:
             return
-        stamp, acc, gyro, _ = common.imu_arrays(msg)
+        stamp, acc, gyro, _ = conversion.imu_arrays(msg)
         if not s.push(location, stamp, acc, gyro):
             return
         self._publish_status()  # the phase changed
@@ -154,7 +154,7 @@ class CalibratorNode(ReleasingLifecycleNode):
 
 
 def main(args=None) -> int:
-    return common.run_node(CalibratorNode, args)
+    return runner.run_node(CalibratorNode, args)
 
 
 if __name__ == "__main__":

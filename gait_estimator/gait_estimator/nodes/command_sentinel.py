@@ -10,7 +10,7 @@ parameter until one was seen). It stops at the first command from anyone else.
 
 Death is judged on two signals (measured with Fast DDS here, see README):
 - liveliness: the command nodes' publisher offers an AUTOMATIC liveliness lease
-  (``common.COMMAND_LIVELINESS_LEASE_S``); the sentinel requests ``liveliness_lease_s`` and gets
+  (``topics.COMMAND_LIVELINESS_LEASE_S``); the sentinel requests ``liveliness_lease_s`` and gets
   a liveliness-changed event about one lease after the process died (38-45 ms at 50 ms). The
   lease is asserted by DDS threads, so a live process whose executor stalls (1.3 s measured)
   stays alive and the sentinel does not fight it;
@@ -42,7 +42,7 @@ import threading
 import time
 from pathlib import Path
 
-from gait_estimator.nodes import common
+from gait_estimator.nodes import conversion, diagnostics, topics
 
 SENTINEL_FRAME_ID = "command_sentinel"
 
@@ -79,9 +79,9 @@ class CommandSentinel:
         from rclpy.qos import LivelinessPolicy
 
         self.node = node
-        self.topic = params["command_topic"]
-        self.joints = list(params["joints"])
-        self.timeout_ns = int(params["sentinel_timeout_s"] * 1e9)
+        self.topic = params.command_topic
+        self.joints = list(params.joints)
+        self.timeout_ns = int(params.sentinel_timeout_s * 1e9)
         self._lock = threading.Lock()
         self.dead = False
         self.seen = False  # a command publisher spoke at least once
@@ -94,30 +94,30 @@ class CommandSentinel:
         # The sentinel's own publisher offers no lease: it never counts as a live command publisher.
         quiet = PublisherEventCallbacks(incompatible_qos=lambda _e: None)  # our liveliness sub: expected
         self._pub = node.create_publisher(
-            JointTorque, self.topic, common.command_qos(), event_callbacks=quiet, callback_group=group
+            JointTorque, self.topic, topics.command_qos(), event_callbacks=quiet, callback_group=group
         )
         # Heartbeat: default (infinite) lease, so it matches every command publisher.
         node.create_subscription(
-            JointTorque, self.topic, self._on_command, common.command_qos(), callback_group=group
+            JointTorque, self.topic, self._on_command, topics.command_qos(), callback_group=group
         )
         # Liveliness: matches only publishers whose lease is <= ours (incompatible ones, such as
         # our own publisher, are expected: the handler just keeps rclpy from warning about them).
-        lq = common.command_qos()
+        lq = topics.command_qos()
         lq.liveliness = LivelinessPolicy.AUTOMATIC
-        lq.liveliness_lease_duration = Duration(nanoseconds=int(params["liveliness_lease_s"] * 1e9))
+        lq.liveliness_lease_duration = Duration(nanoseconds=int(params.liveliness_lease_s * 1e9))
         events = SubscriptionEventCallbacks(liveliness=self._on_liveliness, incompatible_qos=lambda _e: None)
         # Only its events matter: raw (no deserialisation) with a no-op callback, since every
         # command also arrives on the heartbeat subscription (CPU: 200+ commands/s on 2 cores).
         node.create_subscription(
             JointTorque, self.topic, _ignore, lq, event_callbacks=events, callback_group=group, raw=True
         )
-        node.create_timer(params["sentinel_period_s"], self._check, callback_group=group)
+        node.create_timer(params.sentinel_period_s, self._check, callback_group=group)
 
     def _zero_for(self, joints) -> None:
         from gait_estimator_msgs.msg import JointTorque
 
         self.joints = list(joints)
-        self._msg = common.joint_torque_msg(
+        self._msg = conversion.joint_torque_msg(
             0, JointTorque.SOURCE_COMMAND, self.joints, [0.0] * len(self.joints), valid=False
         )
         self._msg.header.frame_id = SENTINEL_FRAME_ID
@@ -155,7 +155,7 @@ class CommandSentinel:
                 )
             if not self.dead:
                 return
-            common.set_stamp(self._msg.header.stamp, time.time_ns())
+            conversion.set_stamp(self._msg.header.stamp, time.time_ns())
             self._pub.publish(self._msg)
             self.zeros_sent += 1
 
@@ -181,7 +181,7 @@ class CommandSentinel:
                 "ms since last command": (time.monotonic_ns() - self._last_rx) / 1e6 if self.seen else -1.0,
             }
             if self.dead:
-                return common.ERROR, "command publisher dead: publishing zero commands", values
+                return diagnostics.ERROR, "command publisher dead: publishing zero commands", values
             if not self.seen:
-                return common.STALE, "no command publisher seen yet", values
-            return common.OK, "command publisher alive", values
+                return diagnostics.STALE, "no command publisher seen yet", values
+            return diagnostics.OK, "command publisher alive", values

@@ -19,10 +19,12 @@ x subject mass, mode ``inference_mode``: ``window`` or ``streaming``; streaming 
 one row per frame from its carried state, O(1) per sample, and needs a model whose metadata
 says streaming true; for a TCN whose receptive field fits the window it equals window mode), the
 same object offline validation uses (``validate`` takes the mode from the same parameter), then
-``core.command.CommandShaper``; both under one lock (samples may arrive on the source thread,
+the command stage (``core.command_stage.CommandStage`` on the wire through
+``nodes.command_port.CommandPort``: the very objects ``torque_command`` uses); all under one
+lock (samples may arrive on the source thread,
 timers on the executor thread). Parameters: ``params.FUSED`` (the union of the stages').
 Everything runs in the sample callback: the sample is pushed, the frames due at data time
-(``imu_synchronizer.DataClock``: a starved process never synthesises invalid frames for samples
+(``core.clock.DataClock``: a starved process never synthesises invalid frames for samples
 not yet processed) go through the model and the command is published at once. The control-rate
 timer only fills gaps (watchdog ramp, inactive zeros); ``exo/emergency_stop`` publishes a zero
 command in its own callback.
@@ -32,8 +34,9 @@ message) turns every frame into the segment frames in the core, before features;
 sensor is invalid there, so the command goes to zero rather than using it.
 
 Lifecycle: configure loads the model (failure: stays unconfigured, logged) and starts the
-input; activate enables estimates and the command ramp-in; deactivate ramps the command out
-(zeros with ``valid = false`` while inactive); cleanup/shutdown stop the input and release all.
+input; activate enables estimates and the command ramp-in; deactivate publishes a zero at once
+(``valid = false``) and invalid zeros at the control rate while inactive, like ``torque_command``;
+cleanup/shutdown stop the input and release all. ``/diagnostics`` every ``diagnostics_period_s``.
 """
 
 from __future__ import annotations
@@ -43,43 +46,34 @@ import time
 
 from rclpy.lifecycle import TransitionCallbackReturn
 
-from gait_estimator.nodes import common
+from gait_estimator.core.clock import DataClock, make_synchronizer
+from gait_estimator.core.command_stage import COMMAND_LIVE
+from gait_estimator.core.latency import LatencyStats
+from gait_estimator.nodes import conversion, diagnostics, lifecycle_guard, runner, topics
+from gait_estimator.nodes.command_port import CommandPort
+from gait_estimator.nodes.gait_port import GaitPort
 from gait_estimator.nodes.imu_sources import make_source
-from gait_estimator.nodes.imu_synchronizer import DataClock, make_synchronizer
-from gait_estimator.nodes.interop import CommandOutputs
 from gait_estimator.nodes.lifecycle_base import ReleasingLifecycleNode
 from gait_estimator.nodes.model_swap import ModelSwapper, load_checked_runtime
-from gait_estimator.nodes.params import (
-    command_config,
-    declare_params,
-    make_shaper,
-    read_calibration_param,
-    resolve_model_path,
-)
-from gait_estimator.nodes.torque_command import COMMAND_LIVE, JointMap
+from gait_estimator.nodes.params import declare_params, read_calibration_param, resolve_model_path
 
 
 class GaitPipeline(ReleasingLifecycleNode):
     def __init__(self, name: str = "gait_pipeline") -> None:
         super().__init__(name)
-        common.guard_change_state(self)
+        lifecycle_guard.guard_change_state(self)
         self.params = declare_params(
             self, "gait_pipeline", live=COMMAND_LIVE + ("model_path",), apply=self._apply_params
         )
         self.lock = threading.Lock()
-        self.pipeline = self.shaper = self.source = None
+        self.pipeline = self.port = self.source = None
         self._entities: list = []
         self._active = False
-        self._cmd_pub = None
-        self._last_pub_ns = 0
-        self._published_since_tick = False
-        self._last_stamp_ns = 0
-        self.latency = common.LatencyStats()
-        self.inference = common.LatencyStats()
-        self.counts = {"samples": 0, "estimates": 0, "invalid_estimates": 0, "commands": 0, "estops": 0}
+        self.inference = LatencyStats()
+        self.counts = {"samples": 0}
         p = self.params
         self.swapper = ModelSwapper(
-            self, self._running_model, self._install, p["threads"], p["inference_mode"]
+            self, self._running_model, self._install, p.threads, p.inference_mode
         )
 
     # -- lifecycle ------------------------------------------------------------------------
@@ -87,118 +81,103 @@ class GaitPipeline(ReleasingLifecycleNode):
         from diagnostic_msgs.msg import DiagnosticArray
         from gait_estimator_msgs.msg import ImuBundle, ImuFrame, JointTorque
         from sensor_msgs.msg import Imu
-        from std_msgs.msg import Bool, Empty
 
         from gait_estimator.core.pipeline import EstimatorPipeline
 
         p = self.params
-        path = resolve_model_path(p["model_path"])
+        path = resolve_model_path(p.model_path)
         try:
-            runtime = load_checked_runtime(path, p["threads"], self.get_name(), p["inference_mode"])
+            runtime = load_checked_runtime(path, p.threads, self.get_name(), p.inference_mode)
             md = runtime.metadata
-            mode = p["inference_mode"]
-            sync_p = dict(p, rate_hz=md.sample_rate_hz)
-            self.calibration = read_calibration_param(p["calibration_file"])  # CalibrationError: fail
+            mode = p.inference_mode
+            sync = make_synchronizer(p, md.sample_rate_hz)  # at the model rate
+            self.calibration = read_calibration_param(p.calibration_file)  # CalibrationError: fail
             self.pipeline = EstimatorPipeline(
-                runtime, make_synchronizer(sync_p), p["subject_mass_kg"], mode, self.calibration
+                runtime, sync, p.subject_mass_kg, mode, self.calibration
             )
             self.clock = DataClock(self.pipeline.synchronizer)
-            self.shaper = make_shaper(p)
+            entities: list = []
+            self.port = CommandPort(self, p, entities, self.lock)
         except Exception as exc:
             self.get_logger().error(f"configure failed: {exc}")
             self.swapper.last_rejection = f"configure failed: {exc}"
-            self.pipeline = self.shaper = None
+            self.pipeline = self.port = None
             return TransitionCallbackReturn.FAILURE
         self.swapper.model_file = str(path)
-        self.get_logger().info(f"loaded model {path} ({p['inference_mode']} mode); input '{p['imu_source']}'")
+        self.get_logger().info(f"loaded model {path} ({p.inference_mode} mode); input '{p.imu_source}'")
         self.joints = md.output_joints
-        self.map = JointMap(p["joints"])
-        self._est_msg, self._cmd_msg = JointTorque(), JointTorque()
-        sensor, rel = common.sensor_qos(), common.command_qos()
-        est_hz = common.estimate_rate_hz(md, p["inference_mode"], fused=True)  # rate/stamp diagnostics
-        self._est_pub = common.monitor_output(
-            self, self.create_publisher(JointTorque, common.TOPIC_ESTIMATE, sensor), est_hz, est_hz,
+        self._est_msg = JointTorque()
+        sensor = topics.sensor_qos()
+        est_hz = diagnostics.estimate_rate_hz(md, p.inference_mode, fused=True)  # rate/stamp diagnostics
+        self._est_pub = diagnostics.monitor_output(
+            self, self.create_publisher(JointTorque, topics.TOPIC_ESTIMATE, sensor), est_hz, est_hz,
             active=lambda: self._active)
-        self._cmd_pub = common.monitor_output(  # liveliness lease for the sentinel
-            self, self.create_publisher(JointTorque, common.TOPIC_COMMAND, common.command_publisher_qos()),
-            p["control_rate_hz"], float("inf"))
         self._frame_pub = (
-            self.create_publisher(ImuFrame, common.TOPIC_FRAME, sensor) if p["publish_frames"] else None
+            self.create_publisher(ImuFrame, topics.TOPIC_FRAME, sensor) if p.publish_frames else None
         )
         self._ref_pub = (
-            self.create_publisher(JointTorque, common.TOPIC_REFERENCE, sensor)
-            if p["publish_reference"] and p["imu_source"] in ("sim", "file")
+            self.create_publisher(JointTorque, topics.TOPIC_REFERENCE, sensor)
+            if p.publish_reference and p.imu_source in ("sim", "file")
             else None
         )
-        self._diag_pub = self.create_publisher(DiagnosticArray, common.TOPIC_DIAGNOSTICS, 10)
-        self._period_ns = int(1e9 / p["control_rate_hz"])
-        self._entities = [
+        self._diag_pub = self.create_publisher(DiagnosticArray, topics.TOPIC_DIAGNOSTICS, 10)
+        self._entities = entities + [
             self._est_pub,
-            self._cmd_pub,
             self._diag_pub,
-            self.create_subscription(Bool, common.TOPIC_ESTOP, self._on_estop, rel),
-            self.create_subscription(Empty, common.TOPIC_RESET, self._on_reset, rel),
-            self.create_timer(1.0 / p["control_rate_hz"], self._on_timer),
-            self.create_timer(1.0, self._diagnostics),
+            self.create_timer(p.diagnostics_period_s, self._diagnostics),
         ] + [e for e in (self._frame_pub, self._ref_pub) if e is not None]
-        self._interop = CommandOutputs(self, p, self._entities)  # ros2_control / JointState outputs
-        if p["imu_source"] == "bundle":
-            self._locations = frozenset(p["locations"])
+        self._gait = GaitPort(self, self._entities)  # gait/state, gait/events
+        if p.imu_source == "bundle":
+            self._locations = frozenset(p.locations)
             self._entities.append(
                 self.create_subscription(
-                    ImuBundle, p["bundle_topic"], self._on_bundle, common.sensor_qos(common.SENSOR_SUB_DEPTH)
+                    ImuBundle, p.bundle_topic, self._on_bundle, topics.sensor_qos(topics.SENSOR_SUB_DEPTH)
                 )
             )
-        elif p["imu_source"] == "topics":
-            for loc in p["locations"]:
+        elif p.imu_source == "topics":
+            for loc in p.locations:
                 self._entities.append(
                     self.create_subscription(
                         Imu,
-                        common.TOPIC_IMU.format(location=loc),
+                        topics.TOPIC_IMU.format(location=loc),
                         lambda msg, loc=loc: self._on_imu(loc, msg),
-                        common.sensor_qos(common.SENSOR_SUB_DEPTH),
+                        topics.sensor_qos(topics.SENSOR_SUB_DEPTH),
                     )
                 )
         else:
             try:
-                self.source = make_source(p, p["locations"], p["driver_rate_hz"], p["imu_source"])
+                self.source = make_source(p, p.locations, p.driver_rate_hz, p.imu_source)
             except Exception as exc:
                 self.get_logger().error(f"configure failed: input: {exc}")
                 self._release()
                 return TransitionCallbackReturn.FAILURE
-            common.freeze_heap()  # before samples flow
+            runner.freeze_heap()  # before samples flow
             self.source.start(self._on_sample, self._on_reference if self._ref_pub else None)
             return TransitionCallbackReturn.SUCCESS
-        common.freeze_heap()
+        runner.freeze_heap()
         return TransitionCallbackReturn.SUCCESS
 
     def on_activate(self, state) -> TransitionCallbackReturn:
-        with self.lock:
-            self.shaper.reset()
-            self.shaper.enable()
-            self._active = True
+        self.port.activate()
+        self._active = True
         return TransitionCallbackReturn.SUCCESS
 
     def on_deactivate(self, state) -> TransitionCallbackReturn:
-        with self.lock:
-            self.shaper.disable()
-            self._active = False
+        self._active = False
+        self.port.deactivate()
         return TransitionCallbackReturn.SUCCESS
 
     def _release(self) -> None:
         if self.source is not None:
             self.source.stop()
             self.source = None
+        self._active = False
+        if self.port is not None:
+            self.port.release()
         with self.lock:
-            if self.shaper is not None and self._cmd_pub is not None:
-                self.shaper.emergency_stop()
-                self._publish_command(time.time_ns(), self._last_stamp_ns or time.time_ns())
-                common.deliver_last(self._cmd_pub)
             self.destroy_entities(self._entities)
             self._entities = []
-            self._cmd_pub = None
-            self.pipeline = self.shaper = None
-            self._active = False
+            self.pipeline = self.port = None
 
     def close(self) -> None:
         if self.source is not None:
@@ -207,14 +186,14 @@ class GaitPipeline(ReleasingLifecycleNode):
     # -- parameters (params.RuntimeParameters) and model swap (nodes/model_swap.py) -----------
     def _apply_params(self, new, changed) -> str:
         if "model_path" in changed:
-            reason = self.swapper.request(new["model_path"])
+            reason = self.swapper.request(new.model_path)
             if reason:
                 return reason
         with self.lock:
-            if self.shaper is not None:
-                self.shaper.reconfigure(command_config(new))
+            if self.port is not None:
+                self.port.stage.reconfigure(new)
             if self.pipeline is not None and self.pipeline.metadata.output_unit == "N.m/kg":
-                self.pipeline.scale = float(new["subject_mass_kg"])
+                self.pipeline.scale = float(new.subject_mass_kg)
         return ""
 
     def _running_model(self):
@@ -230,7 +209,7 @@ class GaitPipeline(ReleasingLifecycleNode):
             if self.pipeline is None:
                 return
             old = self.pipeline
-            mass = self.params["subject_mass_kg"]
+            mass = self.params.subject_mass_kg
             # same synchronizer, so self.clock (DataClock) keeps feeding it
             self.pipeline = EstimatorPipeline(runtime, old.synchronizer, mass, old.mode, old.calibration)
 
@@ -238,16 +217,16 @@ class GaitPipeline(ReleasingLifecycleNode):
     def _on_sample(self, location, stamp_ns, acc, gyro, quat) -> None:
         """A sample from the in-process source (numpy rows)."""
         now = time.time_ns()
-        self._push(((location, stamp_ns, common.sample_values(acc, gyro, quat)),), now)
+        self._push(((location, stamp_ns, conversion.sample_values(acc, gyro, quat)),), now)
 
     def _on_imu(self, location, msg) -> None:
         now = time.time_ns()
-        self._push(((location, *common.imu_values(msg)),), now)
+        self._push(((location, *conversion.imu_values(msg)),), now)
 
     def _on_bundle(self, msg) -> None:
         """A bundled input: every sample of the instant pushed, then frames polled once."""
         now = time.time_ns()
-        self._push(common.bundle_values(msg, self._locations), now)
+        self._push(conversion.bundle_values(msg, self._locations), now)
 
     def _push(self, samples, now: int) -> None:
         """``(location, stamp_ns, values)`` samples received at ``now`` -> frames -> commands."""
@@ -262,86 +241,35 @@ class GaitPipeline(ReleasingLifecycleNode):
         between): the command of a frame is published as soon as its last IMU sample arrived."""
         from gait_estimator_msgs.msg import JointTorque
 
-        pipe = self.pipeline
+        pipe, port = self.pipeline, self.port
         for frame in frames:
             if self._frame_pub is not None:
-                self._frame_pub.publish(common.frame_to_msg(frame, pipe.synchronizer.rate_hz))
-            for est in pipe.push_frame(frame):
-                if not self._active:
-                    continue
-                self.counts["estimates"] += 1
-                m = common.joint_torque_msg(
-                    est.stamp_ns,
-                    JointTorque.SOURCE_ESTIMATE,
-                    self.joints,
-                    est.torque_nm,
-                    valid=est.valid,
-                    subject_mass=self.params["subject_mass_kg"],
-                    msg=self._est_msg,
-                    confidence=est.confidence,
+                self._frame_pub.publish(conversion.frame_to_msg(frame, pipe.synchronizer.rate_hz))
+            estimates = pipe.push_frame(frame)
+            if not self._active:
+                continue
+            for est in estimates:
+                port.submit(
+                    self.joints, est.torque_nm, est.stamp_ns, est.valid, est.confidence, est.gait_phase
                 )
-                y = self.map(self.joints, est.torque_nm)
-                if est.valid and y is not None:
-                    self.shaper.submit(y, est.stamp_ns, True, "N.m", time.time_ns(), est.confidence)
+                if est.valid:
                     self.inference.add(est.inference_ns)
-                else:
-                    self.counts["invalid_estimates"] += 1
-                    self.shaper.submit(None, est.stamp_ns, False, "N.m")
-                self._last_stamp_ns = est.stamp_ns
-                if self.params["publish_on_estimate"]:
-                    self._publish_command(time.time_ns(), est.stamp_ns)
-                self._est_pub.publish(m)  # after the command: the command is the latency-critical one
+                # after the command: the command is the latency-critical one
+                self._est_pub.publish(conversion.joint_torque_msg(
+                    est.stamp_ns, JointTorque.SOURCE_ESTIMATE, self.joints, est.torque_nm, valid=est.valid,
+                    subject_mass=self.params.subject_mass_kg, gait_phase=est.gait_phase, msg=self._est_msg,
+                    confidence=est.confidence,
+                ))
+            self._gait.publish(pipe.gait_state)
 
     def _on_reference(self, stamp_ns, torque, joints, phase) -> None:
         from gait_estimator_msgs.msg import JointTorque
 
         self._ref_pub.publish(
-            common.joint_torque_msg(stamp_ns, JointTorque.SOURCE_REFERENCE, joints, torque, gait_phase=phase)
+            conversion.joint_torque_msg(
+                stamp_ns, JointTorque.SOURCE_REFERENCE, joints, torque, gait_phase=phase
+            )
         )
-
-    def _publish_command(self, now_ns: int, stamp_ns: int) -> None:
-
-        if self._cmd_pub is None or self.shaper is None:
-            return
-        m, valid = common.command_msg(
-            self.shaper.update(now_ns), stamp_ns, self.map.joints, self._active,
-            self.params["subject_mass_kg"], msg=self._cmd_msg, confidence=self.shaper.confidence,
-        )
-        self._cmd_pub.publish(m)
-        self._interop.publish(m)
-        self._last_pub_ns = time.time_ns()
-        self._published_since_tick = True
-        self.counts["commands"] += 1
-        if valid:
-            self.latency.add_stamp(stamp_ns, self._last_pub_ns)
-
-    def _on_timer(self) -> None:
-        now = time.time_ns()
-        with self.lock:
-            if self.pipeline is None:
-                return
-            if not self._published_since_tick:
-                self._publish_command(now, self._last_stamp_ns or now)
-            self._published_since_tick = False
-
-    def _on_estop(self, msg) -> None:
-        if msg.data:
-            t_cb = time.time_ns()
-            with self.lock:
-                if self.shaper is None:
-                    return
-                self.shaper.emergency_stop()
-                self._publish_command(t_cb, self._last_stamp_ns or t_cb)  # the zero, in this callback
-                self.counts["estops"] += 1
-                t_pub = self._last_pub_ns
-            common.log_estop(self, t_cb, t_pub)
-
-    def _on_reset(self, msg) -> None:
-        with self.lock:
-            if self.shaper is not None:
-                self.shaper.reset()
-                if self._active:
-                    self.shaper.enable()
 
     def _diagnostics(self) -> None:
         with self.lock:
@@ -349,9 +277,10 @@ class GaitPipeline(ReleasingLifecycleNode):
                 return
             values = dict(self.counts)
             values.update(self.pipeline.synchronizer.counters)
-            level, message = common.shaper_status(self.shaper, self._active, values)
+            values.update({f"model_{k}": v for k, v in self.pipeline.counters.items()})
+            values.update(self._gait.counts)
+            level, message = self.port.stage.status(values)
             values["input_distance"] = float(self.pipeline.monitor.distance)
-        values.update({f"latency_{k}": v for k, v in self.latency.summary_ms().items()})
         values.update({f"inference_{k}": v for k, v in self.inference.summary_ms().items()})
         values.update(self.swapper.counts)
         values["model"] = self.swapper.model_file
@@ -362,12 +291,12 @@ class GaitPipeline(ReleasingLifecycleNode):
         elif level == 0 and self.swapper.last_rejection:
             level, message = 1, self.swapper.last_rejection
         self._diag_pub.publish(
-            common.diagnostic_array(self, f"{self.get_name()}: fused pipeline", level, message, values)
+            diagnostics.diagnostic_array(self, f"{self.get_name()}: fused pipeline", level, message, values)
         )
 
 
 def main(args=None) -> int:
-    return common.run_node(GaitPipeline, args)
+    return runner.run_node(GaitPipeline, args)
 
 
 if __name__ == "__main__":

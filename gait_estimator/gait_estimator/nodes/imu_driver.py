@@ -30,7 +30,7 @@ import threading
 
 from rclpy.node import Node
 
-from gait_estimator.nodes import common
+from gait_estimator.nodes import conversion, diagnostics, runner, topics
 from gait_estimator.nodes.imu_sources import make_source
 from gait_estimator.nodes.params import declare_params
 
@@ -42,49 +42,49 @@ class ImuDriver(Node):
         from sensor_msgs.msg import Imu
 
         p = self.params = declare_params(self, "imu_driver")
-        self.locations = tuple(p["locations"])
-        cov = (p["orientation_std"] ** 2, p["gyro_noise_std"] ** 2, p["acc_noise_std"] ** 2)
-        qos = common.sensor_qos()
-        topics = p["imu_output"] in ("topics", "both")
+        self.locations = tuple(p.locations)
+        cov = (p.orientation_std ** 2, p.gyro_noise_std ** 2, p.acc_noise_std ** 2)
+        qos = topics.sensor_qos()
+        per_imu_topics = p.imu_output in ("topics", "both")
         self._pubs = {
-            loc: self.create_publisher(Imu, common.TOPIC_IMU.format(location=loc), qos)
-            for loc in (self.locations if topics else ())
+            loc: self.create_publisher(Imu, topics.TOPIC_IMU.format(location=loc), qos)
+            for loc in (self.locations if per_imu_topics else ())
         }
         self._msgs = {}
         for loc in self._pubs:
             m = Imu()
-            common.fill_imu(m, 0, p["frame_prefix"] + loc, (0, 0, 0), (0, 0, 0), (0, 0, 0, 1), cov)
+            conversion.fill_imu(m, 0, p.frame_prefix + loc, (0, 0, 0), (0, 0, 0), (0, 0, 0, 1), cov)
             self._msgs[loc] = m
         self._bundle = (
-            Bundler(self.create_publisher(ImuBundle, p["bundle_topic"], qos), self.locations, p)
-            if p["imu_output"] in ("bundle", "both")
+            Bundler(self.create_publisher(ImuBundle, p.bundle_topic, qos), self.locations, p.frame_prefix)
+            if p.imu_output in ("bundle", "both")
             else None
         )
         self._ref_pub = (
-            self.create_publisher(JointTorque, common.TOPIC_REFERENCE, qos)
-            if p["publish_reference"]
+            self.create_publisher(JointTorque, topics.TOPIC_REFERENCE, qos)
+            if p.publish_reference
             else None
         )
         self._ref_msg = JointTorque()
         self._lock = threading.Lock()
-        self.source = make_source(p, self.locations, p["rate_hz"], p["source"])
+        self.source = make_source(p, self.locations, p.rate_hz, p.source)
         if self._bundle is not None:
             rec = getattr(self.source, "rec", None)  # file: the recording's own rate
-            self._bundle.msg.rate_hz = float(rec.rate_hz if rec is not None else p["rate_hz"])
+            self._bundle.msg.rate_hz = float(rec.rate_hz if rec is not None else p.rate_hz)
         self.diag_pub = self.create_publisher(
-            __import__("diagnostic_msgs.msg").msg.DiagnosticArray, common.TOPIC_DIAGNOSTICS, 10
+            __import__("diagnostic_msgs.msg").msg.DiagnosticArray, topics.TOPIC_DIAGNOSTICS, 10
         )
         self.create_timer(1.0, self._diagnostics)
         self.source.start(self._publish, self._publish_reference if self._ref_pub else None)
         self.get_logger().info(
-            f"streaming {len(self.locations)} IMUs from '{p['source']}' "
-            f"on {[common.TOPIC_IMU.format(location=x) for x in self.locations]}"
+            f"streaming {len(self.locations)} IMUs from '{p.source}' "
+            f"on {[topics.TOPIC_IMU.format(location=x) for x in self.locations]}"
         )
 
     def _publish(self, location, stamp_ns, acc, gyro, quat) -> None:
         m = self._msgs.get(location)
         if m is not None:
-            common.fill_imu(m, stamp_ns, m.header.frame_id, acc, gyro, quat)
+            conversion.fill_imu(m, stamp_ns, m.header.frame_id, acc, gyro, quat)
             self._pubs[location].publish(m)
         if self._bundle is not None:
             self._bundle.add(location, stamp_ns, acc, gyro, quat)
@@ -92,7 +92,7 @@ class ImuDriver(Node):
     def _publish_reference(self, stamp_ns, torque, joints, phase) -> None:
         from gait_estimator_msgs.msg import JointTorque
 
-        common.joint_torque_msg(
+        conversion.joint_torque_msg(
             stamp_ns,
             JointTorque.SOURCE_REFERENCE,
             joints,
@@ -105,13 +105,13 @@ class ImuDriver(Node):
 
     def _diagnostics(self) -> None:
         src = self.source
-        values = {"source": self.params["source"], "samples": src.published}
+        values = {"source": self.params.source, "samples": src.published}
         dec = getattr(src, "decoder", None)
         if dec is not None:
             values.update(dec.counters())
         level, msg = (2, f"source failed: {src.error}") if src.error else (0, "streaming")
         self.diag_pub.publish(
-            common.diagnostic_array(
+            diagnostics.diagnostic_array(
                 self, f"{self.get_name()}: imu driver", level, msg, values, hardware_id=self._hardware_id()
             )
         )
@@ -119,8 +119,8 @@ class ImuDriver(Node):
     def _hardware_id(self) -> str:
         """diagnostic_updater's hardware_id: the device the samples come from."""
         p = self.params
-        device = {"serial": p["serial_port"], "file": p["file_path"]}.get(p["source"], "simulator")
-        return f"imu {p['source']}: {device}"
+        device = {"serial": p.serial_port, "file": p.file_path}.get(p.source, "simulator")
+        return f"imu {p.source}: {device}"
 
     def close(self) -> None:
         self.source.stop()
@@ -133,14 +133,14 @@ class Bundler:
     sensor that dropped a sample) first sends the partial bundle, with only the locations present.
     The source thread is the only caller."""
 
-    def __init__(self, publisher, locations, p) -> None:
+    def __init__(self, publisher, locations, frame_prefix: str) -> None:
         from gait_estimator_msgs.msg import ImuBundle
 
         self.pub, self.locations = publisher, tuple(locations)
         self.index = {loc: i for i, loc in enumerate(self.locations)}
         n = len(self.locations)
         self.msg = ImuBundle()
-        self.msg.header.frame_id = p["frame_prefix"] + "hub"
+        self.msg.header.frame_id = frame_prefix + "hub"
         self.msg.locations = list(self.locations)
         # Filled in place per instant, assigned to the message once per bundle.
         self._stamps, self._acc, self._gyro, self._quat = [0] * n, [0.0] * 3 * n, [0.0] * 3 * n, [0.0] * 4 * n
@@ -154,11 +154,11 @@ class Bundler:
         if self.filled[i]:
             self._flush_partial()
         self._stamps[i] = int(stamp_ns)
-        self._acc[3 * i : 3 * i + 3] = common.float_list(acc)
-        self._gyro[3 * i : 3 * i + 3] = common.float_list(gyro)
-        self._quat[4 * i : 4 * i + 4] = common.float_list(quat)
+        self._acc[3 * i : 3 * i + 3] = conversion.float_list(acc)
+        self._gyro[3 * i : 3 * i + 3] = conversion.float_list(gyro)
+        self._quat[4 * i : 4 * i + 4] = conversion.float_list(quat)
         if self.count == 0:
-            common.set_stamp(self.msg.header.stamp, stamp_ns)
+            conversion.set_stamp(self.msg.header.stamp, stamp_ns)
         self.filled[i] = True
         self.count += 1
         if self.count == len(self.locations):
@@ -189,7 +189,7 @@ class Bundler:
 
 
 def main(args=None) -> int:
-    return common.run_node(ImuDriver, args)
+    return runner.run_node(ImuDriver, args)
 
 
 if __name__ == "__main__":

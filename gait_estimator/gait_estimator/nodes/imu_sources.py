@@ -277,7 +277,7 @@ class SerialSource(_ThreadedSource):
             pass
 
 
-def make_source(params: dict, locations: Sequence[str], rate_hz: float, source: str):
+def make_source(params, locations: Sequence[str], rate_hz: float, source: str):
     """Build the backend named ``source`` from validated driver parameters."""
     fault = {
         "nan_location": params.get("fault_nan_location", ""),
@@ -285,20 +285,20 @@ def make_source(params: dict, locations: Sequence[str], rate_hz: float, source: 
         "nan_duration_s": params.get("fault_nan_duration_s", 0.0),
     }
     if source == "sim":
-        rec = simulate(rate_hz, params["sim_loop_s"], params["sim_speed_mps"], params["sim_seed"])
+        rec = simulate(rate_hz, params.sim_loop_s, params.sim_speed_mps, params.sim_seed)
         return RecordedSource(
             rec,
             locations,
             loop=True,
-            duration_s=params["duration_s"],
-            clock_offset_s=params["sim_clock_offset_s"],
+            duration_s=params.duration_s,
+            clock_offset_s=params.sim_clock_offset_s,
             **fault,
         )
     if source == "file":
-        rec = load_file(params["file_path"], params["file_trial"])
+        rec = load_file(params.file_path, params.file_trial)
         return RecordedSource(
-            rec, locations, loop=params["file_loop"], duration_s=params["duration_s"], **fault
+            rec, locations, loop=params.file_loop, duration_s=params.duration_s, **fault
         )
     if source == "serial":
-        return SerialSource(params["serial_port"], params["serial_baudrate"], locations)
+        return SerialSource(params.serial_port, params.serial_baudrate, locations)
     raise ConfigError("source", source, "must be one of ['sim', 'file', 'serial']")

@@ -35,20 +35,20 @@ class CommandOutputs:
         from sensor_msgs.msg import JointState
         from std_msgs.msg import Float64MultiArray
 
-        from gait_estimator.nodes import common
+        from gait_estimator.nodes import topics
 
-        joints = list(params["joints"])
-        self.effort_joints = list(params["effort_joints"]) or joints
+        joints = list(params.joints)
+        self.effort_joints = list(params.effort_joints) or joints
         # index of each effort joint in the command (params validated effort_joints within joints)
         self._index = np.array([joints.index(j) for j in self.effort_joints], dtype=np.intp)
-        qos = common.command_qos()
+        qos = topics.command_qos()
         self._effort_pub = self._state_pub = None
-        if params["effort_topic"]:
-            self._effort_pub = node.create_publisher(Float64MultiArray, params["effort_topic"], qos)
+        if params.effort_topic:
+            self._effort_pub = node.create_publisher(Float64MultiArray, params.effort_topic, qos)
             self._effort = Float64MultiArray()
             entities.append(self._effort_pub)
-        if params["joint_state_topic"]:
-            self._state_pub = node.create_publisher(JointState, params["joint_state_topic"], qos)
+        if params.joint_state_topic:
+            self._state_pub = node.create_publisher(JointState, params.joint_state_topic, qos)
             self._state = JointState()
             entities.append(self._state_pub)
 

@@ -1,5 +1,6 @@
-"""What the launch files start, as plain data (no ``launch`` import): which executables, with which
-parameters, and the ``bag_player`` command line. ``launch/*.launch.py`` turn this into
+"""What the launch files start, as plain data (no ``launch`` import): which executables
+(``core.topology``, the one source of the topology), with which parameters, and the
+``bag_player`` command line. ``launch/*.launch.py`` turn this into
 ``Node``/``LifecycleNode`` actions; tests check it where the ``launch`` stack is not installed.
 
 Namespaces: the launch files push one namespace (``PushRosNamespace``) around every node; no node
@@ -12,6 +13,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from gait_estimator.core import topology
 
 PACKAGE = "gait_estimator"
 IMU_SOURCES = ("sim", "file", "serial", "topics")  # topics: no driver, the IMUs come from elsewhere
@@ -76,23 +79,22 @@ def pipeline_nodes(
     sim_time = {"use_sim_time": bool(use_sim_time)}
     model = [{"model_path": model_path}] if model_path else []
     rt = [dict(realtime)] if realtime else []
-    if fused:
-        stages = [
-            NodeSpec("gait_pipeline", True, (config, *model, sim_time, {"imu_source": imu_source}, *rt)),
-        ]
-    else:
-        driver = [NodeSpec("imu_driver", False, (config, {"source": imu_source}, sim_time, *rt))]
-        stages = (driver if imu_source != "topics" else []) + [
-            NodeSpec("imu_synchronizer", False, (config, sim_time, *rt)),
-            NodeSpec("windowing", False, (config, *model, sim_time, *rt)),
-            NodeSpec("torque_estimator", True, (config, *model, sim_time, *rt)),
-            NodeSpec("torque_command", True, (config, sim_time, *rt)),
-        ]
-    managed = [s.executable for s in stages if s.lifecycle]
+    stages = []
+    for s in topology.stages(fused, with_driver=imu_source != "topics"):
+        extra: list[Any] = [*model] if s.reads_model else []
+        if s.driver:
+            extra.append({"source": imu_source})
+        if fused:
+            extra.append({"imu_source": imu_source})
+        stages.append(NodeSpec(s.executable, s.lifecycle, (config, *extra, sim_time, *rt)))
     manager = NodeSpec(
-        "lifecycle_manager",
+        topology.MANAGER,
         False,
-        (config, sim_time, {"node_names": managed, "command_node": managed[-1]}),
+        (
+            config,
+            sim_time,
+            {"node_names": topology.managed(fused), "command_node": topology.command_node(fused)},
+        ),
     )
     return [*stages, manager]
 

@@ -46,7 +46,7 @@ from lifecycle_msgs.srv import ChangeState, GetState
 from rclpy.callback_groups import ReentrantCallbackGroup
 from rclpy.node import Node
 
-from gait_estimator.nodes import common
+from gait_estimator.nodes import diagnostics, runner, topics
 from gait_estimator.nodes.command_sentinel import CommandSentinel
 from gait_estimator.nodes.params import declare_params
 
@@ -67,7 +67,7 @@ class LifecycleManager(Node):
         from std_msgs.msg import String
 
         p = self.params = declare_params(self, "lifecycle_manager")
-        self.nodes = list(p["node_names"])
+        self.nodes = list(p.node_names)
         group = ReentrantCallbackGroup()
         self._change = {
             n: self.create_client(ChangeState, f"{n}/change_state", callback_group=group) for n in self.nodes
@@ -81,16 +81,16 @@ class LifecycleManager(Node):
         self._state_pub = self.create_publisher(String, "lifecycle_manager/state", latched)
         self.create_subscription(String, "lifecycle_manager/command", self._on_command, 10)
         self.state = ""
-        self._requests: list[str] = ["startup"] if p["autostart"] else []
+        self._requests: list[str] = ["startup"] if p.autostart else []
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._supervising = False
         self._missed = dict.fromkeys(self.nodes, 0)
         self._states: dict[str, int | None] = dict.fromkeys(self.nodes)  # last answer; None = none
-        self.sentinel = CommandSentinel(self, p) if p["sentinel"] else None
-        self._diag_pub = self.create_publisher(DiagnosticArray, common.TOPIC_DIAGNOSTICS, 10)
+        self.sentinel = CommandSentinel(self, p) if p.sentinel else None
+        self._diag_pub = self.create_publisher(DiagnosticArray, topics.TOPIC_DIAGNOSTICS, 10)
         self.create_timer(1.0, self._diagnostics)
-        if not p["autostart"]:
+        if not p.autostart:
             self._set_state("down")
         self._thread = threading.Thread(target=self._worker, name="lifecycle_manager", daemon=True)
         self._thread.start()
@@ -118,14 +118,14 @@ class LifecycleManager(Node):
         return future.result()
 
     def get_state(self, node: str) -> int | None:
-        r = self._call(self._get[node], GetState.Request(), self.params["service_timeout_s"])
+        r = self._call(self._get[node], GetState.Request(), self.params.service_timeout_s)
         self._states[node] = None if r is None else r.current_state.id
         return self._states[node]
 
     def transition(self, node: str, transition_id: int) -> bool:
         req = ChangeState.Request()
         req.transition.id = transition_id
-        r = self._call(self._change[node], req, self.params["transition_timeout_s"])
+        r = self._call(self._change[node], req, self.params.transition_timeout_s)
         return bool(r is not None and r.success)
 
     def _on_command(self, msg) -> None:
@@ -138,11 +138,11 @@ class LifecycleManager(Node):
     # -- behaviour ------------------------------------------------------------------------
     def startup(self) -> bool:
         self._set_state("starting")
-        deadline = time.monotonic() + self.params["startup_timeout_s"]
+        deadline = time.monotonic() + self.params.startup_timeout_s
         for n in self.nodes:
             while not self._change[n].wait_for_service(timeout_sec=0.5):
                 if time.monotonic() > deadline or self._stop.is_set():
-                    self._fail(f"node '{n}' did not appear within {self.params['startup_timeout_s']} s")
+                    self._fail(f"node '{n}' did not appear within {self.params.startup_timeout_s} s")
                     return False
         for tid, goal, verb in (
             (Transition.TRANSITION_CONFIGURE, INACTIVE, "configure"),
@@ -163,7 +163,7 @@ class LifecycleManager(Node):
     def bring_down(self) -> None:
         """Command node first (its output goes to zero), then the rest in reverse order."""
         order = list(reversed(self.nodes))
-        cmd = self.params["command_node"]
+        cmd = self.params.command_node
         if cmd in order:
             order.remove(cmd)
             order.insert(0, cmd)
@@ -184,12 +184,12 @@ class LifecycleManager(Node):
             state = self.get_state(n)
             if state is None:
                 self._missed[n] += 1
-                if self._missed[n] >= self.params["missed_checks"]:
+                if self._missed[n] >= self.params.missed_checks:
                     self._fail(f"node '{n}' does not answer (process dead?)")
                     return
                 self.get_logger().warning(
-                    f"node '{n}' did not answer get_state within {self.params['service_timeout_s']} s "
-                    f"({self._missed[n]}/{self.params['missed_checks']})"
+                    f"node '{n}' did not answer get_state within {self.params.service_timeout_s} s "
+                    f"({self._missed[n]}/{self.params.missed_checks})"
                 )
                 continue
             self._missed[n] = 0
@@ -215,7 +215,7 @@ class LifecycleManager(Node):
                     self.supervise()
             except Exception as exc:
                 self.get_logger().error(f"manager error: {exc!r}")
-            self._wake.wait(self.params["check_period_s"])
+            self._wake.wait(self.params.check_period_s)
             self._wake.clear()
 
     def _diagnostics(self) -> None:
@@ -226,18 +226,20 @@ class LifecycleManager(Node):
             state = self._states[n]
             values = {"manager state": self.state, "missed checks": self._missed[n]}
             if state is None:
-                level, msg = common.STALE, "not checked yet"
+                level, msg = diagnostics.STALE, "not checked yet"
                 if self._missed[n]:
-                    level, msg = common.ERROR, "not answering"
+                    level, msg = diagnostics.ERROR, "not answering"
             elif state == ACTIVE:
-                level, msg = common.OK, "active"
+                level, msg = diagnostics.OK, "active"
             elif state == INACTIVE:
-                level, msg = (common.ERROR if failed else common.WARN), "inactive"
+                level, msg = (diagnostics.ERROR if failed else diagnostics.WARN), "inactive"
             else:
-                level, msg = (common.ERROR if failed or self._supervising else common.WARN), _label(state)
-            arr.status.append(common.diagnostic_status(self, n, level, msg, values, hardware_id=n))
+                bad = failed or self._supervising
+                level, msg = (diagnostics.ERROR if bad else diagnostics.WARN), _label(state)
+            arr.status.append(diagnostics.diagnostic_status(self, n, level, msg, values, hardware_id=n))
         if self.sentinel is not None:
-            arr.status.append(common.diagnostic_status(self, "command sentinel", *self.sentinel.diagnostic()))
+            sentinel = diagnostics.diagnostic_status(self, "command sentinel", *self.sentinel.diagnostic())
+            arr.status.append(sentinel)
         self._diag_pub.publish(arr)
 
     def close(self) -> None:
@@ -250,7 +252,7 @@ def main(args=None) -> int:
     # Single-threaded: service calls wait on the worker thread, so the executor only dispatches
     # responses, the sentinel and timers. rclpy's MultiThreadedExecutor cost ~0.5 core here with
     # 200 commands/s on the sentinel's subscription (measured), on a 2-core machine.
-    return common.run_node(LifecycleManager, args)
+    return runner.run_node(LifecycleManager, args)
 
 
 if __name__ == "__main__":

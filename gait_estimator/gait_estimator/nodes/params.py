@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from gait_estimator.core.param_types import PARAM_TYPES
 from gait_estimator.core.params import *  # noqa: F403  (the nodes' one import of the schema)
 from gait_estimator.core.params import (
     _BUILTIN,
@@ -53,8 +54,9 @@ def _descriptor(spec: ParamSpec):
 
 def declare_params(
     node, schema_name: str, schema: Sequence[ParamSpec] | None = None, *, live=(), apply=None
-) -> dict[str, Any]:
-    """Declare every parameter of ``schema_name`` on an rclpy node and return validated values.
+) -> Any:
+    """Declare every parameter of ``schema_name`` on an rclpy node and return its validated, typed
+    parameters (``core.param_types``: ``params.limit_nm``, frozen; a runtime set replaces the object).
 
     Raises ``ConfigError`` (parameter, value, rule) for an override that breaks its rule; the
     node's ``main`` logs it and exits with status 2. Registers :class:`RuntimeParameters` (the one
@@ -79,7 +81,7 @@ def declare_params(
                 f"{node.get_name()}.{spec.name}", "<override>", f"{spec.rule()} ({exc})"
             ) from exc
         values[spec.name] = [] if p.value is None and spec.default == [] else p.value
-    out = validate_node_params(schema_name, values)
+    out = PARAM_TYPES[schema_name].from_values(validate_node_params(schema_name, values))
     machine = getattr(node, "_state_machine", None)
     idle = (lambda: machine.current_state[1] == "unconfigured") if machine is not None else None
     node.runtime_params = RuntimeParameters(node, schema_name, live, apply, idle)
@@ -108,7 +110,7 @@ class RuntimeParameters:
     - refused otherwise, naming the parameter, the value and the rule.
 
     rclpy itself refuses a changed type and a ``read_only`` parameter. Accepted values replace
-    ``node.params`` as one new dict (readers never see half a set).
+    ``node.params`` as one new typed object (readers never see half a set).
     """
 
     def __init__(self, node, schema_name: str, live=(), apply=None, idle=None) -> None:
@@ -136,7 +138,7 @@ class RuntimeParameters:
         changes = {k: v for k, v in items if k not in _BUILTIN}
         if not changes:
             return ""
-        current = self.node.params
+        current = self.node.params.as_dict()
         merged = dict(current)
         merged.update(changes)
         try:
@@ -155,11 +157,12 @@ class RuntimeParameters:
                     f"then configure; parameters applied at run time: {sorted(self.live)}",
                 )
             )
+        typed = PARAM_TYPES[self.schema_name].from_values(new)
         if changed & self.live and self.apply is not None:
-            reason = self.apply(new, changed & self.live)
+            reason = self.apply(typed, changed & self.live)
             if reason:
                 return reason
-        self.node.params = new
+        self.node.params = typed
         return ""
 
 
@@ -168,7 +171,7 @@ def resolve_model_path(path: str) -> Path:
     """``""`` -> the installed default model (``default.pt``); a bare file name that is no file
     here but one of the installed models (``default.onnx``: the default model for ONNX Runtime)
     -> that model; otherwise the path itself (user-expanded)."""
-    from gait_estimator.nodes.common import default_model_path
+    from gait_estimator.nodes.model_files import default_model_path
 
     if not path:
         return default_model_path()
@@ -178,3 +181,5 @@ def resolve_model_path(path: str) -> Path:
         if shipped.is_file():
             return shipped
     return p
+
+

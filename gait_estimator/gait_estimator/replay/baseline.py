@@ -68,6 +68,16 @@ LOWER_IS_BETTER = {"rmse": True, "nrmse": True, "pearson_r": False, "r2": False}
 # Absolute tolerances of a regression check: a metric may be worse than its baseline by this
 # much. rmse in N·m/kg; nrmse, r, R² dimensionless.
 DEFAULT_TOLERANCES = {"rmse": 0.005, "nrmse": 0.005, "pearson_r": 0.01, "r2": 0.02}
+# Gait phase and heel strikes (replay.scoring.gait_phase_metrics), gated when the baseline has
+# them (a reference that carries gait_phase): all lower is better.
+GAIT_METRICS = ("phase_rmse_pct", "heel_strike_mae_ms", "heel_strikes_missed", "heel_strikes_extra")
+GAIT_TOLERANCES = {
+    "phase_rmse_pct": 0.5,
+    "heel_strike_mae_ms": 5.0,
+    "heel_strikes_missed": 0.0,
+    "heel_strikes_extra": 0.0,
+}
+LOWER_IS_BETTER.update(dict.fromkeys(GAIT_METRICS, True))
 _CHUNK = 1 << 20
 
 
@@ -159,6 +169,9 @@ def bag_entry(report: Mapping[str, Any], tolerances: Mapping[str, float] | None 
             + "; a baseline needs every metric of every joint"
         )
     tol = dict(DEFAULT_TOLERANCES if tolerances is None else tolerances)
+    gait = gait_values(report)
+    if any(v is None for v in gait.values()):
+        gait = {}  # a figure undefined on this bag (no heel strike matched): not gated
     return {
         "bag": dict(report["identity"]["bag"]),
         "settings": dict(report["settings"]),
@@ -166,6 +179,21 @@ def bag_entry(report: Mapping[str, Any], tolerances: Mapping[str, float] | None 
         "lower_is_better": {k: LOWER_IS_BETTER[k] for k in tol},
         "metrics": {j: {k: float(report["metrics"][j][k]) for k in METRIC_NAMES} for j in report["joints"]},
         "mean": dict(report.get("mean") or {}),
+        **({"gait": {"values": gait, "tolerances": dict(GAIT_TOLERANCES)}} if gait else {}),
+    }
+
+
+def gait_values(report: Mapping[str, Any]) -> dict[str, float | None]:
+    """The gated gait figures of a ``validate`` report ({} when it scored no gait phase)."""
+    g = report.get("gait_phase") or {}
+    hs = g.get("heel_strike")
+    if not g or hs is None:
+        return {}
+    return {
+        "phase_rmse_pct": g.get("phase_rmse_pct"),
+        "heel_strike_mae_ms": hs.get("mae_ms"),
+        "heel_strikes_missed": float(hs["missed"]),
+        "heel_strikes_extra": float(hs["extra"]),
     }
 
 
@@ -264,6 +292,21 @@ def _check_document(doc: Any, where: str) -> None:
         metrics = entry.get("metrics")
         if not isinstance(metrics, Mapping):
             raise BaselineError(f"{at}: 'metrics' must be an object")
+        gait = entry.get("gait")
+        if gait is not None:
+            ok = isinstance(gait, Mapping) and all(
+                isinstance(gait.get(part), Mapping)
+                and set(gait[part]) == set(GAIT_METRICS)
+                and all(
+                    isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v) and v >= 0
+                    for v in gait[part].values()
+                )
+                for part in ("values", "tolerances")
+            )
+            if not ok:
+                raise BaselineError(
+                    f"{at}: 'gait' must hold finite values and tolerances >= 0 of {list(GAIT_METRICS)}"
+                )
         extra = sorted(set(metrics) - set(joints))
         bad = incomplete_metrics(metrics, joints)
         if bad or extra:
@@ -372,4 +415,14 @@ def compare(report: Mapping[str, Any], entry: Mapping[str, Any]) -> list[Regress
                 out.append(Regression(joint, metric, None, b, t, why))
             elif (LOWER_IS_BETTER[metric] and v > b + t) or (not LOWER_IS_BETTER[metric] and v < b - t):
                 out.append(Regression(joint, metric, float(v), b, t))
+    gait = entry.get("gait")
+    if gait:
+        now = gait_values(report)
+        for metric in GAIT_METRICS:
+            b, t = float(gait["values"][metric]), float(gait["tolerances"][metric])
+            v = now.get(metric)
+            if v is None or not math.isfinite(v):
+                out.append(Regression("gait", metric, None, b, t, "no gait phase scored in this run"))
+            elif v > b + t:
+                out.append(Regression("gait", metric, float(v), b, t))
     return out

@@ -53,7 +53,7 @@ _BODY = struct.Struct("<37d")
 # The same body, covariances skipped: orientation xyzw, angular velocity, linear acceleration.
 _BODY_10 = struct.Struct("<4d72x3d72x3d")
 _U32 = struct.Struct("<I")
-_D = struct.Struct("<d")
+_DD = struct.Struct("<2d")
 
 
 @dataclass
@@ -158,9 +158,10 @@ def read_imu_arrays(
 
 def decode_joint_torque_cdr(
     data: bytes | memoryview,
-) -> tuple[int, bytes, list[float], bool, float] | None:
-    """(stamp_ns, raw joint-name block, torques, valid, subject_mass) of a little-endian CDR
-    ``gait_estimator_msgs/JointTorque``; None when the bytes do not have that layout."""
+) -> tuple[int, bytes, list[float], bool, float, float] | None:
+    """(stamp_ns, raw joint-name block, torques, valid, subject_mass, gait_phase) of a
+    little-endian CDR ``gait_estimator_msgs/JointTorque``; None when the bytes do not have that
+    layout."""
     n = len(data)
     if n < 16 or data[0] != 0 or data[1] != 1:
         return None
@@ -202,8 +203,8 @@ def decode_joint_torque_cdr(
     pos = ((pos + 1) + 7) & ~7
     if pos + 16 > n - 4:
         return None
-    (mass,) = _D.unpack_from(data, pos + 4)
-    return sec * 1_000_000_000 + nanosec, names, torque, bool(data[valid + 4]), mass
+    mass, phase = _DD.unpack_from(data, pos + 4)
+    return sec * 1_000_000_000 + nanosec, names, torque, bool(data[valid + 4]), mass, phase
 
 
 def read_reference(
@@ -229,13 +230,14 @@ def read_reference(
     rows = array.array("d")
     valid = array.array("b")
     masses = array.array("d")
+    phases = array.array("d")
     last_block: bytes | None = None
     index: list[int] = []
     for log_ns, data in raw:
         msg = decode_joint_torque_cdr(data)
         if msg is None:
             return read_joint_torques(reader, topic, joints)
-        stamp, block, torque, ok, mass = msg
+        stamp, block, torque, ok, mass, phase = msg
         if block != last_block:
             names = _names(block)
             if names is None or len(torque) != len(names) or not set(joints) <= set(names):
@@ -247,6 +249,7 @@ def read_reference(
         rows.extend([torque[i] for i in index])
         valid.append(ok)
         masses.append(mass)
+        phases.append(phase)
     if not logs:
         raise BagError(f"bag {reader.path}: topic '{topic}' has no messages")
     m = np.frombuffer(masses, dtype=np.float64)
@@ -259,6 +262,7 @@ def read_reference(
         np.frombuffer(rows, dtype=np.float64).reshape(-1, len(joints)).copy(),
         np.frombuffer(valid, dtype=np.int8).astype(bool),
         float(np.median(positive)) if positive.size else 0.0,
+        np.frombuffer(phases, dtype=np.float64).copy(),
     )
 
 
@@ -292,8 +296,9 @@ def _grid(t0: int, num: int, den: int, k: np.ndarray) -> np.ndarray:
 def simulate_synchronizer(
     sync: ImuSynchronizer, imu: ImuArrays, final_poll_ns: int | None
 ) -> FrameArrays | None:
-    """What a freshly reset ``sync`` emits when fed ``imu`` sample by sample (``push`` then
-    ``poll`` at each log time), plus ``poll(final_poll_ns)`` when it is not None. None when a
+    """What a freshly reset ``sync`` emits when fed ``imu`` sample by sample through
+    ``core.clock.DataClock`` (``push``, then ``poll`` at data time: the newest host time a
+    sample describes, at most its log time), plus ``poll(final_poll_ns)`` when it is not None. None when a
     precondition of the closed form fails (see the module docstring): use the object then."""
     n = len(imu)
     locs = sync.locations
@@ -345,13 +350,13 @@ def simulate_synchronizer(
         counters["dropped"] += _dropped(ds)
 
     # -- polls: horizon and "every stream reached" per poll; t0 ------------------------------
+    # Each sample's poll runs at data time (core.clock.DataClock, as the nodes): the newest host
+    # time any stream's sample describes, never later than its receive (log) time; the final
+    # poll is the nodes' timer, at host time.
     polls = n + (1 if final_poll_ns is not None else 0)
-    now = np.concatenate([r, [final_poll_ns]]) if final_poll_ns is not None else r
-    istar = int(np.searchsorted(now, r[0] + latency, side="left"))
-    if istar >= polls:
-        return _empty(locs, counters)
     p = np.arange(polls)
     reached = np.full(polls, np.iinfo(np.int64).max, dtype=np.int64)
+    lead = np.full(polls, np.iinfo(np.int64).min, dtype=np.int64)
     last_of: list[np.ndarray] = []  # per stream: its newest sample (position) at each poll, -1 none
     for s in range(L):
         pos = np.searchsorted(idx[s], np.minimum(p, n - 1), side="right") - 1
@@ -359,6 +364,14 @@ def simulate_synchronizer(
         pc = np.maximum(pos, 0)
         host = np.where(pos >= 0, dev[s][pc] + off[s][pc], np.iinfo(np.int64).min)
         reached = np.minimum(reached, host)
+        lead = np.maximum(lead, host)
+    now = np.minimum(r, lead[:n])
+    if final_poll_ns is not None:
+        now = np.concatenate([now, [final_poll_ns]])
+    started = np.flatnonzero(now >= r[0] + latency)
+    if started.size == 0:
+        return _empty(locs, counters)
+    istar = int(started[0])
     if not sync.emit_early:
         reached[:] = np.iinfo(np.int64).min
     starts = [int(dev[s][0] + off[s][last_of[s][istar]]) for s in range(L) if last_of[s][istar] >= 0]

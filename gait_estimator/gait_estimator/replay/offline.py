@@ -6,18 +6,19 @@ of a bag arrives in bag log-time order with ``receive_ns`` = the log time: the s
 parameters, the same :class:`~gait_estimator.core.command.CommandShaper`, minus DDS, as fast as
 the CPU allows. Given the same bag and model the result is bit-identical from run to run.
 
-Two paths, one result. The per-sample path (``ReplayOptions(batch=False)``, ``validate
---per-sample``) calls ``EstimatorPipeline.push_sample`` for every sample, exactly as the nodes
-do. The batched path (default) reads the bag into arrays, computes the synchronizer's frames in
-closed form (:mod:`gait_estimator.replay.batch`), the feature rows with numpy and the windows'
-torques with ``predict_batch`` on chunks of ``batch_size`` windows, then feeds the estimates to
-the command shaper in order; it is used only when the bag's timing satisfies its preconditions
-(per stream strictly increasing stamps without jumps, ...; ``ReplayResult.path_reason`` says
-otherwise) and matches the per-sample path to float32 rounding of batched inference
-(``test_replay_batch.py`` asserts max abs difference of estimates and commands <= 1e-4 N·m;
-measured on a 60 s bag: 8.7e-6 N·m with the reference LSTM, 3.9e-5 N·m with an untrained TCN
-shaped like the default model; frames, stamps, validity, statuses and counters identical).
-Streaming mode stays per-frame (state carries) after the batched synchronizer.
+Two paths, one result. The per-sample path (``ReplayOptions(batch=False)``, ``validate --per-
+sample``) pushes every sample through ``core.clock.DataClock`` (frames polled at data time) into
+``EstimatorPipeline.push_frame``, exactly as the nodes do. The batched path (default) reads the
+bag into arrays, computes the synchronizer's frames in closed form
+(:mod:`gait_estimator.replay.batch`), the feature rows with numpy and the windows' torques with
+``predict_batch`` on chunks of ``batch_size`` windows, then feeds the estimates to the command
+shaper in order; it is used only when the bag's timing satisfies its preconditions (per stream
+strictly increasing stamps without jumps, ...; ``ReplayResult.path_reason`` says otherwise) and
+matches the per-sample path to float32 rounding of batched inference (``test_replay_batch.py``
+asserts max abs difference of estimates and commands <= 1e-4 N·m; measured on a 60 s bag: 8.7e-6
+N·m with the reference LSTM, 3.9e-5 N·m with an untrained TCN shaped like the default model;
+frames, stamps, validity, statuses and counters identical). Streaming mode stays per-frame (state
+carries) after the batched synchronizer.
 
 Bad timing in the bag never raises:
 
@@ -47,17 +48,15 @@ import logging
 import math
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from gait_estimator.core.clock import DataClock, make_synchronizer
+from gait_estimator.core.params import make_shaper
 from gait_estimator.errors import BagError, ConfigError
 from gait_estimator.replay.bag import (
-    DEFAULT_FRAME_TOPIC,
-    DEFAULT_IMU_PREFIX,
-    DEFAULT_REFERENCE_TOPIC,
     JOINT_TORQUE,
     BagReader,
     TorqueSeries,
@@ -65,7 +64,6 @@ from gait_estimator.replay.bag import (
     normalise_topic,
     read_joint_torques,
 )
-from gait_estimator.replay.baseline import METRIC_NAMES
 from gait_estimator.replay.batch import (
     FrameArrays,
     ImuArrays,
@@ -73,12 +71,15 @@ from gait_estimator.replay.batch import (
     read_reference,
     simulate_synchronizer,
 )
+from gait_estimator.replay.options import ReplayOptions, ReplayResult, node_parameters, replay_settings
+from gait_estimator.replay.scoring import evaluate, match_reference, undefined_metrics
 
 __all__ = [
     "MASS_KEY",
     "ReplayOptions",
     "ReplayResult",
     "evaluate",
+    "match_reference",
     "replay_bag",
     "replay_settings",
     "undefined_metrics",
@@ -89,128 +90,6 @@ _MAX_EVENTS = 50
 
 
 LOG = logging.getLogger("gait_estimator.replay")  # warnings about odd bags (the replay goes on)
-
-
-@dataclass(frozen=True)
-class ReplayOptions:
-    """What to read from the bag and how to run the pipeline.
-
-    ``subject_mass_kg`` None: the reference messages' ``subject_mass``, else the bag's
-    ``gait_estimator.subject_mass_kg`` custom data; an error when neither exists and the model
-    predicts N·m/kg. ``reference_topic`` None: no reference (metrics are skipped);
-    ``reference_required``: a missing reference topic is an error, else it is skipped.
-    Synchronizer defaults are those of the ``imu_synchronizer`` / fused node parameters, so
-    offline equals online.
-    """
-
-    reference_topic: str | None = DEFAULT_REFERENCE_TOPIC
-    reference_required: bool = False
-    imu_source: str = "auto"  # "auto" | "topics" | "frame"
-    imu_prefix: str = DEFAULT_IMU_PREFIX
-    frame_topic: str = DEFAULT_FRAME_TOPIC
-    subject_mass_kg: float | None = None
-    # EstimatorPipeline mode; None: the fused node's ``inference_mode`` parameter (``params``
-    # below, default "window"), so offline runs the mode the node is configured with.
-    mode: str | None = None
-    # Overrides of the fused node's ROS parameters (``params.FUSED``, e.g. latency_s, max_gap_s,
-    # estimate_clock_offset, locations, gains, limit_nm): the synchronizer and the command shaper
-    # are built from exactly the values the node would use.
-    params: Mapping[str, Any] = field(default_factory=dict)
-    jump_threshold_s: float = 1.0
-    start_offset_s: float = 0.0
-    duration_s: float = 0.0  # 0 = to the end
-    commands: bool = True  # run the command shaper on the estimates
-    # The batched path (``replay.batch``: synchronizer in closed form, features with numpy,
-    # windows through ``predict_batch`` in chunks of ``batch_size``); the per-sample path runs
-    # when False or when the bag's timing needs it (``ReplayResult.path`` / ``path_reason``).
-    batch: bool = True
-    batch_size: int = 256
-
-
-@dataclass
-class ReplayResult:
-    bag: Path
-    storage: str
-    model_source: str
-    joints: tuple[str, ...]
-    subject_mass_kg: float
-    output_unit: str
-    bag_start_ns: int
-    bag_duration_s: float
-    # estimates, in output order
-    est_stamp_ns: np.ndarray  # int64 [N], frame stamp as the pipeline emits it (host clock)
-    est_sensor_ns: np.ndarray  # int64 [N], the same instant in the IMU stamps' clock (minus the
-    #                            synchronizer's clock-offset estimate): what the reference is matched on
-    est_log_ns: np.ndarray  # int64 [N], log time of the sample that produced the estimate
-    est_nm: np.ndarray  # [N, J] N·m
-    est_valid: np.ndarray  # bool [N]
-    inference_ns: np.ndarray  # int64 [N]
-    # commands (one per estimate, at its log time), joints in cmd_joints order
-    cmd_joints: tuple[str, ...]
-    cmd_nm: np.ndarray  # [N, J] N·m
-    cmd_status: np.ndarray  # uint8 [N, J]
-    cmd_valid: np.ndarray  # bool [N]
-    cmd_faults: list[str]
-    reference: TorqueSeries | None
-    counters: dict[str, int]
-    events: list[dict[str, Any]]
-    timing: dict[str, float]
-    path: str = "per-sample"  # "batched" or "per-sample"
-    path_reason: str = ""  # why the per-sample path ran ("" when batched)
-
-
-# --------------------------------------------------------------------------------------------
-# replay
-# --------------------------------------------------------------------------------------------
-def node_parameters(overrides: Mapping[str, Any] | None = None, **fixed: Any) -> dict[str, Any]:
-    """The fused node's (``gait_pipeline``) parameters: schema defaults, ``overrides``, ``fixed``;
-    validated by the same schema as the node (``ConfigError`` naming the parameter)."""
-    from gait_estimator.core.params import validate_node_params
-
-    return validate_node_params("gait_pipeline", {**dict(overrides or {}), **fixed})
-
-
-def replay_settings(options: ReplayOptions) -> dict[str, Any]:
-    """The options the metrics depend on, JSON-normalised (a baseline holds them: another
-    mode, parameter, reference, span or mass makes other metrics, so the gate refuses it)."""
-    import json
-
-    mode = options.mode or node_parameters(options.params, subject_mass_kg=70.0)["inference_mode"]
-    return json.loads(
-        json.dumps(
-            {
-                "mode": mode,
-                "params": dict(options.params),
-                "reference_topic": options.reference_topic,
-                "subject_mass_kg": options.subject_mass_kg,
-                "start_offset_s": float(options.start_offset_s),
-                "duration_s": float(options.duration_s),
-                "jump_threshold_s": float(options.jump_threshold_s),
-            },
-            sort_keys=True,
-            default=str,
-        )
-    )
-
-
-def make_synchronizer(p: Mapping[str, Any], rate_hz: float) -> Any:
-    """The synchronizer the nodes build from their parameters (``nodes.imu_synchronizer``)."""
-    from gait_estimator.core.synchronizer import ImuSynchronizer
-
-    return ImuSynchronizer(
-        tuple(p["locations"]),
-        rate_hz,
-        latency_ns=int(p["latency_s"] * 1e9),
-        max_gap_ns=int(p["max_gap_s"] * 1e9),
-        estimate_clock_offset=p["estimate_clock_offset"],
-    )
-
-
-def make_shaper(p: Mapping[str, Any]) -> Any:
-    """The command shaper the nodes build from their parameters (the same builder)."""
-    from gait_estimator.core.params import make_shaper as node_make_shaper
-
-    return node_make_shaper(p)
 
 
 def _subject_mass(
@@ -349,6 +228,8 @@ def replay_bag(
         est_log_ns=np.asarray(run.est_log, dtype=np.int64),
         est_nm=np.vstack(run.est_rows) if n else np.zeros((0, j)),
         est_valid=np.asarray(run.est_valid, dtype=bool),
+        est_phase=np.asarray(run.est_phase, dtype=np.float64),
+        gait_events=list(run.gait_events),
         inference_ns=np.asarray(run.inf_ns, dtype=np.int64),
         cmd_joints=run.command_joints,
         cmd_nm=np.vstack(run.cmd_rows) if run.cmd_rows else np.zeros((0, nc)),
@@ -409,6 +290,8 @@ class _Run:
         self.est_log: list[int] = []
         self.est_rows: list[np.ndarray] = []
         self.est_valid: list[bool] = []
+        self.est_phase: list[float] = []  # right leg gait phase (core.gait_phase) per estimate
+        self.gait_events: list[Any] = []  # core.gait_phase.GaitEvent, frame (host) clock
         self.inf_ns: list[int] = []
         self.cmd_rows: list[np.ndarray] = []
         self.cmd_status: list[np.ndarray] = []
@@ -472,6 +355,10 @@ class _Run:
         self.est_rows = list(est.torque_nm)
         self.est_valid = est.valid.tolist()
         self.inf_ns = est.inference_ns.tolist()
+        phase, self.gait_events = pipeline.frame_phases(
+            frames.stamp_ns, frames.locations, frames.acc, frames.gyro, frames.quat_xyzw, frames.valid
+        )
+        self.est_phase = phase[k].tolist()
         conf = est.confidence.tolist() if est.confidence is not None else [1.0] * len(est)
         for i in range(len(est)):
             self.command(self.est_stamp[i], self.est_rows[i], self.est_valid[i], self.est_log[i], conf[i])
@@ -498,14 +385,17 @@ class _Run:
             self.est_log.append(log_ns)
             self.est_rows.append(est.torque_nm)
             self.est_valid.append(bool(est.valid))
+            self.est_phase.append(float(est.gait_phase))
             self.inf_ns.append(int(est.inference_ns))
             self.command(est.stamp_ns, est.torque_nm, bool(est.valid), log_ns, est.confidence)
 
     def per_sample(self, imu: ImuArrays) -> None:
-        """Every sample through ``EstimatorPipeline.push_sample``, exactly as the nodes receive it."""
+        """Every sample through ``core.clock.DataClock`` and ``EstimatorPipeline.push_frame``,
+        exactly as the nodes receive it (frames polled at data time)."""
         from gait_estimator.core.samples import ImuSample
 
         pipeline, shaper, counters = self.pipeline, self.shaper, self.counters
+        clock = DataClock(pipeline.synchronizer)  # polls at data time, as the nodes do
         jump_ns = int(round(self.options.jump_threshold_s * 1e9))
         last: dict[str, int] = {}
         jump_log_ns: int | None = None
@@ -541,6 +431,7 @@ class _Run:
                         f" log time {log_ns} ns: pipeline reset",
                     )
                     pipeline.reset()
+                    clock.reset()
                     if shaper is not None:
                         shaper.reset()
                         shaper.enable()
@@ -559,165 +450,12 @@ class _Run:
                 last[loc] = stamp
             v = values[i]
             sample = ImuSample(loc, stamp, v[0:3], v[3:6], v[6:10])
-            self.handle(pipeline.push_sample(sample, log_ns), log_ns)
+            for frame in clock.push(sample, log_ns):
+                self.handle(pipeline.push_frame(frame), log_ns)
+                if pipeline.gait_state is not None:
+                    self.gait_events.extend(pipeline.gait_state.events)
             last_log_ns = log_ns
         if last_log_ns is not None:
             now = self.final_poll_ns(imu) - int(imu.log_ns[-1]) + last_log_ns
             self.handle(pipeline.poll(now), now)
         self.sync_counters = pipeline.synchronizer.counters
-
-
-# --------------------------------------------------------------------------------------------
-# evaluation
-# --------------------------------------------------------------------------------------------
-def match_reference(result: ReplayResult, max_gap_s: float = 0.05) -> tuple[np.ndarray, np.ndarray]:
-    """(mask over estimates, reference [N, J] N·m at the estimate stamps; NaN where unmatched).
-
-    Estimates are placed on the IMU stamps' clock (``est_sensor_ns``), the clock of the reference.
-
-    Linear interpolation between reference samples no more than ``max_gap_s`` apart, only for
-    valid estimates inside the reference's span and only from valid reference messages.
-    """
-    ref = result.reference
-    n, j = result.est_nm.shape
-    out = np.full((n, j), np.nan)
-    if ref is None or n == 0:
-        return np.zeros(n, dtype=bool), out
-    order = np.argsort(ref.stamp_ns, kind="stable")
-    t = ref.stamp_ns[order]
-    keep = np.concatenate([[True], np.diff(t) > 0]) & ref.valid[order]
-    t = t[keep]
-    y = ref.torque_nm[order][keep]
-    if t.size < 2:
-        return np.zeros(n, dtype=bool), out
-    s = result.est_sensor_ns
-    i = np.searchsorted(t, s, side="right")  # t[i-1] <= s < t[i]
-    exact = (i >= 1) & (t[np.clip(i - 1, 0, t.size - 1)] == s)
-    inside = (i >= 1) & (i < t.size)
-    ia, ib = np.clip(i - 1, 0, t.size - 1), np.clip(i, 0, t.size - 1)
-    gap_ok = (t[ib] - t[ia]) <= int(max_gap_s * 1e9)
-    ok = result.est_valid & (exact | (inside & gap_ok))
-    w = np.where(ib > ia, (s - t[ia]) / np.maximum(t[ib] - t[ia], 1), 0.0)
-    w = np.where(exact, 0.0, w)
-    interp = y[ia] + (y[ib] - y[ia]) * w[:, None]
-    out[ok] = interp[ok]
-    return ok, out
-
-
-def _finite(x: float) -> float | None:
-    return float(x) if math.isfinite(x) else None
-
-
-def undefined_metrics(
-    est: np.ndarray, ref: np.ndarray, joints: tuple[str, ...], metrics: Mapping[str, Mapping[str, Any]]
-) -> dict[str, dict[str, str]]:
-    """``{joint: {metric: why}}`` for every metric that came out None (``est``, ``ref``: the
-    matched [N, J] rows)."""
-    out: dict[str, dict[str, str]] = {}
-    for i, jn in enumerate(joints):
-        missing = [k for k in METRIC_NAMES if metrics[jn][k] is None]
-        if not missing:
-            continue
-        e, r = est[:, i], ref[:, i]
-        both = np.isfinite(e) & np.isfinite(r)
-        if both.sum() < 2:
-            why = f"{int(both.sum())} sample(s) where estimate and reference are both finite (reference NaN?)"
-        elif np.ptp(r[both]) == 0:
-            why = f"reference is constant ({r[both][0]:g} N.m): range 0, r undefined"
-        elif np.ptp(e[both]) == 0:
-            why = "estimate is constant: r undefined"
-        else:
-            why = "not finite"
-        out[jn] = dict.fromkeys(missing, why)
-    return out
-
-
-def evaluate(result: ReplayResult) -> dict[str, Any]:
-    """The JSON-ready report: metrics per joint (N·m/kg), command statistics, counters, speed."""
-    from gait_estimator.core.metrics import joint_metrics
-
-    joints = result.joints
-    mass = result.subject_mass_kg
-    report: dict[str, Any] = {
-        "bag": str(result.bag),
-        "storage": result.storage,
-        "model": result.model_source,
-        "joints": list(joints),
-        "subject_mass_kg": mass,
-        "bag_duration_s": result.bag_duration_s,
-        "estimates": int(result.est_nm.shape[0]),
-        "valid_estimates": int(result.est_valid.sum()),
-    }
-    metrics: dict[str, dict[str, float | None]] = {}
-    if result.reference is not None:
-        ok, ref_nm = match_reference(result)
-        report["scored_estimates"] = int(ok.sum())
-        report["reference_topic"] = result.reference.topic
-        if ok.sum() >= 2 and mass > 0:
-            m = joint_metrics(result.est_nm[ok] / mass, ref_nm[ok] / mass, joints)
-            metrics = {jn: {k: _finite(v) for k, v in d.items()} for jn, d in m.items()}
-            undefined = undefined_metrics(result.est_nm[ok], ref_nm[ok], joints, metrics)
-            if undefined:
-                report["metrics_undefined"] = undefined
-        elif mass <= 0:
-            report["metrics_skipped"] = "subject mass unknown (N·m/kg metrics need it)"
-        else:
-            report["metrics_skipped"] = "no valid estimate matches a reference sample"
-    else:
-        report["metrics_skipped"] = "no reference topic"
-    report["metrics"] = metrics
-    if metrics:  # a mean over the joints that have the metric would hide the others: None then
-        report["mean"] = {
-            k: None
-            if any(metrics[jn][k] is None for jn in joints)
-            else float(np.mean([metrics[jn][k] for jn in joints]))
-            for k in METRIC_NAMES
-        }
-    report["units"] = {
-        "rmse": "N.m/kg",
-        "nrmse": "fraction of the reference range",
-        "pearson_r": "1",
-        "r2": "1",
-        "command": "N.m",
-    }
-    report["commands"] = command_statistics(result)
-    inf = result.inference_ns[result.est_valid] if result.inference_ns.size else result.inference_ns
-    report["inference_us"] = (
-        {"mean": float(inf.mean() / 1e3), "p99": float(np.percentile(inf, 99) / 1e3)} if inf.size else {}
-    )
-    report["units"]["inference_us"] = (
-        "model time per window, amortised over its batch (batched path)"
-        if result.path == "batched"
-        else "model time per window call"
-    )
-    report["replay_path"] = result.path
-    if result.path_reason:
-        report["replay_path_reason"] = result.path_reason
-    report["counters"] = dict(result.counters)
-    report["events"] = list(result.events)
-    report["timing"] = {k: float(v) for k, v in result.timing.items()}
-    return report
-
-
-def command_statistics(result: ReplayResult) -> dict[str, Any]:
-    from gait_estimator.core.command import STATUS_INVALID, STATUS_LIMITED, STATUS_RAMPING
-
-    c, st = result.cmd_nm, result.cmd_status
-    if c.shape[0] == 0:
-        return {}
-    per_joint = {}
-    for i, jn in enumerate(result.cmd_joints):
-        per_joint[jn] = {
-            "peak_abs_nm": float(np.abs(c[:, i]).max()),
-            "rms_nm": float(np.sqrt(np.mean(c[:, i] ** 2))),
-            "mean_nm": float(c[:, i].mean()),
-            "limited_fraction": float(np.mean(st[:, i] == STATUS_LIMITED)),
-            "ramping_fraction": float(np.mean(st[:, i] == STATUS_RAMPING)),
-            "invalid_fraction": float(np.mean(st[:, i] == STATUS_INVALID)),
-        }
-    return {
-        "count": int(c.shape[0]),
-        "valid_fraction": float(result.cmd_valid.mean()),
-        "faults": list(result.cmd_faults),
-        "joints": per_joint,
-    }

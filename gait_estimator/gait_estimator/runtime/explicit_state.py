@@ -24,6 +24,14 @@ import torch
 from torch import Tensor, nn
 
 from gait_estimator.errors import ModelError
+from gait_estimator.runtime.graph_names import (
+    STEP_INPUT,
+    STEP_OUTPUT,
+    WINDOW_INPUT,
+    WINDOW_OUTPUT,
+    state_input,
+    state_output,
+)
 from gait_estimator.runtime.metadata import ModelMetadata
 
 __all__ = [
@@ -38,18 +46,6 @@ __all__ = [
     "state_input",
     "state_output",
 ]
-
-WINDOW_INPUT, WINDOW_OUTPUT = "window", "torque"
-STEP_INPUT, STEP_OUTPUT = "row", "step_torque"
-
-
-def state_input(i: int) -> str:
-    return f"state_in_{i}"
-
-
-def state_output(i: int) -> str:
-    return f"state_out_{i}"
-
 
 class StepGraph(nn.Module):
     """``forward_step`` as a ``forward`` whose outputs are flat: ``(torque, *state)``."""

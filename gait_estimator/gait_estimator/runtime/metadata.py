@@ -21,6 +21,7 @@ TorchScript module interface (``SCHEMA_VERSION`` 1):
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import os
@@ -92,6 +93,13 @@ class ModelMetadata:
     def locations(self) -> tuple[str, ...]:
         """IMU locations the model reads, in first-use order."""
         return tuple(dict.fromkeys(c.split("/", 1)[0] for c in self.input_channels))
+
+    @property
+    def normalization_id(self) -> str:
+        """Identity of the input normalisation (channel order, mean, std): two models with the same
+        id read the same normalised windows. Carried on the wire in ``FeatureWindow``."""
+        text = json.dumps([self.input_channels, self.input_mean, self.input_std])
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=1, sort_keys=True)

@@ -1,4 +1,4 @@
-"""ONNX model files (``*.onnx``): written by ``torch.onnx`` (dynamo exporter), run by ONNX Runtime.
+"""ONNX model files (``*.onnx``): run by ONNX Runtime, without torch (written by ``runtime/onnx_export.py``).
 
 One file holds one graph with the window and, for streaming models, the step graph side by
 side (names and state layout: ``runtime/explicit_state.py``); the metadata contract
@@ -13,22 +13,17 @@ export --format onnx --graph window|step``); see the README section on runtimes.
 
 from __future__ import annotations
 
-import logging
-import warnings
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from gait_estimator.errors import ModelError, ModelFileCorruptError, ModelMetadataError
-from gait_estimator.runtime.explicit_state import (
+from gait_estimator.runtime.base import ArrayRuntime
+from gait_estimator.runtime.graph_names import (
     STEP_INPUT,
     STEP_OUTPUT,
     WINDOW_INPUT,
     WINDOW_OUTPUT,
-    WindowAndStepGraph,
-    export_failure,
-    state_batch_dims,
     state_input,
     state_output,
 )
@@ -39,11 +34,8 @@ from gait_estimator.runtime.metadata import (
     no_metadata_error,
     read_onnx_props,
 )
-from gait_estimator.runtime.model_file import ArrayRuntime
 
-__all__ = ["OnnxRuntime", "extract_graph", "load_onnx", "onnx_bytes", "read_onnx_metadata", "trtexec_shapes"]
-
-OPSET = 18  # torch's ONNX exporter's own opset (lower ones are converted); TensorRT 10 parses it
+__all__ = ["OnnxRuntime", "extract_graph", "load_onnx", "read_onnx_metadata", "trtexec_shapes"]
 
 
 class OnnxRuntime(ArrayRuntime):
@@ -96,51 +88,7 @@ class OnnxRuntime(ArrayRuntime):
         return self._torque, 1 - state
 
 
-# -- writing ----------------------------------------------------------------------------------
-def onnx_bytes(module: torch.nn.Module, metadata: ModelMetadata, path: Path) -> bytes:
-    """Export ``module`` (eval, CPU) to ONNX with ``metadata`` in ``metadata_props``."""
-    import onnx
-    from torch.export import Dim
-
-    t, c = metadata.window, len(metadata.input_channels)
-    batch = Dim("batch", min=1)
-    if metadata.streaming:
-        dims = state_batch_dims(module, metadata, path)
-        n = len(dims)
-        step_batch = Dim("step_batch", min=1)
-        graph: torch.nn.Module = WindowAndStepGraph(module)
-        args: tuple = (torch.zeros(2, t, c), torch.zeros(2, c), module.init_state(2))
-        shapes: tuple = ({0: batch}, {0: step_batch}, [{d: step_batch} for d in dims])
-        inputs = [WINDOW_INPUT, STEP_INPUT] + [state_input(i) for i in range(n)]
-        outputs = [WINDOW_OUTPUT, STEP_OUTPUT] + [state_output(i) for i in range(n)]
-    else:
-        graph, args, shapes = module, (torch.zeros(2, t, c),), ({0: batch},)
-        inputs, outputs = [WINDOW_INPUT], [WINDOW_OUTPUT]
-    exporter_log = logging.getLogger("torch.onnx")
-    level = exporter_log.level
-    exporter_log.setLevel(logging.ERROR)  # "torchvision is not installed" and similar notes
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            program = torch.onnx.export(
-                graph,
-                args,
-                dynamic_shapes=shapes,
-                input_names=inputs,
-                output_names=outputs,
-                opset_version=OPSET,
-                dynamo=True,
-                verbose=False,
-            )
-    except Exception as exc:
-        raise export_failure(path, "ONNX", metadata, exc) from exc
-    finally:
-        exporter_log.setLevel(level)
-    model = program.model_proto
-    onnx.helper.set_model_props(model, {METADATA_FILE: metadata.to_json()})
-    return model.SerializeToString()
-
-
+# -- TensorRT helpers ------------------------------------------------------------------------
 def extract_graph(path: str | Path, graph: str, out: str | Path) -> Path:
     """Write the ``window`` or ``step`` graph of an ONNX model file alone (metadata kept), e.g.
     for ``trtexec``, which builds an engine for the whole graph it is given."""

@@ -19,7 +19,7 @@ from __future__ import annotations
 import numpy as np
 
 from gait_estimator.errors import ModelMismatchError
-from gait_estimator.runtime.model_file import ModelRuntime
+from gait_estimator.runtime.base import ModelRuntime
 
 __all__ = ["check_finite_outputs", "probe_windows"]
 

@@ -22,9 +22,9 @@ import numpy as np
 import torch
 
 from gait_estimator.errors import ModelError, ModelFileCorruptError, ModelMetadataError
+from gait_estimator.runtime.base import ArrayRuntime
 from gait_estimator.runtime.explicit_state import StepGraph, export_failure, state_batch_dims
 from gait_estimator.runtime.metadata import METADATA_FILE, ModelMetadata, first_line, no_metadata_error
-from gait_estimator.runtime.model_file import ArrayRuntime
 
 __all__ = ["Pt2Runtime", "load_pt2_model", "pt2_bytes"]
 

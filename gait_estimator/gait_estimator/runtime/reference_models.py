@@ -96,13 +96,19 @@ def make_tiny_lstm_model(
     seed: int = 0,
     output_unit: str = "N.m/kg",
     streaming: bool = True,
+    stats_shift: float = 0.0,
 ) -> Path:
-    """Write a seeded random LSTM model file with full metadata to ``path``; returns the path."""
+    """Write a seeded random LSTM model file with full metadata to ``path``; returns the path.
+    ``stats_shift`` moves the input statistics (mean + shift x std, std x (1 + shift)): a model
+    with another normalisation, as a retrained one has."""
     channels, joints = tuple(channels), tuple(joints)
     with torch.random.fork_rng():
         torch.manual_seed(seed)
         module = LstmRegressor(len(channels), len(joints), hidden=hidden, layers=layers)
     mean, std = plausible_statistics(channels)
+    if stats_shift:
+        mean = tuple(m + stats_shift * s for m, s in zip(mean, std, strict=True))
+        std = tuple(s * (1.0 + stats_shift) for s in std)
     md = ModelMetadata(
         architecture="lstm",
         input_channels=channels,

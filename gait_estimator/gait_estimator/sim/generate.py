@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from gait_estimator.conventions import JOINTS
+from gait_estimator.sim import dynamics
 from gait_estimator.sim import model as md
 from gait_estimator.sim.anthropometry import sample_subject as _sample_subject
 from gait_estimator.sim.dataset import Trial, write_dataset
@@ -39,8 +40,8 @@ def simulate_trial(subject: dict, duration_s: float, speed_mps: float, rate_hz: 
     cfg.rate_hz = rate_hz
     rng = np.random.default_rng(seed)
     kin = md.simulate_kinematics(subject, duration_s, speed_mps, rate_hz, rng)
-    body = md.build_body(kin, subject["segments"])
-    idd = md.inverse_dynamics(body, kin, balance_cop=balance_cop)
+    body = dynamics.build_body(kin, subject["segments"])
+    idd = dynamics.inverse_dynamics(body, kin, balance_cop=balance_cop)
     n = kin.t.size
     time_ns = np.round(np.arange(n) * (1e9 / rate_hz)).astype(np.int64)
     imu = simulate_imus(body, subject["segments"], cfg, time_ns, rng, randomization, kin.events)

@@ -57,6 +57,7 @@ class EvalResult:
         repr=False, default_factory=list
     )
     samples: int = 0
+    gait: dict[str, Any] | None = None  # gait phase vs the recordings' phase (recording_gait)
 
     def mean(self, metric: str = "rmse") -> float:
         return float(np.mean([self.metrics[j][metric] for j in self.joints]))
@@ -69,6 +70,7 @@ class EvalResult:
             "metrics": self.metrics,
             "mean": {m: self.mean(m) for m in METRICS},
             "per_recording": self.per_recording,
+            **({"gait_phase": self.gait} if self.gait else {}),
         }
 
 
@@ -117,7 +119,63 @@ def evaluate_runtime(
     if not preds:
         raise DatasetError("no recordings to evaluate")
     pe, re = np.concatenate(preds), np.concatenate(refs)
-    return EvalResult(joints, masked_joint_metrics(pe, re, joints), per, kept, len(pe))
+    gait = pooled_gait([g for g in (recording_gait(rec) for rec in recordings) if g is not None])
+    return EvalResult(joints, masked_joint_metrics(pe, re, joints), per, kept, len(pe), gait)
+
+
+GAIT_LEGS = ("shank_r", "shank_l", "foot_r", "foot_l")
+
+
+def recording_gait(rec: Recording) -> dict[str, Any] | None:
+    """The right leg's gait phase (``core.gait_phase``, streaming over the recording's own shank
+    or foot gyro channels) against the recording's phase column; None when it has neither."""
+    from gait_estimator.core.gait_metrics import event_timing, phase_error
+    from gait_estimator.core.gait_phase import HEEL_STRIKE, LEG_RIGHT, make_gait_phase
+    from gait_estimator.core.samples import SyncFrame
+
+    locs = tuple(loc for loc in GAIT_LEGS if all(f"{loc}/gyro_{a}" in rec.channels for a in "xyz"))
+    gait = make_gait_phase(rec.sample_rate_hz, locs) if rec.phase is not None and locs else None
+    if gait is None:
+        return None
+    cols = [rec.channels.index(f"{loc}/gyro_{a}") for loc in locs for a in "xyz"]
+    gyro = rec.inputs[:, cols].astype(np.float64).reshape(len(rec.inputs), len(locs), 3)
+    zeros, ok = np.zeros((len(locs), 3)), np.ones(len(locs), bool)
+    quat = np.tile([0.0, 0.0, 0.0, 1.0], (len(locs), 1))
+    period = 1e9 / rec.sample_rate_hz
+    est = np.full(len(gyro), np.nan)
+    hs = []
+    for i in range(len(gyro)):
+        st = gait.push(SyncFrame(int(round(i * period)), locs, zeros, gyro[i], quat, ok))
+        est[i] = st.phase[0]
+        hs += [e.stamp_ns for e in st.events if e.leg == LEG_RIGHT and e.event == HEEL_STRIKE]
+    ref = np.asarray(rec.phase, dtype=np.float64)
+    fin = np.isfinite(ref)
+    wraps = np.flatnonzero(fin[1:] & fin[:-1] & (np.diff(ref) < -0.5)) + 1
+    window = (int(2.5e9), int((len(gyro) - 15) * period))  # after the detector locks on
+    timing = event_timing(np.asarray(hs, np.int64), np.round(wraps * period).astype(np.int64),
+                          150_000_000, window)
+    both = np.isfinite(est) & fin
+    valid = float(np.isfinite(est).mean())
+    return {"err": phase_error(est[both], ref[both]), "valid": valid, "timing": timing}
+
+
+def pooled_gait(parts: Sequence[dict[str, Any]]) -> dict[str, Any] | None:
+    """Phase RMSE (% of the stride) and heel-strike timing pooled over recordings."""
+    if not parts:
+        return None
+    err = np.concatenate([p["err"] for p in parts])
+    errs = [e for p in parts for e in p["timing"].errors_ms]
+    return {
+        "recordings": len(parts),
+        "phase_rmse_pct": float(100.0 * np.sqrt(np.mean(err**2))) if err.size else None,
+        "phase_valid_fraction": float(np.mean([p["valid"] for p in parts])),
+        "heel_strike": {
+            "reference": sum(p["timing"].n_reference for p in parts),
+            "missed": sum(p["timing"].missed for p in parts),
+            "extra": sum(p["timing"].extra for p in parts),
+            "mae_ms": float(np.mean(np.abs(errs))) if errs else None,
+        },
+    }
 
 
 def format_table(result: EvalResult, title: str = "") -> str:

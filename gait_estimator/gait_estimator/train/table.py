@@ -22,7 +22,7 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-from gait_estimator.data.dataset import parse_imus, select_channels, subjects_of
+from gait_estimator.data.dataset import parse_imus, parse_joints, select_channels, subjects_of
 from gait_estimator.train.evaluate import evaluate_runtime
 from gait_estimator.train.experiment import load_recordings, run_ua, run_ui
 from gait_estimator.train.protocols import split_ug
@@ -309,8 +309,6 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--threads", type=int, default=1)
     args = p.parse_args(argv)
     import torch
-
-    from gait_estimator.cli.train import parse_joints
 
     torch.set_num_threads(args.threads)
     if args.ua_only:

@@ -15,6 +15,9 @@ thread count a run is bit-reproducible.
 
 Under ``torchrun`` the same call trains data-parallel (DistributedDataParallel, gloo on CPU,
 NCCL on GPUs) with the same results contract; see ``train/distributed.py``.
+
+The run's configuration and result types live in ``train/train_config.py``, the training
+windows in ``train/windows.py``; both are re-exported here, the training API.
 """
 
 from __future__ import annotations
@@ -26,7 +29,6 @@ import math
 import sys
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -34,12 +36,13 @@ import numpy as np
 import torch
 from torch import nn
 
-from gait_estimator import conventions
 from gait_estimator.data.dataset import Recording
 from gait_estimator.errors import ConfigError, DatasetError
 from gait_estimator.runtime.metadata import ModelMetadata
 from gait_estimator.train import distributed
 from gait_estimator.train.models import build_model, count_parameters
+from gait_estimator.train.train_config import TrainConfig, TrainResult, make_metadata, resolve_device
+from gait_estimator.train.windows import WindowSet, recording_stats
 
 __all__ = [
     "TrainConfig",
@@ -50,179 +53,6 @@ __all__ = [
     "resolve_device",
     "train_model",
 ]
-
-
-@dataclass
-class TrainConfig:
-    """Everything that defines a training run (saved as ``config.json``)."""
-
-    architecture: str = "tcn"
-    arch_options: dict[str, Any] = field(default_factory=dict)
-    window: int = 64  # samples per input window (T)
-    stride: int = 1  # metadata stride: samples between estimates at run time
-    sample_rate_hz: float = 100.0
-    channels: tuple[str, ...] = ()  # input channels (set from the data when empty)
-    joints: tuple[str, ...] = conventions.JOINTS_R
-    epochs: int = 30
-    batch_size: int = 128
-    lr: float = 1e-3
-    lr_schedule: str = "plateau"  # plateau: halve lr after 2 epochs without val improvement | none
-    weight_decay: float = 0.0
-    patience: int = 5  # early stopping: epochs without val improvement
-    min_delta: float = 1e-4
-    seed: int = 0
-    device: str = "auto"  # auto | cpu | cuda
-    threads: int = 0  # torch CPU threads (0: leave torch's default)
-    train_stride: int = 1  # spacing of training window ends (1: every row, or every seq_rows rows)
-    max_windows_per_epoch: int = 0  # random subset per epoch (0: all)
-    val_stride: int = 1  # spacing of validation window ends
-    seq_rows: int = 1  # causal models: rows trained per window (exact for the TCN)
-    input_noise: float = 0.0  # Gaussian noise added to normalised inputs while training
-    freeze: tuple[str, ...] = ()  # parameter-name prefixes kept fixed (fine-tuning)
-    progress: bool = True
-
-    def validate(self) -> None:
-        checks = [
-            ("window", self.window >= 1, "must be >= 1"),
-            ("stride", 1 <= self.stride <= self.window, "must be in [1, window]"),
-            ("epochs", self.epochs >= 1, "must be >= 1"),
-            ("batch_size", self.batch_size >= 1, "must be >= 1"),
-            ("lr", self.lr > 0 and math.isfinite(self.lr), "must be a finite number > 0"),
-            ("patience", self.patience >= 1, "must be >= 1"),
-            ("sample_rate_hz", self.sample_rate_hz > 0, "must be > 0"),
-            ("train_stride", self.train_stride >= 1, "must be >= 1"),
-            ("seq_rows", self.seq_rows >= 1, "must be >= 1"),
-            ("val_stride", self.val_stride >= 1, "must be >= 1"),
-            ("device", self.device in ("auto", "cpu", "cuda"), "must be auto, cpu or cuda"),
-            ("lr_schedule", self.lr_schedule in ("plateau", "none"), "must be plateau or none"),
-            ("joints", len(self.joints) > 0, "must name at least one joint"),
-        ]
-        for name, ok, rule in checks:
-            if not ok:
-                raise ConfigError(name, getattr(self, name), rule)
-
-    def to_dict(self) -> dict[str, Any]:
-        d = asdict(self)
-        d["channels"], d["joints"], d["freeze"] = list(self.channels), list(self.joints), list(self.freeze)
-        return d
-
-
-@dataclass
-class TrainResult:
-    model: nn.Module  # the trained module (eval mode, CPU), best validation epoch
-    metadata: ModelMetadata
-    history: list[dict[str, float]]
-    best_epoch: int
-    train_seconds: float
-    run_dir: Path | None
-    model_path: Path | None
-
-
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise ConfigError("device", name, "CUDA is not available on this machine")
-    return torch.device(name)
-
-
-class WindowSet:
-    """Normalised recordings concatenated, with the valid window end rows (no boundary crossing).
-
-    Recordings with a validity mask (``Recording.valid``) weight their targets by it: masked
-    samples add nothing to the loss, and windows whose target rows are all masked are left out.
-    ``w`` is ``None`` when no recording has a mask (the plain mean, as before masks existed).
-    """
-
-    def __init__(
-        self,
-        recordings: Sequence[Recording],
-        mean: np.ndarray,
-        std: np.ndarray,
-        window: int,
-        span: int = 1,
-        step: int = 1,
-    ) -> None:
-        xs, ys, ws, ends = [], [], [], []
-        offset = 0
-        self.window, self.span = window, span
-        need = window + span - 1
-        masked = any(r.valid is not None for r in recordings)
-        for r in recordings:
-            n = len(r)
-            xs.append((r.inputs - mean) / std)
-            ys.append(r.moments)
-            w = np.ones(r.moments.shape, dtype=bool) if r.valid is None else r.valid
-            ws.append(w)
-            if n >= need:
-                e = np.arange(need - 1, n, step)
-                if r.valid is not None:  # keep windows with at least one valid target value
-                    any_row = w.any(axis=1)
-                    cum = np.concatenate([[0], np.cumsum(any_row)])
-                    e = e[cum[e + 1] - cum[e + 1 - span] > 0]
-                ends.append(offset + e)
-            offset += n
-        if not ends:
-            raise DatasetError(f"no recording is long enough for one window of {need} samples")
-        self.x = torch.from_numpy(np.concatenate(xs).astype(np.float32))
-        self.y = torch.from_numpy(np.concatenate(ys).astype(np.float32))
-        self.w = torch.from_numpy(np.concatenate(ws).astype(np.float32)) if masked else None
-        if self.w is not None:
-            self.y = torch.nan_to_num(self.y) * self.w  # masked targets may be NaN in the source
-        self.ends = np.concatenate(ends)
-        if not len(self.ends):
-            raise DatasetError("no window has a valid target (every sample is masked)")
-
-    def __len__(self) -> int:
-        return len(self.ends)
-
-    def batch(self, ends: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
-        """Inputs ``[B, window + span - 1, C]`` and targets ``[B, span, J]`` (the last rows)."""
-        xb, yb, _ = self.batch_weighted(ends)
-        return xb, yb
-
-    def batch_weighted(self, ends: np.ndarray) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
-        """``batch`` plus the targets' validity weights ``[B, span, J]`` (``None``: all valid)."""
-        e = torch.from_numpy(np.asarray(ends, dtype=np.int64))
-        length = self.window + self.span - 1
-        idx = e[:, None] - length + 1 + torch.arange(length)[None, :]
-        rows = idx[:, length - self.span :]
-        return self.x[idx], self.y[rows], None if self.w is None else self.w[rows]
-
-
-def _stats(recordings: Sequence[Recording]) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    x = np.concatenate([r.inputs for r in recordings]).astype(np.float64)
-    y = np.concatenate([r.moments for r in recordings]).astype(np.float64)
-    x_std = np.maximum(x.std(axis=0), 1e-6)
-    if any(r.valid is not None for r in recordings):  # target statistics of valid samples only
-        ok = np.concatenate([np.ones(r.moments.shape, bool) if r.valid is None else r.valid
-                             for r in recordings])
-        y = np.where(ok, y, np.nan)
-        return x.mean(axis=0), x_std, np.nanmean(y, axis=0), np.maximum(np.nanstd(y, axis=0), 1e-6)
-    y_std = np.maximum(y.std(axis=0), 1e-6)
-    return x.mean(axis=0), x_std, y.mean(axis=0), y_std
-
-
-def make_metadata(
-    config: TrainConfig,
-    mean: Sequence[float],
-    std: Sequence[float],
-    streaming: bool,
-    training: dict[str, Any],
-) -> ModelMetadata:
-    return ModelMetadata(
-        architecture=config.architecture,
-        input_channels=tuple(config.channels),
-        sample_rate_hz=float(config.sample_rate_hz),
-        window=int(config.window),
-        stride=int(config.stride),
-        input_mean=tuple(float(v) for v in mean),
-        input_std=tuple(float(v) for v in std),
-        output_joints=tuple(config.joints),
-        output_unit="N.m/kg",
-        streaming=streaming,
-        training=training,
-    )
 
 
 def _check_recordings(recordings: Sequence[Recording], config: TrainConfig, what: str) -> list[Recording]:
@@ -311,7 +141,7 @@ def train_model(
         model = copy.deepcopy(init)
         mean, std = np.asarray(init_metadata.input_mean), np.asarray(init_metadata.input_std)
     else:
-        mean, std, y_mean, y_std = _stats(train)
+        mean, std, y_mean, y_std = recording_stats(train)
         model = build_model(
             config.architecture,
             len(config.channels),

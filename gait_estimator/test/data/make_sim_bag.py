@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from gait_estimator.sim.bag import write_bag
+from gait_estimator.replay.trial_bag import write_trial_bag
 from gait_estimator.sim.generate import sample_subject, simulate_trial
 
 SEED = 20240601
@@ -25,7 +25,7 @@ def main() -> Path:
         shutil.rmtree(out)
     subject = sample_subject(np.random.default_rng(SEED), "S000")
     trial = simulate_trial(subject, DURATION_S, SPEED_MPS, 100.0, seed=SEED, trial_id="sim_walk_6s")
-    return write_bag(out, trial, "mcap")
+    return write_trial_bag(out, trial, "mcap")
 
 
 if __name__ == "__main__":

@@ -20,9 +20,9 @@ def watch(listener, namespace: str = "") -> None:
     from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
     from std_msgs.msg import String
 
-    from gait_estimator.nodes import common
+    from gait_estimator.nodes import topics
 
-    listener.subscribe(JointTorque, topic(namespace, COMMAND_TOPIC), common.command_qos())
+    listener.subscribe(JointTorque, topic(namespace, COMMAND_TOPIC), topics.command_qos())
     latched = QoSProfile(
         depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL
     )
@@ -54,7 +54,7 @@ def wait_running(listener, namespace: str, lifecycle_nodes, timeout_s: float, de
     from lifecycle_msgs.srv import GetState
     from std_msgs.msg import Empty
 
-    from gait_estimator.nodes import common
+    from gait_estimator.nodes import topics
 
     def active() -> bool:
         state = manager_state(listener, namespace)
@@ -70,7 +70,7 @@ def wait_running(listener, namespace: str, lifecycle_nodes, timeout_s: float, de
         name = topic(namespace, f"{node}/get_state")
         label = listener.call(GetState, name, GetState.Request(), 20.0).current_state.label
         assert label == "active", f"{name}: {label}"
-    reset = listener.publisher(Empty, topic(namespace, "exo/reset"), common.command_qos())
+    reset = listener.publisher(Empty, topic(namespace, "exo/reset"), topics.command_qos())
     resets = [0]
     next_reset = [time.monotonic() + 10.0]
 

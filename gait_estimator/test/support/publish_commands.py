@@ -7,7 +7,7 @@ import time
 
 import rclpy
 
-from gait_estimator.nodes import common
+from gait_estimator.nodes import conversion, topics
 
 
 def main() -> None:
@@ -15,11 +15,12 @@ def main() -> None:
 
     rclpy.init()
     node = rclpy.create_node("live_command_publisher")
-    pub = node.create_publisher(JointTorque, common.TOPIC_COMMAND, common.command_publisher_qos())
+    pub = node.create_publisher(JointTorque, topics.TOPIC_COMMAND, topics.command_publisher_qos())
     joints = ["hip_flexion_r", "knee_angle_r", "ankle_angle_r"]
     print("ready", flush=True)
+    torque = [14.8, -3.0, 1.0]
     while True:  # until the test kills it (SIGKILL: no shutdown path to run)
-        msg = common.joint_torque_msg(time.time_ns(), JointTorque.SOURCE_COMMAND, joints, [14.8, -3.0, 1.0])
+        msg = conversion.joint_torque_msg(time.time_ns(), JointTorque.SOURCE_COMMAND, joints, torque)
         pub.publish(msg)
         time.sleep(0.005)
 
