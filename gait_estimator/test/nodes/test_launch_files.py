@@ -30,9 +30,9 @@ import yaml
 from gait_estimator.core.params import SCHEMAS, load_config
 from gait_estimator.nodes import bag_player, launch_plan
 
-PKG = Path(__file__).resolve().parents[1]
-BAG = Path(__file__).parent / "data" / "sim_bag" / "sim_walk_6s"
-RUN_LAUNCH = Path(__file__).parent / "support" / "run_launch.py"
+PKG = Path(__file__).resolve().parents[2]
+BAG = Path(__file__).parents[1] / "data" / "sim_bag" / "sim_walk_6s"
+RUN_LAUNCH = Path(__file__).parents[1] / "support" / "run_launch.py"
 DISTRIBUTED = ("torque_estimator", "torque_command")  # lifecycle nodes of the distributed pipeline
 
 

@@ -11,7 +11,7 @@ from gait_estimator.conventions import IMU_LOCATIONS, JOINTS
 from gait_estimator.sim.dataset import load_dataset
 from gait_estimator.sim.generate import generate_dataset
 
-BAG = Path(__file__).resolve().parent / "data" / "sim_bag" / "sim_walk_6s"
+BAG = Path(__file__).resolve().parents[1] / "data" / "sim_bag" / "sim_walk_6s"
 
 
 def _digest(d: Path) -> dict[str, str]:

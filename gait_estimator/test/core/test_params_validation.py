@@ -125,7 +125,7 @@ def test_generated_parameter_types_are_up_to_date_and_typed():
     from gait_estimator.core.param_schema import SCHEMAS
     from gait_estimator.core.param_types import PARAM_TYPES
 
-    script = Path(__file__).resolve().parents[2] / "scripts" / "gen_param_types.py"
+    script = Path(__file__).resolve().parents[3] / "scripts" / "gen_param_types.py"
     done = subprocess.run([sys.executable, str(script), "--check"], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     assert set(PARAM_TYPES) == set(SCHEMAS)

@@ -31,7 +31,7 @@ from gait_estimator.replay.batch import (
 )
 from gait_estimator.replay.offline import ReplayOptions, evaluate, replay_bag
 
-DATA = Path(__file__).parent / "data" / "regression"
+DATA = Path(__file__).parents[1] / "data" / "regression"
 BAGS = ("walk_mcap", "walk_sqlite3")
 # Batched vs single-window float32 inference, times the subject mass: measured <= 1e-5 N·m on the
 # regression bags with the reference LSTM; the bound leaves room for other BLAS kernels.

@@ -171,7 +171,7 @@ def test_gait_estimator_run_fused_mode_from_yaml(chain, models, tmp_path):
     for name in list(procs.procs):  # the distributed chain must not publish on the same topics
         procs.kill(name, sig=2)
     cfg = tmp_path / "fused.yaml"
-    src = (Path(__file__).resolve().parents[1] / "config" / "fused.yaml").read_text()
+    src = (Path(__file__).resolve().parents[2] / "config" / "fused.yaml").read_text()
     cfg.write_text(src.replace('model_path: ""', f'model_path: "{models["a"]}"'))
     listener.clear(topics.TOPIC_COMMAND)
     from diagnostic_msgs.msg import DiagnosticArray

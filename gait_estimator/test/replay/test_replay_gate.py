@@ -22,7 +22,7 @@ import pytest
 
 from gait_estimator.cli.main import main as cli_main
 
-DATA = Path(__file__).resolve().parent / "data" / "regression"
+DATA = Path(__file__).resolve().parents[1] / "data" / "regression"
 BASELINE = DATA / "baseline.json"
 
 
@@ -36,7 +36,7 @@ def trial():
 
 @pytest.fixture(scope="module")
 def model_file() -> Path:
-    return Path(__file__).resolve().parents[1] / "models" / "default.pt"
+    return Path(__file__).resolve().parents[2] / "models" / "default.pt"
 
 
 def _bag(root: Path, name: str, trial, moment: np.ndarray | None = None) -> Path:

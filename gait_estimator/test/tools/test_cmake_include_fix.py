@@ -10,7 +10,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 MODULE = REPO / "gait_estimator_msgs" / "cmake" / "drop_missing_include_dirs.cmake"
 
 

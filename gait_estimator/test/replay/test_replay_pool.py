@@ -16,8 +16,8 @@ import pytest
 from gait_estimator.cli.main import main as cli_main
 from gait_estimator.replay.jobs import MEASURED_KEYS
 
-DATA = Path(__file__).resolve().parent / "data" / "regression"
-MODEL = Path(__file__).resolve().parents[1] / "models" / "default.pt"
+DATA = Path(__file__).resolve().parents[1] / "data" / "regression"
+MODEL = Path(__file__).resolve().parents[2] / "models" / "default.pt"
 
 
 @pytest.fixture(scope="module")

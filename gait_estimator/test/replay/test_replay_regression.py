@@ -18,7 +18,7 @@ import pytest
 
 from gait_estimator.cli.main import main as cli_main
 
-DATA = Path(__file__).resolve().parent / "data" / "regression"
+DATA = Path(__file__).resolve().parents[1] / "data" / "regression"
 BAGS = ("walk_mcap", "walk_sqlite3")
 
 

@@ -18,7 +18,7 @@ from gait_estimator.data.dataset import select_channels
 from gait_estimator.runtime.model_file import load_model
 from gait_estimator.train.evaluate import evaluate_runtime
 
-MODELS = Path(__file__).resolve().parents[1] / "models"
+MODELS = Path(__file__).resolve().parents[2] / "models"
 DEFAULT = MODELS / "default.pt"
 NEW_SUBJECT_MAX_RMSE = 0.15  # N·m/kg per joint, one unseen simulated subject (measured 0.05-0.11)
 NEW_SUBJECT_MIN_R = 0.95  # measured >= 0.99

@@ -23,7 +23,7 @@ from gait_estimator.data.pig_c3d import load_pig_c3d, read_pig_trial
 from gait_estimator.errors import DatasetError
 from gait_estimator.sim.dataset import load_dataset, load_manifest
 
-HERE = Path(__file__).parent
+HERE = Path(__file__).parents[1]
 EXTRACTS = HERE / "data" / "real_extracts"
 WINTER = HERE / "data" / "reference" / "normative" / "winter" / "joint_moment_natural_cadence.csv"
 F1 = HERE / "data" / "opensim" / "falisse_subject1"

@@ -18,7 +18,7 @@ from support.process_group import ProcessGroup
 pytestmark = pytest.mark.ros
 
 BIN = Path(sys.executable).parent
-CONFIG = Path(__file__).resolve().parents[1] / "config" / "pipeline.yaml"
+CONFIG = Path(__file__).resolve().parents[2] / "config" / "pipeline.yaml"
 CHAIN = (
     "imu_driver", "imu_synchronizer", "windowing", "torque_estimator", "torque_command", "lifecycle_manager"
 )

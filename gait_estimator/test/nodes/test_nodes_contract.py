@@ -172,7 +172,8 @@ def test_lifecycle_node_contract(kind, tiny_model, listener, tmp_path):
             listener.clear(topics.TOPIC_DIAGNOSTICS)
             listener.wait_for(lambda: len(stamps()) >= 9, 10, f"{node} diagnostics")
             period = float(np.median(np.diff(stamps()))) / 1e9
-            assert abs(period - DIAG_PERIOD) < 0.1, f"{node}: diagnostics every {period:.3f} s"
+            # loaded machine: timers run late; a node on another period (1 s) is 4x off
+            assert 0.6 * DIAG_PERIOD < period < 1.8 * DIAG_PERIOD, f"{node}: diagnostics every {period:.3f} s"
 
         # -- zero on deactivate ------------------------------------------------------------------
         if spec["command"]:

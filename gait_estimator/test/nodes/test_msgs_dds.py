@@ -15,7 +15,7 @@ from rclpy.qos import QoSDurabilityPolicy, QoSProfile, QoSReliabilityPolicy
 from support.msg_samples import all_samples, topic_for
 
 pytestmark = pytest.mark.ros
-PUBLISHER = Path(__file__).parent / "support" / "publish_samples.py"
+PUBLISHER = Path(__file__).parents[1] / "support" / "publish_samples.py"
 
 
 @pytest.fixture

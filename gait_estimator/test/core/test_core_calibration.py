@@ -38,7 +38,7 @@ def p01(shared_data):
 def model():
     from pathlib import Path
 
-    return load_model(Path(__file__).parents[1] / "models" / "default.pt", threads=0)
+    return load_model(Path(__file__).parents[2] / "models" / "default.pt", threads=0)
 
 
 def rmse(rt, imu, idx, ref) -> np.ndarray:

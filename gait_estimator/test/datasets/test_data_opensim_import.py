@@ -23,7 +23,7 @@ from gait_estimator.errors import DatasetError
 from gait_estimator.sim.dataset import load_dataset, load_manifest
 from gait_estimator.train.experiment import load_recordings
 
-DATA = Path(__file__).parent / "data" / "opensim"
+DATA = Path(__file__).parents[1] / "data" / "opensim"
 F1 = DATA / "falisse_subject1"
 S4 = DATA / "opencap_subject4"
 

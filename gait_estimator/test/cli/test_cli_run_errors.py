@@ -14,7 +14,7 @@ import pytest
 from gait_estimator.cli.main import main as cli_main
 from gait_estimator.errors import ConfigError
 
-CONFIG = Path(__file__).resolve().parents[1] / "config"
+CONFIG = Path(__file__).resolve().parents[2] / "config"
 
 
 def _fused_config(tmp_path: Path) -> Path:

@@ -17,8 +17,8 @@ from gait_estimator.core.params import SCHEMAS, load_config, validate_node_param
 from gait_estimator.errors import ConfigError
 from gait_estimator.nodes import conversion, model_files, params, serial_protocol
 
-PKG = Path(__file__).resolve().parents[1]
-DATA = Path(__file__).parent / "data"
+PKG = Path(__file__).resolve().parents[2]
+DATA = Path(__file__).parents[1] / "data"
 
 
 # -- parameters -------------------------------------------------------------------------------

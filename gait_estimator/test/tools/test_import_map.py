@@ -7,8 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "import_map.py"
-PACKAGE = Path(__file__).resolve().parents[1] / "gait_estimator"
+SCRIPT = Path(__file__).resolve().parents[3] / "scripts" / "import_map.py"
+PACKAGE = Path(__file__).resolve().parents[2] / "gait_estimator"
 
 
 def _run(*args: str) -> subprocess.CompletedProcess:

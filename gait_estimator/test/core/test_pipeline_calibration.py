@@ -116,7 +116,7 @@ def test_flagged_or_missing_sensor_gives_no_valid_estimate(model) -> None:
 
 
 # -- validate (offline replay of a real bag) ---------------------------------------------------
-BAG = __import__("pathlib").Path(__file__).parent / "data" / "regression" / "walk_mcap"
+BAG = __import__("pathlib").Path(__file__).parents[1] / "data" / "regression" / "walk_mcap"
 
 
 def test_replay_applies_the_calibration_file_batched_and_per_sample(model, tmp_path) -> None:

@@ -17,7 +17,7 @@ from gait_estimator.replay.trial_bag import write_trial_bag
 from gait_estimator.sim.dataset import Trial
 from gait_estimator.train.sim2real import dorschky_recording
 
-SIM_BAG = Path(__file__).parent / "data" / "sim_bag" / "sim_walk_6s"
+SIM_BAG = Path(__file__).parents[1] / "data" / "sim_bag" / "sim_walk_6s"
 
 
 def test_sim_bag_walking_alone(tmp_path, capsys):
@@ -102,7 +102,7 @@ def test_evaluate_applies_the_wearer_file(tmp_path):
     write_dataset(tmp_path / "mounted", [trial])
     sensors = {loc: cal.SensorCalibration(loc, r, 1.0, "given") for loc, r in rots.items()}
     wearer = cal.write_calibration(cal.WearerCalibration(sensors, "S01"), tmp_path / "w.yaml")
-    model = str(Path(__file__).parents[1] / "models" / "default.pt")
+    model = str(Path(__file__).parents[2] / "models" / "default.pt")
     runs = {
         "aligned": ["--data", str(tmp_path / "aligned")],
         "mounted": ["--data", str(tmp_path / "mounted")],
