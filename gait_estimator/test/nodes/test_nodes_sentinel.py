@@ -265,7 +265,7 @@ def test_a_stalled_live_publisher_is_not_fought_and_a_killed_one_is(graph):
     cmd = topics.TOPIC_COMMAND
     _start_manager(procs, "torque_command")
     listener.wait_for(lambda: _status(listener, SENTINEL_STATUS) is not None, 30, "manager diagnostics")
-    script = Path(__file__).parent / "support" / "publish_commands.py"
+    script = Path(__file__).parents[1] / "support" / "publish_commands.py"
     live = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, text=True)
     try:
         assert live.stdout.readline().strip() == "ready"
