@@ -2,6 +2,14 @@
 
     .venv/bin/python benchmarks/bench_latency.py [--seconds 60] [--rates 100 200 500 1000]
         [--modes fused distributed] [--variants old new] [--inference-mode streaming|window]
+        [--load N] [--realtime 0 50]
+
+Issue 23: ``--load N`` runs N busy processes (normal scheduling, bounded in time, killed by PID at
+the end) for the whole run; ``--realtime P ...`` runs every configuration once per priority
+(``thread_priority`` of the data-path nodes, the floor's processes and this listener; 0 = off;
+the lifecycle manager stays normal). Each rate and priority starts with a ``floor`` row: a bare
+rclpy timer publishing a stamped message, one DDS hop to a subscriber in another process, both
+on the EventsExecutor, measured under the same load; every row prints its p99 over the floor's.
 
 Variants, side by side in one run (each rate: old, then new, then the new/old ratios): ``old`` =
 every node on SingleThreadedExecutor, per-IMU ``sensor_msgs/Imu`` topics; ``new`` = every node on
