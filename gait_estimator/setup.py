@@ -16,7 +16,10 @@ setup(
         (f"share/{package_name}", ["package.xml"]),
         (f"share/{package_name}/launch", glob("launch/*.launch.py")),
         (f"share/{package_name}/config", glob("config/*.yaml")),
-        (f"share/{package_name}/models", glob("models/*.pt") + glob("models/*.json") + glob("models/*.md")),
+        (
+            f"share/{package_name}/models",
+            glob("models/*.pt") + glob("models/*.onnx") + glob("models/*.json") + glob("models/*.md"),
+        ),
     ],
     install_requires=["setuptools"],
     zip_safe=True,

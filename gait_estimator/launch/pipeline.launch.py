@@ -8,12 +8,13 @@
 Arguments (``--show-args``): ``imu_source`` (sim | file | serial | topics: the driver backend;
 ``topics`` starts no driver), ``model_path`` (empty = the config file's, else the installed
 default model), ``config`` (parameter file; empty = ``config/pipeline.yaml``, or
-``config/fused.yaml`` with ``fused:=true``), ``fused``, ``namespace`` (pushed around every node:
-nodes, topics and services all move under it), ``use_sim_time``. The lifecycle nodes are
-``LifecycleNode`` actions; the ``lifecycle_manager`` configures and activates them in order. Which
-processes start with which parameters is ``gait_estimator.nodes.launch_plan`` (plain data, tested
-without ``launch``). Machines without the ``ros2`` CLI use ``gait-estimator run --config ...``
-(same nodes, same YAML).
+``config/fused.yaml`` with ``fused:=true``), ``fused``, ``namespace`` (pushed around every
+node: nodes, topics and services all move under it), ``use_sim_time``, ``thread_priority`` and
+``lock_memory`` (real-time scheduling of every data-path process; empty = the config file's).
+The lifecycle nodes are ``LifecycleNode`` actions; the ``lifecycle_manager`` configures and
+activates them in order. Which processes start with which parameters is
+``gait_estimator.nodes.launch_plan`` (plain data, tested without ``launch``). Machines without
+the ``ros2`` CLI use ``gait-estimator run --config ...`` (same nodes, same YAML).
 """
 
 from launch import LaunchDescription
@@ -48,6 +49,7 @@ def _nodes(context):
         model_path=arg("model_path"),
         config=launch_plan.config_file(share, arg("config"), fused),
         use_sim_time=launch_plan.as_bool(arg("use_sim_time"), "use_sim_time"),
+        realtime=launch_plan.realtime_overrides(arg("thread_priority"), arg("lock_memory")),
     )
     actions = []
     for spec in specs:
@@ -92,6 +94,18 @@ def generate_launch_description():
             "config/pipeline.yaml, or config/fused.yaml with fused:=true",
         ),
         DeclareLaunchArgument("namespace", default_value="", description="namespace of every node and topic"),
+        DeclareLaunchArgument(
+            "thread_priority",
+            default_value="",
+            description="real-time priority of every data-path process: 0 = normal scheduling, 1-99 = "
+            "SCHED_FIFO (needs an rtprio limit, README); empty = the config file's",
+        ),
+        DeclareLaunchArgument(
+            "lock_memory",
+            default_value="",
+            choices=["", "true", "false"],
+            description="mlockall in every data-path process; empty = the config file's",
+        ),
         DeclareLaunchArgument(
             "use_sim_time",
             default_value="false",

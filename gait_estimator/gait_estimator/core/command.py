@@ -33,6 +33,16 @@ Guarantees (property-tested in ``test_core_command.py``), for any estimate strea
   fixed when it is received (a new ``watchdog_s`` applies from the next estimate); a lowered
   rate limit that could not bring the output to zero by that deadline is exceeded just enough
   to meet it (never beyond the rate limit that was in force before);
+- on the wire: when the caller reports each publication (:meth:`CommandShaper.mark_published`,
+  host time read right *after* ``publish`` returned, on the clock of ``update``'s ``now``), the
+  step between two consecutive *published* commands is bounded by the rate limit times the time
+  between their publications: ``|u_k - u_pub| <= rate_limit_nm_s * (now_k - t_pub)``, and since
+  the DDS source timestamp of message k is taken after ``update(now_k)`` and that of the previous
+  message before ``t_pub``, the bound holds on the source timestamps a subscriber sees, whatever
+  the delay between update and publish. Two things still win over it, as over the update-clock
+  limit: the cut to zero on a fault or e-stop, and the watchdog envelope (zero by the deadline;
+  it may exceed the wire bound by at most ``rate_limit_nm_s`` x the publication delay of the
+  previous message);
 - an estimate whose ``confidence`` (``core.confidence``: distance of the model input from the
   model's training distribution) is below ``min_confidence`` is replaced by zero: the command
   ramps to zero through the rate limit, ``valid`` stays True (a deliberate zero) and
@@ -190,6 +200,8 @@ class CommandShaper:
         self._estop = False
         self._out = np.zeros(n)
         self._last_now: int | None = None
+        self._pub_out: np.ndarray | None = None  # the newest output on the wire, and when it went out
+        self._pub_ns = 0
         self._clear_signal()
 
     def _clear_signal(self) -> None:
@@ -330,6 +342,13 @@ class CommandShaper:
                 return y_a + (y_b - y_a) * ((tau - t_a) / (t_b - t_a))
         return self._hist[0][1]
 
+    def mark_published(self, t_ns: int) -> None:
+        """The output of the latest :meth:`update` was published; ``t_ns`` is the host time read
+        right after ``publish`` returned (the clock of ``update``'s ``now``: ``time.time_ns()``,
+        the clock DDS source timestamps use). The next updates limit their step against it."""
+        self._pub_out = self._out.copy()
+        self._pub_ns = int(t_ns)
+
     # -- output ------------------------------------------------------------------------------
     def update(self, now_ns: int) -> CommandOutput:
         """The command at host time ``now_ns`` (call at ``control_rate_hz``)."""
@@ -339,7 +358,11 @@ class CommandShaper:
         n = self._n
         # A lowered limit is approached at the rate limit (|prev| <= lim_eff: no jump); it slews in
         # every update, whatever the branch below, so it never lags the limit in force.
+        lim_before = self._lim_eff
         self._lim_eff = np.maximum(self._limit, self._lim_eff - self._rate * dt)
+        if self._pub_out is not None:  # ... and, on the wire, from the published output down
+            floor = np.abs(self._pub_out) - self._rate * (max(now_ns - self._pub_ns, 0) * 1e-9)
+            self._lim_eff = np.maximum(self._lim_eff, np.minimum(lim_before, floor))
         stamp = self._hist[-1][0] if self._hist else None
         zero_status = np.full(n, STATUS_INVALID, dtype=np.uint8)
         if self._fault is not None or self._estop:
@@ -385,6 +408,13 @@ class CommandShaper:
         cap = np.minimum(self._lim_eff, cap_wd)
         desired = np.clip(wanted, -cap, cap)
         out = prev + np.clip(desired - prev, -step, step)
+        if self._pub_out is not None:
+            # On the wire: against the last published output, over the time since its publication.
+            # prev lies in that band unless a cut to zero went unpublished; then the band is skipped.
+            wire = rate * (max(now_ns - self._pub_ns, 0) * 1e-9)
+            lo = np.maximum(prev - step, self._pub_out - wire)
+            hi = np.minimum(prev + step, self._pub_out + wire)
+            out = np.where(lo <= hi, np.clip(out, lo, hi), out)
         out = np.clip(out, -cap, cap)
         self._out = out
 

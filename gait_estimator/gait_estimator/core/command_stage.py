@@ -224,7 +224,10 @@ class CommandStage:
         return self.last_stamp_ns or now_ns
 
     def published(self, stamp_ns: int, valid: bool, published_ns: int) -> None:
-        """Book a command that went out; ``published_ns`` is host time right after the publish."""
+        """Book a command that went out; ``published_ns`` is host time right after the publish (the
+        clock of ``command``'s ``now_ns``: ``time.time_ns()``, that of DDS source timestamps). The
+        shaper limits the next step against it: the rate limit holds between published messages."""
+        self.shaper.mark_published(published_ns)
         self.last_publish_ns = published_ns
         self._published_since_tick = True
         self.counts["commands"] += 1

@@ -19,7 +19,9 @@ _MODEL_PATH = _p(
     "model_path",
     "string",
     "",
-    "TorchScript model file (gait_estimator format); empty = the installed default model",
+    "model file (gait_estimator format; .pt TorchScript, .onnx ONNX Runtime, .pt2 torch.export: the "
+    "suffix picks the runtime); empty = the installed default model (default.pt); a bare name of an "
+    "installed model, e.g. default.onnx (the same model for ONNX Runtime), picks that one",
     allow_empty=True,
 )
 _CALIBRATION_FILE = _p(
@@ -79,6 +81,50 @@ EXECUTOR = _p(
     "in bench_latency) or single_threaded (rclpy SingleThreadedExecutor)",
     choices=("events", "single_threaded"),
     read_only=True,
+)
+
+# Real-time scheduling of a data-path process (core/realtime.py; names after ros2_control's
+# controller_manager), applied once at start by nodes.runner.run_node to every thread the process has.
+REALTIME = (
+    _p(
+        "thread_priority",
+        "int",
+        0,
+        "real-time priority of the data path, read at start: 0 = normal scheduling (default); 1-99 = "
+        "SCHED_FIFO (or realtime_policy) at this priority for every thread of the process (executor "
+        "and DDS threads). Needs an rtprio limit (README: real-time scheduling); without one the node "
+        "runs as before and logs one warning",
+        min=0,
+        max=99,
+        read_only=True,
+    ),
+    _p(
+        "realtime_policy",
+        "string",
+        "fifo",
+        "policy when thread_priority > 0: fifo (SCHED_FIFO) or rr (SCHED_RR: a time slice among "
+        "real-time threads of the same priority)",
+        choices=("fifo", "rr"),
+        read_only=True,
+    ),
+    _p(
+        "cpu_affinity",
+        "int_array",
+        [],
+        "cores the process runs on, read at start (empty = any core)",
+        min=0,
+        max=4095,
+        allow_empty=True,
+        read_only=True,
+    ),
+    _p(
+        "lock_memory",
+        "bool",
+        False,
+        "mlockall(MCL_CURRENT | MCL_FUTURE) at start: no page fault in the data path (needs a "
+        "memlock limit, README)",
+        read_only=True,
+    ),
 )
 
 # The lifecycle manager hosts the command sentinel, which lives on DDS event callbacks (liveliness);
@@ -513,14 +559,15 @@ FUSED = (
 
 # ros2 node name (default) -> schema; every node chooses its executor (the manager's service calls
 # wait on its worker thread, never inside a callback, so either executor serves it)
+# (the data-path nodes also take the real-time settings)
 SCHEMAS: dict[str, tuple[ParamSpec, ...]] = {
-    "imu_driver": DRIVER + (EXECUTOR,),
-    "imu_synchronizer": SYNCHRONIZER + (EXECUTOR,),
-    "windowing": WINDOWING + (EXECUTOR,),
-    "torque_estimator": ESTIMATOR + (EXECUTOR,),
-    "torque_command": COMMAND + (EXECUTOR,),
+    "imu_driver": DRIVER + (EXECUTOR,) + REALTIME,
+    "imu_synchronizer": SYNCHRONIZER + (EXECUTOR,) + REALTIME,
+    "windowing": WINDOWING + (EXECUTOR,) + REALTIME,
+    "torque_estimator": ESTIMATOR + (EXECUTOR,) + REALTIME,
+    "torque_command": COMMAND + (EXECUTOR,) + REALTIME,
     "lifecycle_manager": MANAGER + (MANAGER_EXECUTOR,),
-    "gait_pipeline": FUSED + (EXECUTOR,),
+    "gait_pipeline": FUSED + (EXECUTOR,) + REALTIME,
     "calibrator": CALIBRATOR + (EXECUTOR,),
 }
 # Parameters every node has from rclpy itself.

@@ -65,6 +65,10 @@ class ImuDriverParams(_Params):
     fault_nan_start_s: float
     fault_nan_duration_s: float
     executor: str
+    thread_priority: int
+    realtime_policy: str
+    cpu_affinity: tuple[int, ...]
+    lock_memory: bool
 
 
 @dataclass(frozen=True)
@@ -80,6 +84,10 @@ class ImuSynchronizerParams(_Params):
     estimate_clock_offset: bool
     poll_period_s: float
     executor: str
+    thread_priority: int
+    realtime_policy: str
+    cpu_affinity: tuple[int, ...]
+    lock_memory: bool
 
 
 @dataclass(frozen=True)
@@ -89,6 +97,10 @@ class WindowingParams(_Params):
     model_path: str
     calibration_file: str
     executor: str
+    thread_priority: int
+    realtime_policy: str
+    cpu_affinity: tuple[int, ...]
+    lock_memory: bool
 
 
 @dataclass(frozen=True)
@@ -101,6 +113,10 @@ class TorqueEstimatorParams(_Params):
     inference_mode: str
     diagnostics_period_s: float
     executor: str
+    thread_priority: int
+    realtime_policy: str
+    cpu_affinity: tuple[int, ...]
+    lock_memory: bool
 
 
 @dataclass(frozen=True)
@@ -125,6 +141,10 @@ class TorqueCommandParams(_Params):
     min_confidence: float
     diagnostics_period_s: float
     executor: str
+    thread_priority: int
+    realtime_policy: str
+    cpu_affinity: tuple[int, ...]
+    lock_memory: bool
 
 
 @dataclass(frozen=True)
@@ -200,6 +220,10 @@ class GaitPipelineParams(_Params):
     min_confidence: float
     diagnostics_period_s: float
     executor: str
+    thread_priority: int
+    realtime_policy: str
+    cpu_affinity: tuple[int, ...]
+    lock_memory: bool
 
 
 @dataclass(frozen=True)

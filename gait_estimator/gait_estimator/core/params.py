@@ -61,6 +61,13 @@ def validate_node_params(node: str, values: Mapping[str, Any], *, partial: bool 
         raise ConfigError(f"{node}.effort_joints", out["effort_joints"], rule)
     if "locations" in out and len(set(out["locations"])) != len(out["locations"]):
         raise ConfigError(f"{node}.locations", out["locations"], "must not repeat a location")
+    if "thread_priority" in out:
+        from gait_estimator.core.realtime import settings_from_params
+
+        try:
+            settings_from_params(out)  # its rules: a core listed once, ...
+        except ConfigError as exc:
+            raise ConfigError(f"{node}.{exc.name}", exc.value, exc.rule) from None
     if node in COMMAND_NODES:
         try:
             command_config(out)  # the shaper's rules: unique joints, limit <= rate x watchdog, ...

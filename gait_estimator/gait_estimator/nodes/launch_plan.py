@@ -49,14 +49,36 @@ def config_file(share: str | Path, config: str, fused: bool) -> str:
     return str(Path(share) / "config" / ("fused.yaml" if fused else "pipeline.yaml"))
 
 
+def realtime_overrides(thread_priority: str = "", lock_memory: str = "") -> dict[str, Any]:
+    """The ``thread_priority`` / ``lock_memory`` launch arguments as parameters of every data-path
+    node ("" = the config file's); validated by the parameter schema like any other value."""
+    out: dict[str, Any] = {}
+    if str(thread_priority).strip():
+        try:
+            out["thread_priority"] = int(str(thread_priority).strip())
+        except ValueError:
+            raise ValueError(f"thread_priority: {thread_priority!r} is not an integer (0-99)") from None
+    if str(lock_memory).strip():
+        out["lock_memory"] = as_bool(lock_memory, "lock_memory")
+    return out
+
+
 def pipeline_nodes(
-    *, fused: bool, imu_source: str, model_path: str, config: str, use_sim_time: bool
+    *,
+    fused: bool,
+    imu_source: str,
+    model_path: str,
+    config: str,
+    use_sim_time: bool,
+    realtime: dict[str, Any] | None = None,
 ) -> list[NodeSpec]:
-    """The pipeline's processes. ``model_path`` empty: the config file's (default model if unset)."""
+    """The pipeline's processes. ``model_path`` empty: the config file's (default model if unset);
+    ``realtime``: parameters for every data-path node (``realtime_overrides``)."""
     if imu_source not in IMU_SOURCES:
         raise ValueError(f"imu_source: {imu_source!r} is not one of {', '.join(IMU_SOURCES)}")
     sim_time = {"use_sim_time": bool(use_sim_time)}
     model = [{"model_path": model_path}] if model_path else []
+    rt = [dict(realtime)] if realtime else []
     stages = []
     for s in topology.stages(fused, with_driver=imu_source != "topics"):
         extra: list[Any] = [*model] if s.reads_model else []
@@ -64,7 +86,7 @@ def pipeline_nodes(
             extra.append({"source": imu_source})
         if fused:
             extra.append({"imu_source": imu_source})
-        stages.append(NodeSpec(s.executable, s.lifecycle, (config, *extra, sim_time)))
+        stages.append(NodeSpec(s.executable, s.lifecycle, (config, *extra, sim_time, *rt)))
     manager = NodeSpec(
         topology.MANAGER,
         False,

@@ -91,7 +91,8 @@ def declare_params(
 def _rclpy_type(type_: str):
     from rclpy.parameter import Parameter
 
-    return getattr(Parameter.Type, type_.upper())
+    name = type_.upper()
+    return getattr(Parameter.Type, "INTEGER" + name[3:] if name.startswith("INT") else name)
 
 
 class RuntimeParameters:
@@ -167,11 +168,18 @@ class RuntimeParameters:
 
 
 def resolve_model_path(path: str) -> Path:
-    """``""`` -> the installed default model; otherwise the path itself (user-expanded)."""
-    if path:
-        return Path(path).expanduser()
+    """``""`` -> the installed default model (``default.pt``); a bare file name that is no file
+    here but one of the installed models (``default.onnx``: the default model for ONNX Runtime)
+    -> that model; otherwise the path itself (user-expanded)."""
     from gait_estimator.nodes.model_files import default_model_path
 
-    return default_model_path()
+    if not path:
+        return default_model_path()
+    p = Path(path).expanduser()
+    if not p.exists() and p.name == path:
+        shipped = default_model_path().parent / path
+        if shipped.is_file():
+            return shipped
+    return p
 
 

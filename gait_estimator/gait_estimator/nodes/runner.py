@@ -41,6 +41,7 @@ def run_node(factory, args: list[str] | None = None, executor_factory=None) -> i
         node = factory()
         executor = (executor_factory or make_executor(node))()
         executor.add_node(node)
+        apply_node_realtime(node)
         freeze_heap()
         # A signal only sets the flag; this timer guarantees a wake-up to see it. (spin_once with a
         # timeout would instead build a timer per wait: measured p99 latency x10 in the chain.) On the
@@ -78,6 +79,40 @@ def run_node(factory, args: list[str] | None = None, executor_factory=None) -> i
             rclpy.try_shutdown()
         signal.signal(signal.SIGINT, signal.SIG_IGN)
     return code
+
+
+def apply_node_realtime(node, period_s: float = 1.0):
+    """The node's real-time parameters (``param_schema.REALTIME``: ``thread_priority``,
+    ``realtime_policy``, ``cpu_affinity``, ``lock_memory``), applied once before the spin loop to
+    every thread the process has (the executor thread and DDS's; later threads inherit). When
+    anything is requested, the result is logged in one line (a warning naming what was refused and
+    how to allow it) and published on ``/diagnostics`` as "<node>: real-time scheduling" every
+    ``period_s``. Returns the ``core.realtime.RealtimeResult`` (None for a node without them)."""
+    params = getattr(node, "params", None)
+    if params is None or getattr(params, "thread_priority", None) is None:
+        return None
+    from diagnostic_msgs.msg import DiagnosticArray
+
+    from gait_estimator.core.realtime import apply_realtime, settings_from_params
+    from gait_estimator.nodes.diagnostics import OK, WARN, diagnostic_status
+    from gait_estimator.nodes.topics import TOPIC_DIAGNOSTICS
+
+    result = apply_realtime(settings_from_params(params), whole_process=True)
+    node.realtime = result
+    if result.settings.requested:  # (off: nothing to say, behaviour as before)
+        (node.get_logger().warning if result.warnings else node.get_logger().info)(result.line())
+        level = OK if result.ok else WARN
+        message = "applied" if result.ok else "refused (normal scheduling): " + " | ".join(result.warnings)
+        pub = node.create_publisher(DiagnosticArray, TOPIC_DIAGNOSTICS, 10)
+
+        def report() -> None:
+            arr = DiagnosticArray()
+            arr.header.stamp = node.get_clock().now().to_msg()
+            arr.status = [diagnostic_status(node, "real-time scheduling", level, message, result.values())]
+            pub.publish(arr)
+
+        node.create_timer(period_s, report)
+    return result
 
 
 def make_executor(node):

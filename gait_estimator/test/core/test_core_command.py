@@ -391,3 +391,76 @@ def test_a_lowered_limit_applies_at_once_and_ramps_down():
         shaper.reconfigure(
             CommandConfig(joints=JOINTS[:2], subject_mass_kg=70.0, limit_nm=5.0, rate_limit_nm_s=1000.0)
         )
+
+
+# -- the rate limit on the wire (issue 23) -----------------------------------------------------
+wire_event = st.one_of(
+    st.tuples(st.just("estimate"), st.lists(st.floats(-3.0, 3.0), min_size=3, max_size=3)),
+    st.tuples(st.just("limit"), st.floats(1.0, 40.0)),  # a runtime limit_nm change (up or down)
+    st.tuples(st.just("skip"), st.just(0.0)),  # an update whose output is not published
+)
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    events=st.lists(
+        st.tuples(wire_event, st.integers(0, 12 * MS), st.integers(1 * MS, 10 * MS)),
+        min_size=20,
+        max_size=150,
+    ),
+    rate=st.floats(200.0, 5000.0),
+)
+def test_the_step_between_published_commands_is_bounded_by_the_time_between_publications(events, rate):
+    """Each update is published after a random delay; the shaper is told when publish returned
+    (mark_published). The source timestamp of a message lies between its update and that mark, so
+    the worst case on the wire is: previous message stamped at its mark, this one at its update.
+    Under that worst case every step obeys rate x (stamp difference), including limit raises such
+    as the 5 -> 30 N·m that stepped 12 N·m in 9 ms on the wire before."""
+    cfg = CommandConfig(
+        JOINTS, 70.0, gains=1.0, limit_nm=5.0, rate_limit_nm_s=rate, ramp_s=0.0, watchdog_s=1.0
+    )
+    shaper = CommandShaper(cfg)
+    shaper.enable()
+    now = 10**9
+    last = None  # (torque, latest possible source stamp) of the previous published message
+    for (kind, arg), delay, gap in events:
+        if kind == "estimate":
+            shaper.submit(np.asarray(arg), now, True, unit="N.m/kg", received_ns=now)
+        elif kind == "limit":
+            shaper.reconfigure(CommandConfig(**{**cfg.__dict__, "limit_nm": arg}))
+        out = shaper.update(now)
+        if kind != "skip":
+            mark = now + delay  # publish returned
+            if last is not None:
+                step = np.abs(out.torque - last[0])
+                bound = rate * (now - last[1]) * 1e-9
+                assert np.all(step <= bound * (1 + 1e-9) + 1e-9), (step, bound)
+            shaper.mark_published(mark)
+            last = (out.torque, mark)
+            now = mark
+        now += gap
+
+
+def test_a_limit_raise_ramps_on_the_wire_despite_a_slow_publish():
+    """The issue's case: limit 5 -> 30 N·m at 1000 N·m/s, publication 8 ms after the update."""
+    cfg = CommandConfig(("a",), 70.0, limit_nm=5.0, rate_limit_nm_s=1000.0, ramp_s=0.0, watchdog_s=0.5)
+    wired, unwired = CommandShaper(cfg), CommandShaper(cfg)
+    steps = {id(wired): [], id(unwired): []}
+    for s in (wired, unwired):
+        s.enable()
+        now, last = 0, None
+        for k in range(60):
+            if k == 30:
+                s.reconfigure(CommandConfig(**{**cfg.__dict__, "limit_nm": 30.0}))
+            s.submit(np.array([1.0]), now, True, unit="N.m/kg", received_ns=now)  # 70 N·m wanted
+            out = s.update(now)
+            mark = now + 8 * MS  # publish returns 8 ms after the update
+            if last is not None:  # worst case on the wire: stamps at the mark, then at the update
+                steps[id(s)].append(abs(out.torque[0] - last[0]) / ((now - last[1]) * 1e-9))
+            if s is wired:
+                s.mark_published(mark)
+            last = (out.torque[0], mark)
+            now = mark + 1 * MS  # the next update right after
+    assert max(steps[id(wired)]) <= 1000.0 * (1 + 1e-9)
+    assert max(steps[id(unwired)]) > 8000.0  # 9 ms of slew in the 1 ms the wire sees: the old failure
+    assert wired.update(now).torque[0] > 5.0  # and it still ramps up

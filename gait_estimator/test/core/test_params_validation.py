@@ -137,3 +137,31 @@ def test_generated_parameter_types_are_up_to_date_and_typed():
                    for s in SCHEMAS[node]), node
         with pytest.raises(dataclasses.FrozenInstanceError):  # a node never edits them in place
             setattr(p, next(iter(hints)), None)
+
+
+DATA_PATH = (
+    "imu_driver", "imu_synchronizer", "windowing", "torque_estimator", "torque_command", "gait_pipeline"
+)
+
+
+@pytest.mark.parametrize("node", DATA_PATH)
+def test_every_data_path_node_takes_the_realtime_settings_off_by_default(node):
+    v = validate_node_params(node, {})
+    rt = (v["thread_priority"], v["realtime_policy"], v["cpu_affinity"], v["lock_memory"])
+    assert rt == (0, "fifo", [], False)
+    v = validate_node_params(node, {"thread_priority": 80, "cpu_affinity": [1], "lock_memory": True})
+    assert (v["thread_priority"], v["cpu_affinity"], v["lock_memory"]) == (80, [1], True)
+    with pytest.raises(ConfigError, match=rf"{node}\.thread_priority.*<= 99"):
+        validate_node_params(node, {"thread_priority": 100})
+    with pytest.raises(ConfigError, match=rf"{node}\.cpu_affinity.*must not repeat a core"):
+        validate_node_params(node, {"cpu_affinity": [1, 1]})
+    with pytest.raises(ConfigError, match=rf"{node}\.realtime_policy"):
+        validate_node_params(node, {"realtime_policy": "deadline"})
+
+
+def test_the_manager_takes_no_realtime_settings(tmp_path):
+    with pytest.raises(ConfigError, match=r"lifecycle_manager\.thread_priority.*unknown parameter"):
+        validate_node_params("lifecycle_manager", {"thread_priority": 10})
+    path = _write(tmp_path, "/**:\n  ros__parameters:\n    thread_priority: 120\n")
+    with pytest.raises(ConfigError, match=r"thread_priority.*<= 99"):
+        load_config(path)  # a wildcard reaches every data-path node and is checked for each

@@ -255,3 +255,18 @@ def test_run_launch_file(case, tmp_path):
     finally:
         listener.close()
         group.stop()
+
+
+def test_realtime_launch_arguments_reach_every_data_path_node():
+    rt = launch_plan.realtime_overrides("50", "true")
+    assert rt == {"thread_priority": 50, "lock_memory": True}
+    assert launch_plan.realtime_overrides("", "") == {}
+    with pytest.raises(ValueError, match="thread_priority"):
+        launch_plan.realtime_overrides("high", "")
+    for fused in (False, True):
+        specs = _plan(fused=fused, realtime=rt)
+        for s in specs:
+            given = rt in s.parameters
+            assert given == (s.executable != "lifecycle_manager"), s
+            if given:  # after the config file: the argument wins
+                assert s.parameters.index(rt) > s.parameters.index("/c.yaml")

@@ -245,3 +245,56 @@ def test_sentinel_zeroes_after_kill_9_of_the_fused_node(graph, tiny_model):
     assert float(values["Target frequency (Hz)"]) == RATE and int(values["Events since startup"]) > 0
 
     _kill_and_expect_zeros(procs, listener, "gait_pipeline", RIGHT_LEG["joints"])
+
+
+
+def test_a_stalled_live_publisher_is_not_fought_and_a_killed_one_is(graph):
+    """Issue 23: at load 8 sentinel zeros landed between a live publisher's commands (0 -> 14.8 N·m
+    in 3.8 ms): a starved process sends nothing, DDS threads included, so its lease lapses and the
+    heartbeat goes silent exactly as after a death. The publisher here (another process, the
+    command nodes' QoS and lease) is frozen for 3 x the timeout (SIGSTOP), then thawed, 8 times: no
+    sentinel zero may reach the wire. Then it is killed (-9): zeros within the bound."""
+    import signal
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from gait_estimator.nodes import topics
+
+    procs, listener, _ = graph
+    cmd = topics.TOPIC_COMMAND
+    _start_manager(procs, "torque_command")
+    listener.wait_for(lambda: _status(listener, SENTINEL_STATUS) is not None, 30, "manager diagnostics")
+    script = Path(__file__).parents[1] / "support" / "publish_commands.py"
+    live = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert live.stdout.readline().strip() == "ready"
+        listener.wait_for(
+            lambda: (s := _status(listener, SENTINEL_STATUS)) is not None and s.level == b"\x00",
+            20,
+            "sentinel OK",
+        )
+        listener.take(cmd)
+        for _ in range(8):
+            live.send_signal(signal.SIGSTOP)
+            time.sleep(0.15)
+            live.send_signal(signal.SIGCONT)
+            time.sleep(0.15)
+        time.sleep(0.3)
+        msgs = listener.take(cmd)
+        zeros = sum(_is_sentinel(m) for _, m in msgs)
+        print(f"stalled live publisher: {zeros} sentinel zeros among {len(msgs) - zeros} live commands")
+        assert len(msgs) - zeros > 30  # it spoke between the stalls (a starved listener sees fewer)
+        assert zeros == 0, f"{zeros} sentinel zeros between a live publisher's commands"
+        t_kill = time.time_ns()
+        live.kill()
+        live.wait(timeout=10)
+        listener.wait_for(
+            lambda: any(_is_sentinel(m) and t > t_kill for t, m in listener.take(cmd)), 5, "a sentinel zero"
+        )
+    finally:
+        if live.poll() is None:
+            live.send_signal(signal.SIGCONT)
+            live.kill()
+            live.wait(timeout=10)
+        live.stdout.close()
