@@ -55,8 +55,13 @@ class CommandPort:
             self.publish(time.time_ns(), stamp_ns)
         if stage.events:
             log = self.node.get_logger()
-            for level, line in stage.events:
-                {"info": log.info, "warn": log.warning}.get(level, log.error)(line)
+            for level, line in stage.events:  # one call site per severity (rclpy requires it)
+                if level == "info":
+                    log.info(line)
+                elif level == "warn":
+                    log.warning(line)
+                else:
+                    log.error(line)
             stage.events.clear()
 
     def publish(self, now_ns: int, stamp_ns: int | None = None, out=None) -> None:

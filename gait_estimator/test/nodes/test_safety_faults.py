@@ -345,6 +345,39 @@ def test_implausible_accelerations_never_reach_a_valid_command(fused, which):
     reset()
 
 
+def test_a_silent_sensor_is_transient_the_command_comes_back_without_reset(fused):
+    """A sensor stream that goes silent for 400 ms (a starved process, lost packets) is a
+    transient cause: the command goes to zero within the bound, then comes back valid on its own,
+    with its ramp-in and no exo/reset; the episode and the recovery are logged with their cause."""
+    procs, listener, driver, proc, reset = fused
+    listener.wait_for(lambda: _recent_valid(listener, 20), 30, "valid commands")
+    listener.clear()
+    k0 = {}
+
+    def fault(k, loc, t, acc, gyro, quat):
+        k0.setdefault("k", k)
+        if k - k0["k"] < 40 and loc == "shank_r":  # 400 ms of silence, > max_gap_s
+            return None
+        return t, acc, gyro, quat
+
+    t0 = time.time_ns()
+    driver.fault = fault
+    listener.wait_for(lambda: any(t > t0 and not m.valid for t, m in _cmds(listener)), 5, "a zero command")
+    t_off = next(t for t, m in _cmds(listener) if t > t0 and not m.valid)
+    listener.wait_for(lambda: any(t > t_off and m.valid and any(m.torque) for t, m in _cmds(listener)),
+                      10, "the command back without exo/reset")
+    listener.wait_for(lambda: _recent_valid(listener, 20), 10, "steady valid commands")
+    cmds = _cmds(listener)
+    check_wire(cmds)
+    zero_s = (t_off - t0) * 1e-9
+    back = next(t for t, m in cmds if t > t_off and m.valid and any(m.torque))
+    print(f"silent shank_r 400 ms: zero {zero_s * 1e3:.0f} ms after onset, back {(back - t0) / 1e6:.0f} ms")
+    assert zero_s <= ZERO_BOUND_S
+    log = procs.log(NODE)
+    assert "transient: a sensor stream late or missing" in log and "recovered from" in log, log[-2000:]
+    driver.fault = None
+
+
 def test_stamps_ahead_of_the_host_clock_cannot_keep_the_command_alive(fused):
     procs, listener, driver, proc, reset = fused
     listener.wait_for(lambda: _recent_valid(listener, 20), 30, "valid commands")
