@@ -48,9 +48,12 @@ class Procs:
         name: str | None = None,
         params: dict | None = None,
         params_file: str | Path | None = None,
+        namespace: str = "",
     ) -> subprocess.Popen:
         name = name or executable
         args = [str(BIN / executable), "--ros-args", "-r", f"__node:={name}"]
+        if namespace:  # its relative topics and services move under it: isolation between tests
+            args += ["-r", f"__ns:=/{namespace.strip('/')}"]
         if params_file:
             args += ["--params-file", str(params_file)]
         args += param_args(params)
@@ -261,7 +264,9 @@ def write_gait_csv(
     return path
 
 
-def feed_estimates(listener: Listener, stop: threading.Event, rate_hz: float = 100.0) -> None:
+def feed_estimates(
+    listener: Listener, stop: threading.Event, rate_hz: float = 100.0, namespace: str = ""
+) -> None:
     """Publish ``gait/torque_estimate`` for every joint at ``rate_hz`` until ``stop`` (run it on a
     thread): torques differ per joint and per message, stamped with the host time, so a command
     node downstream has a live, valid input without a model."""
@@ -270,7 +275,8 @@ def feed_estimates(listener: Listener, stop: threading.Event, rate_hz: float = 1
     from gait_estimator.conventions import JOINTS
     from gait_estimator.nodes import conversion, topics
 
-    pub = listener.publisher(JointTorque, topics.TOPIC_ESTIMATE, topics.sensor_qos())
+    topic = f"/{namespace}/{topics.TOPIC_ESTIMATE}" if namespace else topics.TOPIC_ESTIMATE
+    pub = listener.publisher(JointTorque, topic, topics.sensor_qos())
     k = 0
     while not stop.is_set():
         torque = [10.0 * (j + 1) * np.sin(0.05 * k + j) for j in range(len(JOINTS))]

@@ -29,6 +29,8 @@ pytestmark = pytest.mark.ros
 CONFIGURE, CLEANUP, ACTIVATE, DEACTIVATE = 1, 2, 3, 4
 RATE = 100.0
 DIAG_PERIOD = 0.25
+KINDS = ("torque_command", "gait_pipeline", "torque_estimator", "calibrator")
+NS = "contract_"
 
 
 @pytest.fixture(scope="module")
@@ -47,13 +49,15 @@ def listener(request):
 
     lis = Listener("contract_test")
     request.addfinalizer(lis.close)
-    lis.subscribe(JointTorque, topics.TOPIC_COMMAND, topics.command_qos())
-    lis.subscribe(JointTorque, topics.TOPIC_ESTIMATE, topics.sensor_qos(topics.SENSOR_SUB_DEPTH))
     lis.subscribe(DiagnosticArray, topics.TOPIC_DIAGNOSTICS, 10)
+    for kind in KINDS:  # each node under test runs in a namespace of its own (no cross-talk)
+        lis.subscribe(JointTorque, f"/{NS}{kind}/{topics.TOPIC_COMMAND}", topics.command_qos())
+        deep = topics.sensor_qos(topics.SENSOR_SUB_DEPTH)
+        lis.subscribe(JointTorque, f"/{NS}{kind}/{topics.TOPIC_ESTIMATE}", deep)
     return lis
 
 
-def _feed_windows(listener: Listener, model_path, stop: threading.Event) -> None:
+def _feed_windows(listener: Listener, model_path, stop: threading.Event, namespace: str) -> None:
     """FeatureWindows as the windowing node publishes them for ``model_path`` (20 Hz)."""
     from gait_estimator_msgs.msg import FeatureWindow
 
@@ -61,7 +65,7 @@ def _feed_windows(listener: Listener, model_path, stop: threading.Event) -> None
     from gait_estimator.runtime.metadata import read_file_metadata
 
     md = read_file_metadata(model_path)
-    pub = listener.publisher(FeatureWindow, topics.TOPIC_FEATURES, topics.sensor_qos())
+    pub = listener.publisher(FeatureWindow, f"/{namespace}/{topics.TOPIC_FEATURES}", topics.sensor_qos())
     rng = np.random.default_rng(0)
     while not stop.is_set():
         w = rng.normal(0.0, 0.5, (md.window, len(md.input_channels)))
@@ -131,39 +135,44 @@ def _set(listener: Listener, node: str, name: str, value):
 def _publishers_of(listener: Listener, node: str, names) -> int:
     n = 0
     for topic in names:
-        name = topic if topic.startswith("/") else "/" + topic
-        n += sum(1 for i in listener.node.get_publishers_info_by_topic(name) if i.node_name == node)
+        n += sum(1 for i in listener.node.get_publishers_info_by_topic(topic) if i.node_name == node)
     return n
 
 
-@pytest.mark.parametrize("kind", ["torque_command", "gait_pipeline", "torque_estimator", "calibrator"])
+@pytest.mark.parametrize("kind", KINDS)
 def test_lifecycle_node_contract(kind, tiny_model, listener, tmp_path):
     from gait_estimator.core.params import SCHEMAS, defaults
     from gait_estimator.nodes import conversion, topics
 
     spec = _spec(kind, tiny_model)
-    node = f"contract_{kind}"
+    ns = f"{NS}{kind}"
+    spec["outputs"] = tuple(f"/{ns}/{t}" for t in spec["outputs"])
+    command_topic, estimate_topic = f"/{ns}/{topics.TOPIC_COMMAND}", f"/{ns}/{topics.TOPIC_ESTIMATE}"
+    name = f"contract_{kind}"
+    node = f"{ns}/{name}"  # for the lifecycle and parameter services
     procs = Procs(tmp_path / "logs")
     stop = threading.Event()
     feeders = []
     try:
-        procs.start(kind, name=node, params=spec["params"])
+        procs.start(kind, name=name, params=spec["params"], namespace=ns)
         if kind == "torque_command":
-            feeders.append(threading.Thread(target=feed_estimates, args=(listener, stop, RATE), daemon=True))
+            feeders.append(
+                threading.Thread(target=feed_estimates, args=(listener, stop, RATE, ns), daemon=True)
+            )
         if kind == "torque_estimator":
             feeders.append(
-                threading.Thread(target=_feed_windows, args=(listener, tiny_model, stop), daemon=True)
+                threading.Thread(target=_feed_windows, args=(listener, tiny_model, stop, ns), daemon=True)
             )
         for f in feeders:
             f.start()
-        assert change_state(listener, node, CONFIGURE), procs.log(node)
-        assert change_state(listener, node, ACTIVATE), procs.log(node)
-        listener.wait_for(lambda: _publishers_of(listener, node, spec["outputs"]) == len(spec["outputs"]),
+        assert change_state(listener, node, CONFIGURE), procs.log(name)
+        assert change_state(listener, node, ACTIVATE), procs.log(name)
+        listener.wait_for(lambda: _publishers_of(listener, name, spec["outputs"]) == len(spec["outputs"]),
                           15, f"{node}'s publishers on {spec['outputs']}")
 
         # -- diagnostics at the declared period ---------------------------------------------------
         if "diagnostics_period_s" in spec["params"]:
-            main = f"{node}: {spec['diagnostics']}"  # the node's own status (topic monitors aside)
+            main = f"{name}: {spec['diagnostics']}"  # the node's own status (topic monitors aside)
 
             def stamps():  # the node's own clock, not this process's receive times
                 diags = listener.take(topics.TOPIC_DIAGNOSTICS)
@@ -178,22 +187,22 @@ def test_lifecycle_node_contract(kind, tiny_model, listener, tmp_path):
         # -- zero on deactivate ------------------------------------------------------------------
         if spec["command"]:
             listener.wait_for(lambda: sum(m.valid and any(m.torque) for _, m in
-                                          listener.take(topics.TOPIC_COMMAND)[-20:]) >= 15,
+                                          listener.take(command_topic)[-20:]) >= 15,
                               20, f"{node}: valid non-zero commands")
         assert change_state(listener, node, DEACTIVATE)
         t_done = time.time_ns()
         time.sleep(1.0)
         if spec["command"]:
-            after = [m for t, m in listener.take(topics.TOPIC_COMMAND) if t > t_done]
+            after = [m for t, m in listener.take(command_topic) if t > t_done]
             assert len(after) > 50, f"{node}: {len(after)} commands in 1 s while inactive"
             bad = [(m.valid, list(m.torque)) for m in after if m.valid or any(m.torque)]
             assert not bad, f"{node}: after deactivate {len(bad)} commands were not invalid zeros: {bad[:3]}"
-        if topics.TOPIC_ESTIMATE in spec["outputs"]:
-            estimates = [t for t, m in listener.take(topics.TOPIC_ESTIMATE) if t > t_done + 100_000_000]
+        if estimate_topic in spec["outputs"]:
+            estimates = [t for t, m in listener.take(estimate_topic) if t > t_done + 100_000_000]
             assert not estimates, f"{node}: {len(estimates)} estimates while inactive"
 
         # -- parameters (while active again): applied at run time, or refused with the reason ----
-        assert change_state(listener, node, ACTIVATE), procs.log(node)
+        assert change_state(listener, node, ACTIVATE), procs.log(name)
         current = {**defaults(kind), **spec["params"]}
         checked = 0
         for p in SCHEMAS[kind]:
@@ -211,14 +220,15 @@ def test_lifecycle_node_contract(kind, tiny_model, listener, tmp_path):
 
         # -- release on cleanup ------------------------------------------------------------------
         assert change_state(listener, node, CLEANUP)
-        listener.wait_for(lambda: _publishers_of(listener, node, spec["outputs"]) == 0, 10,
+        listener.wait_for(lambda: _publishers_of(listener, name, spec["outputs"]) == 0, 10,
                           f"{node} to release its publishers")
-        assert change_state(listener, node, CONFIGURE), procs.log(node)
-        listener.wait_for(lambda: _publishers_of(listener, node, spec["outputs"]) == len(spec["outputs"]),
+        assert change_state(listener, node, CONFIGURE), procs.log(name)
+        listener.wait_for(lambda: _publishers_of(listener, name, spec["outputs"]) == len(spec["outputs"]),
                           10, f"{node}'s publishers after configure")
     finally:
         stop.set()
         for f in feeders:
             f.join(timeout=5)
         procs.stop()
-        listener.clear()
+        for topic in (command_topic, estimate_topic):
+            listener.clear(topic)
