@@ -48,6 +48,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from gait_estimator.core import topology
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
@@ -64,7 +66,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--model", default="", help="model file (default: the installed default model)")
     p.add_argument(
         "--reference-topic",
-        default="gait/torque_reference",
+        default=topology.TOPIC_REFERENCE,
         help="JointTorque topic with the reference torques ('' = none)",
     )
     p.add_argument(
@@ -73,7 +75,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         default="auto",
         help="IMUs as imu/<location> topics or an ImuFrame topic (auto: topics when present)",
     )
-    p.add_argument("--frame-topic", default="gait/imu_frame", help="ImuFrame topic (with --imu-source frame)")
+    p.add_argument(
+        "--frame-topic", default=topology.TOPIC_FRAME, help="ImuFrame topic (with --imu-source frame)"
+    )
     p.add_argument(
         "--subject-mass",
         type=float,
@@ -329,7 +333,7 @@ def run(args: argparse.Namespace) -> int:
         params["calibration_file"] = args.calibration_file
     options = ReplayOptions(
         reference_topic=args.reference_topic or None,
-        reference_required=bool(args.reference_topic) and args.reference_topic != "gait/torque_reference",
+        reference_required=bool(args.reference_topic) and args.reference_topic != topology.TOPIC_REFERENCE,
         imu_source=args.imu_source,
         frame_topic=args.frame_topic,
         subject_mass_kg=args.subject_mass,

@@ -1,4 +1,4 @@
-"""The pipeline's topology as plain data, the one source for the launch files
+"""The pipeline's topology as plain data (topic names included), the one source for the launch files
 (``nodes.launch_plan``), ``gait-estimator run``, the lifecycle manager's defaults and the tests:
 which processes a mode starts, in which order, which of them are lifecycle nodes (managed, in
 start-up order), which read a model file, and the order in which they stop.
@@ -9,6 +9,17 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 __all__ = [
+    "TOPIC_COMMAND",
+    "TOPIC_DIAGNOSTICS",
+    "TOPIC_ESTIMATE",
+    "TOPIC_ESTOP",
+    "TOPIC_FEATURES",
+    "TOPIC_FRAME",
+    "TOPIC_GAIT_EVENTS",
+    "TOPIC_GAIT_STATE",
+    "TOPIC_IMU",
+    "TOPIC_REFERENCE",
+    "TOPIC_RESET",
     "DISTRIBUTED",
     "FUSED",
     "MANAGER",
@@ -19,6 +30,21 @@ __all__ = [
     "stages",
     "stop_order",
 ]
+
+
+# Topic names: relative (a namespace pushes them all) except /diagnostics. The nodes
+# (nodes/topics.py adds the QoS), replay, the CLI and the parameter defaults read them here.
+TOPIC_IMU = "imu/{location}"
+TOPIC_FRAME = "gait/imu_frame"
+TOPIC_FEATURES = "gait/features"
+TOPIC_ESTIMATE = "gait/torque_estimate"
+TOPIC_REFERENCE = "gait/torque_reference"
+TOPIC_COMMAND = "exo/torque_command"
+TOPIC_ESTOP = "exo/emergency_stop"  # std_msgs/Bool: true latches the e-stop
+TOPIC_RESET = "exo/reset"  # std_msgs/Empty: clears a latched fault / e-stop
+TOPIC_DIAGNOSTICS = "/diagnostics"
+TOPIC_GAIT_STATE = "gait/state"  # GaitState at the model rate, SensorDataQoS
+TOPIC_GAIT_EVENTS = "gait/events"  # GaitEvent as detected, reliable
 
 
 @dataclass(frozen=True)

@@ -10,17 +10,19 @@ rclpy is imported inside the functions, so the names are readable without ROS.
 
 from __future__ import annotations
 
-TOPIC_IMU = "imu/{location}"
-TOPIC_FRAME = "gait/imu_frame"
-TOPIC_FEATURES = "gait/features"
-TOPIC_ESTIMATE = "gait/torque_estimate"
-TOPIC_REFERENCE = "gait/torque_reference"
-TOPIC_COMMAND = "exo/torque_command"
-TOPIC_ESTOP = "exo/emergency_stop"  # std_msgs/Bool: true latches the e-stop
-TOPIC_RESET = "exo/reset"  # std_msgs/Empty: clears a latched fault / e-stop
-TOPIC_DIAGNOSTICS = "/diagnostics"
-TOPIC_GAIT_STATE = "gait/state"  # GaitState at the model rate, SensorDataQoS
-TOPIC_GAIT_EVENTS = "gait/events"  # GaitEvent as detected, reliable (events_qos)
+from gait_estimator.core.topology import (  # noqa: F401 (the one source of the names)
+    TOPIC_COMMAND,
+    TOPIC_DIAGNOSTICS,
+    TOPIC_ESTIMATE,
+    TOPIC_ESTOP,
+    TOPIC_FEATURES,
+    TOPIC_FRAME,
+    TOPIC_GAIT_EVENTS,
+    TOPIC_GAIT_STATE,
+    TOPIC_IMU,
+    TOPIC_REFERENCE,
+    TOPIC_RESET,
+)
 
 
 def sensor_qos(depth: int | None = None):

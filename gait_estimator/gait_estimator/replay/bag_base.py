@@ -6,6 +6,8 @@ from __future__ import annotations
 import sqlite3
 import struct
 
+from gait_estimator.core import topology
+
 __all__ = [
     "DEFAULT_COMMAND_TOPIC",
     "DEFAULT_ESTIMATE_TOPIC",
@@ -21,12 +23,12 @@ __all__ = [
 ]
 
 STORAGES = ("mcap", "sqlite3")
-DEFAULT_IMU_PREFIX = "imu/"
-DEFAULT_FRAME_TOPIC = "gait/imu_frame"
-DEFAULT_REFERENCE_TOPIC = "gait/torque_reference"
-DEFAULT_ESTIMATE_TOPIC = "gait/torque_estimate"
-DEFAULT_COMMAND_TOPIC = "exo/torque_command"
-DIAGNOSTICS_TOPIC = "/diagnostics"
+DEFAULT_IMU_PREFIX = topology.TOPIC_IMU.split("{")[0]  # "imu/"
+DEFAULT_FRAME_TOPIC = topology.TOPIC_FRAME
+DEFAULT_REFERENCE_TOPIC = topology.TOPIC_REFERENCE
+DEFAULT_ESTIMATE_TOPIC = topology.TOPIC_ESTIMATE
+DEFAULT_COMMAND_TOPIC = topology.TOPIC_COMMAND
+DIAGNOSTICS_TOPIC = topology.TOPIC_DIAGNOSTICS
 
 # Everything rosbags, sqlite, the mcap parser or the OS raise on bad input. The reader wraps
 # these into BagError (with the path) at every boundary where bag bytes are touched.

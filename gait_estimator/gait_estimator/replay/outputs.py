@@ -5,6 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from gait_estimator.core import topology
+
 
 def plot_title(joint: str, m: dict[str, Any] | None, unit: str) -> str:
     """'<joint>: RMSE x unit, r y'; an undefined metric (constant or NaN reference) reads 'undefined'."""
@@ -84,7 +86,7 @@ def write_output_bag(result: Any, report: dict[str, Any], path: str, storage: st
             log = int(result.est_log_ns[k])
             stamp = int(result.est_stamp_ns[k])
             w.write(
-                "gait/torque_estimate",
+                topology.TOPIC_ESTIMATE,
                 log,
                 convert.joint_torque_message(
                     stamp,
@@ -98,7 +100,7 @@ def write_output_bag(result: Any, report: dict[str, Any], path: str, storage: st
             )
             if k < result.cmd_nm.shape[0]:
                 w.write(
-                    "exo/torque_command",
+                    topology.TOPIC_COMMAND,
                     log,
                     convert.joint_torque_message(
                         stamp,
@@ -134,7 +136,7 @@ def write_output_bag(result: Any, report: dict[str, Any], path: str, storage: st
         if ref is not None:
             for k in range(len(ref)):
                 w.write(
-                    "gait/torque_reference",
+                    topology.TOPIC_REFERENCE,
                     int(ref.log_ns[k]),
                     convert.joint_torque_message(
                         int(ref.stamp_ns[k]),
