@@ -1,9 +1,9 @@
 """Mounting-fault detection (core.mounting): detection rate, strides to detection, false alarms.
 
 Walks (16 s, 100 Hz, calibrated segment frames):
-- ``sim``: simulated subjects (seeds 7000+, never used to set the thresholds' defaults... the
-  defaults were set on seeds 1-5) at 0.6-1.8 m/s, domain randomisation on (residual mounting
-  rotation 4 deg SD per axis, soft-tissue wobble at heel strike, a drawn IMU grade).
+- ``sim``: simulated subjects (seeds 7000+; the defaults were set on other seeds, 1-5) at
+  0.6-1.8 m/s, domain randomisation on (residual mounting rotation 4 deg SD per axis, soft-tissue
+  wobble at heel strike, a drawn IMU grade).
 - real walkers' virtual IMUs (``make real-data``: schreiber2019, biomechzoo_children,
   mocap_walkers; ``--real`` points at its output): each trial is 1-2 strides, so one stride of
   it (the loop whose ends match best) is repeated with the stride time varied +-2 % per

@@ -39,6 +39,7 @@ import math
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, fields
+from functools import lru_cache
 
 import numpy as np
 
@@ -115,17 +116,17 @@ class MountingConfig:
     abs_rotation_deg: float = 35.0  # frame found vs the physical expectation
     rel_rotation_deg: float = 18.0  # frame found vs the baseline since reset
     slip_deg: float = 12.0  # drift from the baseline ...
-    slip_rate_deg_s: tuple[float, float] = (2.0, 12.0)  # ... still growing at this rate (2-s fit)
+    slip_rate_deg_s: tuple[float, float] = (2.0, 7.0)  # ... still growing at this rate (2-s fit)
     baseline_tau_s: float = 20.0  # the baseline follows slow changes (speed) with this time constant
     min_asym: float = 0.08  # |asymmetry| below this leaves the joint axis' sign to the expectation
     axis_ratio: float = 3.0  # the joint axis' variance over the next axis' that makes it stand out
     phase_tol_deg: float = 90.0  # off the legs' consensus by more: moves with the other leg
     swap_score: float = -1.0  # thigh/shank order score below this: swapped
     dead_window_s: float = 0.3  # the dead-axis check looks at this much of the newest signal
-    # A check must hold this long to latch a fault: at least one stride (then the stride window
-    # holds only samples after a change), slipping (which needs a second of drift) confirm_s.
-    confirm_s: float = 0.3
-    confirm_strides: float = 1.0
+    # A check must hold this long to latch a fault: confirm_strides (then the stride windows hold
+    # only samples after a change); slipping, when no other check holds, confirm_s.
+    confirm_s: float = 0.5
+    confirm_strides: float = 1.25
 
     def __post_init__(self) -> None:
         for f in fields(self):
@@ -245,12 +246,23 @@ def _unit(v: np.ndarray) -> np.ndarray | None:
     return v / n if n > 1e-9 else None
 
 
+def _cross(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """a x b of two 3-vectors (np.cross costs ten times more on one pair)."""
+    return np.array([a[1] * b[2] - a[2] * b[1], a[2] * b[0] - a[0] * b[2], a[0] * b[1] - a[1] * b[0]])
+
+
 def _frame(z: np.ndarray, y_hint: np.ndarray) -> np.ndarray | None:
     """Rows x, y, z of a right-handed frame with this z and y as close to ``y_hint`` as can be."""
     y = _unit(y_hint - (y_hint @ z) * z)
     if y is None:
         return None
-    return np.stack([np.cross(y, z), y, z])
+    return np.array([_cross(y, z), y, z])
+
+
+@lru_cache(maxsize=64)
+def _harmonic(n: int) -> np.ndarray:
+    """exp(-2 pi i k / n), k < n: the first harmonic of an n-sample stride."""
+    return np.exp(-2j * np.pi * np.arange(n) / n)
 
 
 def _angle_deg(a: np.ndarray, b: np.ndarray) -> float:
@@ -310,7 +322,9 @@ def _stride_features(acc: np.ndarray, gyro: np.ndarray, frac: float, prior: Segm
     asym = 0.0
     if prior.asym_sign != 0.0:
         p = -(gyro @ axis)
-        lo, hi = np.percentile(p, [1, 99])
+        k = max(0, int(0.01 * (len(p) - 1)))
+        part = np.partition(p, [k, len(p) - 1 - k])  # 1st and 99th percentile (nearest rank)
+        lo, hi = float(part[k]), float(part[len(p) - 1 - k])
         asym = float((hi + lo) / max(hi - lo, 1e-9)) * prior.asym_sign
     nearer = _angle_deg(flipped, expected) < _angle_deg(frame, expected)
     if asym <= -cfg.min_asym or (asym < cfg.min_asym and nearer):
@@ -318,7 +332,7 @@ def _stride_features(acc: np.ndarray, gyro: np.ndarray, frac: float, prior: Segm
     # Rate about the joint axis found: the same whatever the sensor's rotation.
     w = -(gyro @ axis)
     n = len(w)
-    c = complex(np.sum(w * np.exp(-2j * np.pi * np.arange(n) / n)))
+    c = complex(w @ _harmonic(n))
     phase = math.degrees(math.atan2(c.imag, c.real))
     rms = float(np.sqrt(np.mean(w * w)))
     return _Stride(dead, frame, axis_ok, pitch, float(z[2]) < -0.5, rms, phase)
@@ -523,6 +537,10 @@ class MountingMonitor:
             ft, fs = feats[ti], feats[si]
             if ft is None or fs is None or ft.dead or fs.dead or not (ft.rms_w > 0 and fs.rms_w > 0):
                 continue
+            # A rotated sensor also upsets the order: a swap must leave both frames sound.
+            thigh, shank = self._sensors[ti], self._sensors[si]
+            if not (self._explains_swap(ft, shank) and self._explains_swap(fs, thigh)):
+                continue
             lead = _wrap_deg(ft.phase_deg - fs.phase_deg)
             score = (math.log2(fs.rms_w / ft.rms_w) + (ft.pitch_deg - fs.pitch_deg) / 15.0
                      + math.sin(math.radians(lead)) / math.sin(math.radians(PRIORS["thigh"].phase_deg)))
@@ -530,6 +548,15 @@ class MountingMonitor:
                 why = f"thigh_{side} and shank_{side} swapped (order score {score:.1f})"
                 found[ti][SWAPPED_THIGH_SHANK] = why
                 found[si][SWAPPED_THIGH_SHANK] = why
+
+    def _explains_swap(self, f: _Stride, other: _Sensor) -> bool:
+        """``f`` looks like ``other``'s sensor: its frame near ``other``'s expected one (and near
+        ``other``'s baseline when there is one)."""
+        cfg = self.config
+        if f.frame is None or f.upside_down or _angle_deg(f.frame, other.expected) > cfg.abs_rotation_deg:
+            return False
+        return other.baseline is None or _change_deg(
+            f.frame, f.axis_ok, other.baseline, other.baseline_axis_ok) <= cfg.rel_rotation_deg
 
     def _phase_checks(self, feats: list[_Stride | None], found: list[dict[str, str]]) -> None:
         """Each leg sensor's implied right-leg phase against the consensus of all of them."""
@@ -551,18 +578,18 @@ class MountingMonitor:
             return  # no majority: nothing to compare with
         ref = math.degrees(math.atan2(sum(math.sin(math.radians(a)) for a in group),
                                       sum(math.cos(math.radians(a)) for a in group)))
-        off = {k for k in keys if abs(_wrap_deg(implied[k] - ref)) > tol}
+        resid = {k: abs(_wrap_deg(implied[k] - ref)) for k in keys}
+        off = {k for k in keys if resid[k] > tol}
         for k in sorted(off):
             s = self._sensors[k]
             twin = self._find(f"{s.segment}_{'l' if s.side == 'r' else 'r'}")
-            f, base = feats[k], None if twin is None else self._sensors[twin]
-            if f is not None and f.frame is not None and base is not None and base.baseline is not None and (
-                    _change_deg(f.frame, f.axis_ok, base.baseline, base.baseline_axis_ok)
-                    > self.config.rel_rotation_deg):
+            f = feats[k]
+            if f is None or (twin is not None and not self._explains_swap(f, self._sensors[twin])):
                 continue  # not the other leg's sensor as it was seen: a rotation, not a swap
-            if twin is not None and twin in off:
-                found[k][SWAPPED_LEFT_RIGHT] = (f"{s.segment}_r and {s.segment}_l swapped "
-                                                 "(each moves with the other leg)")
+            # The twin moving with this leg (or not clearly with its own): both swapped.
+            if twin is not None and (twin in off or resid.get(twin, 0.0) > tol / 2.0):
+                why = f"{s.segment}_r and {s.segment}_l swapped (each moves with the other leg)"
+                found[k][SWAPPED_LEFT_RIGHT] = found[twin][SWAPPED_LEFT_RIGHT] = why
             else:
                 other = "left" if s.side == "r" else "right"
                 found[k][WRONG_LEG] = f"{s.location}: moves with the {other} leg (on the wrong leg)"
@@ -584,9 +611,11 @@ class MountingMonitor:
         if not found:
             s.level, s.reason, s.since_ns = OK, "", 0
             return
-        # The class is the first (in _PRIORITY) of the checks that hold when one has held long enough.
+        # The class is the first (in _PRIORITY) of the checks that hold when one has held a stride
+        # and a half (the stride windows are then past any change); slipping alone latches sooner.
         cls = next(c for c in _PRIORITY if c in found)
-        if any(t - s.held[c] >= (self.config.confirm_s if c == SLIPPING else hold) - 1e-9 for c in found):
+        slip = cls == SLIPPING and t - s.held[SLIPPING] >= self.config.confirm_s - 1e-9
+        if slip or any(t - s.held[c] >= hold - 1e-9 for c in found):
             s.level, s.fault, s.reason, s.since_ns = FAULT, cls, found[cls], t_ns
             return
         if s.level != SUSPECT:
