@@ -186,3 +186,25 @@ def test_bad_config_and_frames_are_refused_with_the_name() -> None:
                       np.ones(1, dtype=bool))
     with pytest.raises(ConfigError, match="frame.locations"):
         mon.push(frame)
+
+
+@pytest.mark.parametrize("locations", [("shank_r", "shank_l"), ("pelvis", "thigh_r", "thigh_l"),
+                                       ("thigh_r", "shank_r", "foot_r")])
+def test_fewer_imus_clean_is_quiet_and_upside_down_is_found(locations: tuple[str, ...]) -> None:
+    full, stride = walk(4205, 1.1)
+    imu = {loc: full[loc] for loc in locations}
+    assert latched(imu) == []
+    events = latched(mf.rotate(imu, locations[-1], [180.0, 0.0, 0.0], ONSET))
+    assert [(e[1], e[2]) for e in events] == [(locations[-1], ROTATED)]
+    assert (events[0][0] - ONSET) / RATE / stride <= 3.0
+
+
+def test_an_invalid_stream_is_not_judged_and_does_not_upset_the_others() -> None:
+    imu, _ = walk(4205, 1.1)
+    mon = MountingMonitor(RATE, tuple(imu))
+    dead_row = list(imu).index("foot_l")
+    for f in mf.frames(mf.dead_axis(imu, "foot_l", "gyro_x"), RATE):
+        valid = f.valid.copy()
+        valid[dead_row] = False
+        st = mon.push(SyncFrame(f.stamp_ns, f.locations, f.acc, f.gyro, f.quat_xyzw, valid))
+    assert st.ok and st.walking
