@@ -34,8 +34,8 @@ Standing still, nothing is checked (a seated wearer's thigh is horizontal: no fa
 every sensor stays ``ok``. A check that holds at one evaluation makes the sensor ``suspect``;
 once a check has held ``confirm_strides`` strides (the stride windows are then past a change),
 the sensor latches a ``fault`` of the first class in ``_PRIORITY`` that holds then (slipping,
-when it alone holds, latches after ``confirm_s``), with a reason naming the sensor, until
-:meth:`MountingMonitor.reset`. Each sensor names the joints whose estimate needs it (hip: pelvis
+when it is the only check holding on any sensor, after ``confirm_s``), with a reason naming the
+sensor, until :meth:`MountingMonitor.reset`. Each sensor names the joints whose estimate needs it (hip: pelvis
 + thigh, knee: thigh + shank, ankle: shank + foot, per side): ``joints``;
 ``MountingStatus.joints_to_zero`` is the union over the sensors at fault.
 
@@ -129,7 +129,7 @@ class MountingConfig:
     dead_gyro_sd: float = 1e-4  # rad/s
     abs_rotation_deg: float = 35.0  # frame found vs the physical expectation
     rel_rotation_deg: float = 18.0  # frame found vs the baseline since reset
-    slip_deg: float = 9.0  # drift from the baseline ...
+    slip_deg: float = 10.0  # drift from the baseline ...
     slip_rate_deg_s: tuple[float, float] = (2.0, 7.0)  # ... still growing at this rate (2-s fit)
     baseline_tau_s: float = 20.0  # the baseline follows slow changes (speed) with this time constant
     min_asym: float = 0.08  # |asymmetry| below this leaves the joint axis' sign to the expectation
@@ -484,8 +484,9 @@ class MountingMonitor:
         self._swap_checks(feats, found)
         self._phase_checks(feats, found)
         hold = max(cfg.confirm_s, cfg.confirm_strides * period)
+        alone = sum(1 for f in found if f) == 1  # one sensor drifting: a slip, not a swap
         for k, s in enumerate(self._sensors):
-            self._update(s, found[k], t, t_ns, hold)
+            self._update(s, found[k], t, t_ns, hold, alone)
 
     def _single_checks(self, s: _Sensor, f: _Stride, t: float, period: float) -> dict[str, str]:
         cfg = self.config
@@ -518,7 +519,8 @@ class MountingMonitor:
                 tt, cc = np.array([d[0] for d in s.drift]), np.array([d[1] for d in s.drift])
                 rate = float(np.polyfit(tt - t, cc, 1)[0])  # deg/s over the last 2 s
                 lo, hi = cfg.slip_rate_deg_s
-                if lo <= rate <= hi:
+                past = float(cc[tt <= t - 1.5][-1])  # a slip was under way 1.5 s ago already
+                if lo <= rate <= hi and 2.5 <= past <= change - 3.0:
                     out[SLIPPING] = f"{s.location}: slipping ({change:.0f} deg drift, {rate:.0f} deg/s)"
         # Baseline: the mean frame over the first stride (of stride windows), then a slow average
         # while the sensor looks steady.
@@ -614,7 +616,8 @@ class MountingMonitor:
         except ValueError:
             return None
 
-    def _update(self, s: _Sensor, found: dict[str, str], t: float, t_ns: int, hold: float) -> None:
+    def _update(self, s: _Sensor, found: dict[str, str], t: float, t_ns: int, hold: float,
+                alone: bool) -> None:
         for cls in list(s.held):
             if cls not in found:
                 del s.held[cls]
@@ -626,9 +629,10 @@ class MountingMonitor:
             s.level, s.reason, s.since_ns = OK, "", 0
             return
         # The class is the first (in _PRIORITY) of the checks that hold when one has held a stride
-        # and a half (the stride windows are then past any change); slipping alone latches sooner.
+        # and a quarter (the stride windows are then past any change); slipping latches sooner when
+        # it is the only check that holds, on this sensor alone.
         cls = next(c for c in _PRIORITY if c in found)
-        slip = cls == SLIPPING and t - s.held[SLIPPING] >= self.config.confirm_s - 1e-9
+        slip = alone and cls == SLIPPING and t - s.held[SLIPPING] >= self.config.confirm_s - 1e-9
         if slip or any(t - s.held[c] >= hold - 1e-9 for c in found):
             s.level, s.fault, s.reason, s.since_ns = FAULT, cls, found[cls], t_ns
             return
