@@ -262,6 +262,8 @@ class Table:
               + (f" ({'; '.join(c['reasons'][:4])})" if c["reasons"] else "")
               + f"; frames with a sensor suspect: {np.mean(c['suspect']):.1%} (worst walk "
               f"{np.max(c['suspect']):.1%})")
+        if not self.rows:
+            return
         print(f"    {'fault class':22s} {'detected':>10s} {'strides to detection':>30s} {'other':>6s}  "
               "misclassified")
         for cls, r in self.rows.items():
