@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from gait_estimator.data.loaders import read_sto
-from gait_estimator.data.opensim_import import discover_trials, import_dataset
+from gait_estimator.data.opensim_batch import discover_trials, import_dataset
 from gait_estimator.data.opensim_kinematics import OSIM_TO_SENSOR
 from gait_estimator.sim.dataset import load_dataset
 

@@ -43,7 +43,8 @@ def add_output_options(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from gait_estimator.data.opensim_import import TrialSpec, discover_trials, import_dataset
+    from gait_estimator.data.opensim_batch import discover_trials, import_dataset
+    from gait_estimator.data.opensim_import import TrialSpec
     from gait_estimator.data.opensim_kinematics import load_sites
     from gait_estimator.errors import ConfigError
 

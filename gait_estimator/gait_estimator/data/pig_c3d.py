@@ -31,8 +31,9 @@ from pathlib import Path
 import numpy as np
 
 from gait_estimator import conventions
+from gait_estimator.data.opensim_batch import import_tolerant
 from gait_estimator.data.opensim_grf import intervals
-from gait_estimator.data.opensim_import import ImportedTrial, import_tolerant, stride_phase
+from gait_estimator.data.opensim_import import ImportedTrial, stride_phase
 from gait_estimator.errors import DatasetError
 
 __all__ = ["PIG_MOMENT_SIGN", "PigC3d", "discover_pig_trials", "import_pig_dataset", "read_pig_trial"]

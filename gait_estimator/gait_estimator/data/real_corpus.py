@@ -28,7 +28,8 @@ import numpy as np
 
 from gait_estimator import conventions
 from gait_estimator.data import opensim_lab, pig_c3d
-from gait_estimator.data.opensim_import import ImportedTrial, discover_trials, import_tolerant, import_trial
+from gait_estimator.data.opensim_batch import discover_trials, import_tolerant
+from gait_estimator.data.opensim_import import ImportedTrial, import_trial
 
 __all__ = ["CONVENTIONS", "build_corpus", "main"]
 

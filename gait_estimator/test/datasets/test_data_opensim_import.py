@@ -221,7 +221,7 @@ def test_cli_errors_are_one_line(tmp_path, capsys):
 
 
 def test_discover_trials_by_name(tmp_path):
-    from gait_estimator.data.opensim_import import discover_trials
+    from gait_estimator.data.opensim_batch import discover_trials
 
     for src, dst in (
         ("optimized_scale_and_markers.osim.gz", "Models/model.osim.gz"),
