@@ -292,3 +292,16 @@ def test_plot_sets_draws_one_figure_per_set(tmp_path):
     paths = plot_sets({"default": [a, b], "new": [a, b]}, tmp_path)
     assert [p.name for p in paths] == ["s1.png", "s2.png"]
     assert all(p.stat().st_size > 1000 for p in paths)
+
+
+def test_update_section_replaces_only_its_own_block(tmp_path):
+    from gait_estimator.train.real_report import BEGIN, END, update_section
+
+    path = tmp_path / "default_report.md"
+    path.write_text("# Default model\n\nsimulated figures\n")
+    update_section(path, "## Real walkers\nfirst")
+    update_section(path, "## Real walkers\nsecond")
+    text = path.read_text()
+    assert text.startswith("# Default model\n\nsimulated figures\n\n" + BEGIN)
+    assert "second" in text and "first" not in text
+    assert text.count(BEGIN) == 1 and text.count(END) == 1

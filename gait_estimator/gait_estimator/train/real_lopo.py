@@ -337,6 +337,25 @@ def _trained(
     return res.model_path, round(time.perf_counter() - t0, 1)
 
 
+def _sim_heldout(args: argparse.Namespace) -> list[Recording]:
+    """The recipe's held-out simulated subjects HS001-HS008 (plain simulator, seed + 1), as in
+    ``make model``: reported for every model, never a gate."""
+    from gait_estimator.train.default_model import HELDOUT_MINUTES, HELDOUT_SUBJECTS, ensure_dataset
+    from gait_estimator.train.experiment import load_recordings
+
+    d = ensure_dataset(Path(args.sim_heldout), HELDOUT_SUBJECTS, HELDOUT_MINUTES, args.seed + 1)
+    recs = [r for r in load_recordings(d, 100.0, ("acc", "gyro")) if r.subject_id != "S000"]
+    return select_channels(recs, conventions.IMU_LOCATIONS, SIGNALS, conventions.JOINTS)
+
+
+def _sim_score(model_path: Path, recs: Sequence[Recording]) -> dict[str, Any]:
+    from gait_estimator.runtime.model_file import load_model
+    from gait_estimator.train.evaluate import evaluate_runtime
+
+    ev = evaluate_runtime(load_model(model_path, threads=0), recs, keep_predictions=False)
+    return {j: {"rmse": m["rmse"], "r": m["pearson_r"]} for j, m in ev.metrics.items()}
+
+
 def _sim_pool(args: argparse.Namespace) -> list[Recording]:
     if args.sim_subjects <= 0:
         return []
@@ -354,11 +373,11 @@ def _score(model_path: Path, recs: Sequence[Recording]) -> list[Prediction]:
     return predict_all(load_model(model_path, threads=0), recs)
 
 
-def _dorschky(model_path: Path) -> dict[str, Any]:
+def _dorschky(model_path: Path, shared: str | None) -> dict[str, Any]:
     from gait_estimator.train.sim2real import run_sim2real
 
     try:
-        return run_sim2real(model_path)
+        return run_sim2real(model_path, root=Path(shared) / "data" if shared else None)
     except Exception as exc:  # ../shared missing: the report says so
         return {"error": f"{type(exc).__name__}: {exc}"}
 
@@ -367,6 +386,11 @@ def main(argv: list[str] | None = None) -> int:
     models = Path(__file__).resolve().parents[2] / "models"
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--corpus", default="build/real_data", help="the corpus of `make real-data`")
+    p.add_argument(
+        "--shared",
+        default=None,
+        help="the shared folder with data/real/dorschky2019_imu2d (default: ../shared)",
+    )
     p.add_argument("--init", default=str(models / "default.pt"), help="starting model (simulator-trained)")
     p.add_argument(
         "--reference",
@@ -385,12 +409,22 @@ def main(argv: list[str] | None = None) -> int:
     )
     p.add_argument("--sim-data", default="build/sim_dr_ft")
     p.add_argument("--seed", type=int, default=2026)
+    p.add_argument(
+        "--sim-heldout",
+        default="build/sim_default_heldout",
+        help="held-out simulated subjects of `make model` (scored, not a gate); 'none' skips them",
+    )
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--no-final", action="store_true", help="only the folds (no model on all people)")
     p.add_argument("--evaluate-only", action="store_true", help="score the reference files, train nothing")
     p.add_argument("--out", default=str(models))
     p.add_argument("--name", default="real_candidate")
     p.add_argument("--run-dir", default="runs/real_lopo")
+    p.add_argument(
+        "--default-report",
+        default=None,
+        help="also put the report into this markdown file (e.g. models/default_report.md) as its own section",
+    )
     p.add_argument(
         "--reuse-runs",
         action="store_true",
@@ -429,7 +463,7 @@ def main(argv: list[str] | None = None) -> int:
         report["models"][label] = {
             "file": Path(path).name,
             "lopo": group_metrics(preds, joints),
-            "dorschky": _dorschky(Path(path)),
+            "dorschky": _dorschky(Path(path), args.shared),
             "note": "never trained on this corpus (scored on every person)"
             if label == "default"
             else "a fixed file scored on every person",
@@ -454,7 +488,7 @@ def main(argv: list[str] | None = None) -> int:
         }
         if not args.no_final:
             path, entry["final_seconds"] = _trained(args, run / "final", trials, sim, {"fold": "all"})
-            entry["dorschky"] = _dorschky(path)
+            entry["dorschky"] = _dorschky(path, args.shared)
             entry["gate"] = gate(entry, report["models"]["default"], joints) if "default" in refs else None
             entry["file"] = str(path)
             if entry["gate"] and entry["gate"]["passed"]:
@@ -463,6 +497,12 @@ def main(argv: list[str] | None = None) -> int:
                 entry["file"] = str(dst)
         report["models"]["new"] = entry
         all_preds["new"] = fold_preds
+    if args.sim_heldout != "none":
+        held = _sim_heldout(args)
+        for label, entry in report["models"].items():
+            path = refs.get(label) or entry.get("file")
+            if path:
+                entry["sim_heldout"] = _sim_score(Path(path), held)
     report["total_seconds"] = round(time.perf_counter() - t_all, 1)
     out = Path(args.out)
     (out / f"{args.name}_report.json").write_text(json.dumps(report, indent=1, default=float))
@@ -470,6 +510,11 @@ def main(argv: list[str] | None = None) -> int:
 
     report["plots"] = [str(x) for x in plot_sets(all_preds, out / f"{args.name}_plots")]
     write_real_report(report, out / f"{args.name}_report.md")
+    if args.default_report:
+        from gait_estimator.train.real_report import update_section
+
+        text = (out / f"{args.name}_report.md").read_text()  # headings one level down in there
+        update_section(args.default_report, "#" + text.replace("\n## ", "\n### "))
     print((out / f"{args.name}_report.md").read_text())
     return 0
 

@@ -8,6 +8,7 @@ from typing import Any
 from gait_estimator import conventions
 
 JOINTS = conventions.JOINTS
+BEGIN, END = "<!-- real-lopo:begin (train/real_lopo.py) -->", "<!-- real-lopo:end -->"
 TARGET_RMSE, TARGET_R = 0.15, 0.85
 
 
@@ -125,13 +126,32 @@ def write_real_report(report: dict[str, Any], path: str | Path) -> Path:
         *_dorschky_table(models),
         "",
     ]
+    sim_rows = [(label, e["sim_heldout"]) for label, e in models.items() if e.get("sim_heldout")]
+    if sim_rows:
+        lines += [
+            "## Simulated held-out subjects (8 unseen plain-simulator subjects of `make model`; not a gate)",
+            "",
+            "| model | " + " | ".join(JOINTS) + " |",
+            "|---" * (len(JOINTS) + 1) + "|",
+        ]
+        lines += [
+            f"| {label} | " + " | ".join(f"{m[j]['rmse']:.3f} / {m[j]['r']:.2f}" for j in JOINTS) + " |"
+            for label, m in sim_rows
+        ]
+        lines.append("")
     new = models.get("new")
     if new:
         lines += ["## New model: time, gate, targets", ""]
         lines.append(
             f"Fold fine-tunes {new['fold_seconds']} s"
             + (f", final model {new['final_seconds']:.0f} s" if "final_seconds" in new else "")
-            + f"; whole run {report['total_seconds']:.0f} s (settings: {report['settings']})."
+            + (
+                f"; this report was scored from the existing fold models ({report['total_seconds']:.0f} s), "
+                "their training seconds read from the model files"
+                if report["settings"].get("reuse_runs")
+                else f"; whole run {report['total_seconds']:.0f} s"
+            )
+            + f" (settings: {report['settings']})."
         )
         g = new.get("gate")
         if g is not None:
@@ -196,3 +216,18 @@ def plot_sets(preds: dict[str, list[Any]], out_dir: str | Path) -> list[Path]:
         fig.savefig(paths[-1], dpi=70)
         plt.close(fig)
     return paths
+
+
+def update_section(path: str | Path, text: str) -> Path:
+    """Put ``text`` between the real-LOPO markers of ``path`` (appended with them when absent), so
+    a rerun replaces its own section and leaves the rest of the file as it was."""
+    p = Path(path)
+    body = p.read_text() if p.is_file() else ""
+    block = f"{BEGIN}\n{text.rstrip()}\n{END}\n"
+    if BEGIN in body and END in body:
+        head, rest = body.split(BEGIN, 1)
+        body = head + block + rest.split(END, 1)[1].lstrip("\n")
+    else:
+        body = body.rstrip("\n") + ("\n\n" if body else "") + block
+    p.write_text(body)
+    return p
