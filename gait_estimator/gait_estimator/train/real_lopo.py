@@ -382,6 +382,16 @@ def _dorschky(model_path: Path, shared: str | None) -> dict[str, Any]:
         return {"error": f"{type(exc).__name__}: {exc}"}
 
 
+def _portable(value: Any) -> Any:
+    """A path inside the working directory as a relative one (reports hold no machine paths)."""
+    if isinstance(value, str) and Path(value).is_absolute():
+        try:
+            return str(Path(value).relative_to(Path.cwd()))
+        except ValueError:
+            return value
+    return value
+
+
 def main(argv: list[str] | None = None) -> int:
     models = Path(__file__).resolve().parents[2] / "models"
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -453,7 +463,7 @@ def main(argv: list[str] | None = None) -> int:
         "trials": len(recs),
         "folds": folds,
         "models": {},
-        "settings": {k: v for k, v in vars(args).items() if k not in ("reference",)}
+        "settings": {k: _portable(v) for k, v in vars(args).items() if k not in ("reference",)}
         | {"ft_config": FT_CONFIG},
     }
     all_preds: dict[str, list[Prediction]] = {}
@@ -490,11 +500,11 @@ def main(argv: list[str] | None = None) -> int:
             path, entry["final_seconds"] = _trained(args, run / "final", trials, sim, {"fold": "all"})
             entry["dorschky"] = _dorschky(path, args.shared)
             entry["gate"] = gate(entry, report["models"]["default"], joints) if "default" in refs else None
-            entry["file"] = str(path)
+            entry["file"] = _portable(str(path))
             if entry["gate"] and entry["gate"]["passed"]:
                 dst = Path(args.out) / f"{args.name}.pt"
                 shutil.copyfile(path, dst)
-                entry["file"] = str(dst)
+                entry["file"] = _portable(str(dst))
         report["models"]["new"] = entry
         all_preds["new"] = fold_preds
     if args.sim_heldout != "none":
