@@ -33,7 +33,7 @@ real-data: setup  ## real-walker corpus from ../shared (schreiber2019, biomechzo
 	nice -n 10 $(PY) -m gait_estimator.data.real_corpus --shared ../shared --out build/real_data
 
 real-model: setup  ## leave-persons-out over build/real_data (make real-data first): 4 person folds + the final fine-tune, report, real_candidate.pt if it passes the gate
-	nice -n 15 $(PY) -m gait_estimator.train.real_lopo --corpus build/real_data --shared ../shared
+	nice -n 15 $(PY) -m gait_estimator.train.real_lopo --corpus build/real_data --shared ../shared --default-report gait_estimator/models/default_report.md
 
 clean:
 	rm -rf build $(VENV)

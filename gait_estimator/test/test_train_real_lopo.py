@@ -305,3 +305,22 @@ def test_update_section_replaces_only_its_own_block(tmp_path):
     assert text.startswith("# Default model\n\nsimulated figures\n\n" + BEGIN)
     assert "second" in text and "first" not in text
     assert text.count(BEGIN) == 1 and text.count(END) == 1
+
+
+def test_real_candidate_file_is_a_drop_in_for_the_default():
+    from pathlib import Path
+
+    from gait_estimator.runtime.model_file import load_model
+
+    models = Path(__file__).resolve().parents[1] / "models"
+    default = load_model(models / "default.pt", threads=1)
+    cand = load_model(models / "real_candidate.pt", threads=1)
+    a, b = default.metadata, cand.metadata
+    for key in ("input_channels", "window", "stride", "sample_rate_hz", "output_joints", "output_unit"):
+        assert getattr(a, key) == getattr(b, key), key
+    np.testing.assert_array_equal(a.input_mean, b.input_mean)
+    np.testing.assert_array_equal(a.input_std, b.input_std)
+    x = np.random.default_rng(0).normal(size=(4, a.window, len(a.input_channels))).astype(np.float32)
+    ya, yb = default.predict_batch(x), cand.predict_batch(x)
+    assert yb.shape == ya.shape == (4, 6) and np.isfinite(yb).all()
+    assert not np.allclose(ya, yb, atol=1e-3)  # the fine-tune changed the weights
