@@ -47,11 +47,11 @@ def _busy(n: int, seconds: float) -> list[subprocess.Popen]:
     return [subprocess.Popen([sys.executable, "-c", code], start_new_session=True) for _ in range(n)]
 
 
-def _kill(procs) -> None:
+def _kill(procs, sig: int = signal.SIGINT) -> None:
     for p in procs:
         if p.poll() is None:
             try:
-                os.killpg(p.pid, signal.SIGINT)
+                os.killpg(p.pid, sig)
             except ProcessLookupError:
                 pass
     deadline = time.monotonic() + 10
@@ -119,7 +119,8 @@ def one_run(mode: str, args, log_dir: Path) -> dict:
         while time.monotonic() - t_load < args.load_s:
             time.sleep(1.0)
             load1.append(os.getloadavg()[0])
-        _kill(busy + others)
+        _kill(busy, signal.SIGKILL)
+        _kill(others)
         t_end = time.monotonic()
         time.sleep(args.after_s)
         rec = list(cmds.rec)

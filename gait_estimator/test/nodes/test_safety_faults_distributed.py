@@ -47,6 +47,7 @@ class EstimateFeeder:
 
         self.pub = listener.publisher(JointTorque, topics.TOPIC_ESTIMATE, topics.sensor_qos())
         self.joints, self.stamp_shift_ns, self.confidence, self.stopped = JOINTS, 0, 1.0, False
+        self.fault = 0  # non-zero: publish invalid estimates with this JointTorque.fault
         self._stop = threading.Event()
         self.thread = threading.Thread(target=self._run, daemon=True)
         self.thread.start()
@@ -66,7 +67,9 @@ class EstimateFeeder:
                         JointTorque.SOURCE_ESTIMATE,
                         self.joints,
                         torque,
+                        valid=not self.fault,
                         confidence=self.confidence,
+                        fault=self.fault,
                     )
                 )
             k += 1
@@ -160,3 +163,38 @@ def test_distributed_low_confidence_ramps_to_zero_and_says_why(distributed):
     )
     feeder.confidence = 1.0
     listener.wait_for(lambda: _recent_valid(listener, 10), 30, "assistance back")
+
+
+def test_distributed_transient_input_recovers_and_a_true_fault_latches(distributed):
+    """The estimate's ``fault`` decides the command node's policy (core.faults): 300 ms of
+    FAULT_INPUT_STALE estimates ramp the command to zero and it comes back on its own (no reset);
+    a burst of FAULT_INPUT_IMPLAUSIBLE latches it at zero until exo/reset, whatever follows."""
+    from gait_estimator_msgs.msg import JointTorque
+    from std_msgs.msg import Empty
+
+    from gait_estimator.nodes import topics
+
+    procs, listener, feeder = distributed
+    listener.wait_for(lambda: _recent_valid(listener, 20), 30, "valid commands")
+    t0 = time.time_ns()
+    feeder.fault = JointTorque.FAULT_INPUT_STALE
+    time.sleep(0.3)
+    feeder.fault = 0
+    listener.wait_for(lambda: any(t > t0 and not m.valid for t, m in _cmds(listener)), 5, "a zero command")
+    listener.wait_for(lambda: _recent_valid(listener, 20), 10, "the command back without exo/reset")
+    check_wire(_cmds(listener))
+    log = procs.log(NODE)
+    assert "transient: a sensor stream late or missing" in log and "recovered from" in log, log[-1500:]
+
+    t1 = time.time_ns()
+    feeder.fault = JointTorque.FAULT_INPUT_IMPLAUSIBLE
+    time.sleep(0.05)
+    feeder.fault = 0
+    time.sleep(1.0)  # valid estimates again for 1 s: the command must stay latched at zero
+    cmds = _cmds(listener)
+    check_wire(cmds)
+    t_zero = _first_zero_after(cmds, t1)
+    assert t_zero <= WATCHDOG + ZERO_SLACK_S, t_zero  # zero from then on, through the valid estimates
+    assert "latched: implausible sensor values" in procs.log(NODE)
+    listener.publisher(Empty, topics.TOPIC_RESET, topics.command_qos()).publish(Empty())
+    listener.wait_for(lambda: _recent_valid(listener, 20), 10, "valid commands after exo/reset")
