@@ -9,6 +9,26 @@ import sys
 from gait_estimator.errors import ConfigError, GaitEstimatorError
 
 
+def exit_with_parent(sig: int) -> bool:
+    """Ask the kernel for ``sig`` when the process that started this one dies (Linux
+    ``PR_SET_PDEATHSIG``): a node never outlives its launcher (``ros2 launch`` stopped early,
+    ``gait-estimator run`` killed) as an orphan that keeps publishing. False where the system
+    offers no such call (the node then runs as before)."""
+    import ctypes
+    import os
+
+    parent = os.getppid()
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        if libc.prctl(1, int(sig), 0, 0, 0) != 0:  # 1 = PR_SET_PDEATHSIG
+            return False
+    except (OSError, AttributeError):
+        return False
+    if os.getppid() != parent:  # the parent died before the request took effect
+        os.kill(os.getpid(), sig)
+    return True
+
+
 def run_node(factory, args: list[str] | None = None, executor_factory=None) -> int:
     """``main`` of every executable: init, build, spin, shut down; ConfigError -> exit 2.
 
@@ -34,6 +54,7 @@ def run_node(factory, args: list[str] | None = None, executor_factory=None) -> i
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
+    exit_with_parent(signal.SIGTERM)  # handled like Ctrl-C: the last zero, then exit
     rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
     node = None
     code = 0

@@ -84,3 +84,60 @@ def test_sim_time_without_clock_does_not_block_shutdown(group, listener):
         listener.call(ListParameters, f"/{name}/list_parameters", ListParameters.Request(), 30.0)
     group.interrupt(times=2, gap_s=0.08)
     _assert_clean_exit(group, 20)  # without the steady wake timer: never (SIGKILL needed)
+
+
+def _children(pid: int) -> list[int]:
+    out = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:  # ppid
+            out.append(int(stat.parent.name))
+    return out
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+def test_nodes_do_not_outlive_a_killed_launcher(tmp_path):
+    """``gait-estimator run`` killed with SIGKILL (no chance to stop its children): every node it
+    started exits on its own within 5 s (``runner.exit_with_parent``), none stays an orphan."""
+    import os
+    import signal
+    import subprocess
+
+    fused = CONFIG.parent / "fused.yaml"
+    run = subprocess.Popen(
+        [str(BIN / "gait-estimator"), "run", "--config", str(fused), "--duration", "120",
+         "--log-dir", str(tmp_path / "logs")],
+        stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT, start_new_session=True,
+    )
+    nodes: list[int] = []
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and len(nodes) < 2:  # gait_pipeline + lifecycle_manager
+            time.sleep(0.5)
+            nodes = _children(run.pid)
+        assert len(nodes) == 2, f"the launcher started {nodes}"
+        time.sleep(3.0)  # the nodes are up and spinning
+        os.kill(run.pid, signal.SIGKILL)
+        run.wait(timeout=10)
+        t0 = time.monotonic()
+        while time.monotonic() - t0 < 5.0 and any(_alive(p) for p in nodes):
+            time.sleep(0.1)
+        left = [p for p in nodes if _alive(p)]
+        took = time.monotonic() - t0
+        assert not left, f"orphans still running {took:.1f} s after the launcher died: {left}"
+    finally:
+        for p in nodes + [run.pid]:
+            try:
+                os.kill(p, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
